@@ -1,0 +1,135 @@
+"""General math problems, R-Zero's setting: answers are compared by math-verify, not by string.
+
+There is no oracle and (without network access to MATH or GSM8K) no held-out set here, so this
+domain relies entirely on the solver's majority vote. Answers are grouped by mathematical
+equivalence (`\\frac{1}{2}` ~ `0.5`, `x+1` ~ `1+x`), checked by math-verify in a killable worker
+process (see `coevolve.domains.mathverify`) after two cheap local checks.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Sequence
+
+from coevolve.domains import register_domain
+from coevolve.domains.answers import (
+    answer_phrase,
+    canonical_number,
+    clean_answer,
+    last_boxed,
+    last_number,
+    question_block,
+)
+from coevolve.domains.base import Domain
+from coevolve.domains.mathverify import TimedVerifier
+from coevolve.records import Question
+
+DEFAULT_CATEGORIES = (
+    "algebra",
+    "arithmetic",
+    "geometry",
+    "number_theory",
+    "counting_probability",
+    "precalculus",
+)
+# How the challenger is told about a category; other category names are shown as words.
+DESCRIPTIONS = {
+    "algebra": "algebra (equations, inequalities, polynomials, functions)",
+    "arithmetic": "arithmetic (fractions, percentages, ratios, word problems)",
+    "geometry": "geometry (lengths, angles, areas, volumes)",
+    "number_theory": "number theory (divisibility, primes, remainders, digits)",
+    "counting_probability": "counting and probability (combinations, permutations, chances)",
+    "precalculus": "precalculus (trigonometry, complex numbers, vectors, sequences)",
+}
+
+
+@register_domain("math")
+class MathDomain(Domain):
+    """Free-form math problems with math-verify equivalence.
+
+    Options (a recipe's `domain.options`):
+        categories: the category names (default: DEFAULT_CATEGORIES).
+        timeout_s: time limit of one math-verify check; a timeout is a non-match.
+        cache_size: number of answer pairs whose equivalence is remembered.
+        max_question_chars: a longer <question> block is rejected.
+    """
+
+    def __init__(self, categories: Sequence[str] = DEFAULT_CATEGORIES, timeout_s: float = 5.0,
+                 cache_size: int = 100_000, max_question_chars: int = 2000) -> None:
+        if not categories or len(set(categories)) != len(categories):
+            raise ValueError(f"math categories must be non-empty and distinct, got {categories}")
+        self._categories = tuple(categories)
+        self.timeout_s = timeout_s
+        self.max_question_chars = max_question_chars
+        self._verifier: TimedVerifier | None = None  # started on the first non-trivial check
+        self._verified = functools.lru_cache(maxsize=cache_size)(self._verify)
+
+    def categories(self) -> tuple[str, ...]:
+        return self._categories
+
+    def challenger_prompt(self, category: str, seeds: Sequence[Question] = ()) -> str:
+        self.check_category(category)
+        topic = DESCRIPTIONS.get(category, category.replace("_", " "))
+        lines = [
+            f"Write ONE new, challenging but solvable math problem in {topic}.",
+            "It must have a single final answer that is a number or a short expression: "
+            "no proofs, no multiple parts.",
+        ]
+        if seeds:
+            lines.append("Examples:")
+            lines.extend(f"<question>{seed.text}</question>" for seed in seeds)
+        lines.append("Reply with the problem only, inside <question></question> tags, "
+                     "without its solution.")
+        return "\n".join(lines)
+
+    def parse_question(self, completion: str, category: str) -> str | None:
+        """The first non-empty <question> block (unclosed: to the end), if short enough."""
+        self.check_category(category)
+        block = question_block(completion)
+        if block is None or len(block) > self.max_question_chars:
+            return None
+        return block
+
+    def extract_answer(self, completion: str) -> str | None:
+        """The answer from the first source that has one: the last box, then the last
+        "answer is …", then the last number. Plain numbers come out canonical ("1,234" -> "1234").
+        """
+        for source in (last_boxed, answer_phrase, last_number):
+            found = source(completion)
+            answer = clean_answer(found) if found is not None else ""
+            if answer:
+                return canonical_number(answer) or answer
+        return None
+
+    def equivalent(self, a: str, b: str) -> bool:
+        """Mathematical equivalence; symmetric, and cached per pair.
+
+        Identical answers (ignoring whitespace) match and two plain numbers are compared exactly,
+        both without math-verify; anything else goes to math-verify under `timeout_s`.
+        """
+        a, b = clean_answer(a), clean_answer(b)
+        if not a or not b:
+            return False
+        if _without_spaces(a) == _without_spaces(b):
+            return True
+        a_number, b_number = canonical_number(a), canonical_number(b)
+        if a_number is not None and b_number is not None:
+            return a_number == b_number
+        first, second = sorted((a, b))  # one order for both calls makes the answer symmetric
+        return self._verified(first, second)
+
+    def close(self) -> None:
+        """Stop the math-verify worker (a later check starts a new one)."""
+        if self._verifier is not None:
+            self._verifier.close()
+
+    def _verify(self, a: str, b: str) -> bool:
+        if self._verifier is None:
+            self._verifier = TimedVerifier(self.timeout_s)
+        return self._verifier.equivalent(a, b)
+
+
+def _without_spaces(answer: str) -> str:
+    # Only for the identity check; math-verify gets the spaces (\sin x is not \sinx).
+    return re.sub(r"\s+", "", answer)
