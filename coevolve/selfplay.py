@@ -1,0 +1,144 @@
+"""The co-evolution steps that sit between the trainers, as pure functions.
+
+Given a domain and a way to sample the frozen solver (`SampleFn`), these functions turn
+challenger completions into rewarded questions, and generated questions into the solver's
+pseudo-labelled training set. Sampling is injected, so everything here is tested with a fake
+solver in milliseconds, and the backend supplies batched HF generation or vLLM.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from coevolve.domains.base import Domain
+from coevolve.filters import TextFilter, in_band
+from coevolve.records import AnswerGroup, Question, Reward, Vote
+from coevolve.rewards import challenger_rewards
+from coevolve.vote import agrees, majority_vote
+
+# (user messages, samples per message) -> completions, one list of `n` per message
+SampleFn = Callable[[Sequence[str], int], list[list[str]]]
+
+
+def answer_groups(
+    domain: Domain, questions: Sequence[Question], sample: SampleFn, n: int
+) -> list[AnswerGroup]:
+    """The solver's `n` completions for each question, with the answers extracted."""
+    completions = sample([domain.solver_prompt(q) for q in questions], n) if questions else []
+    return [
+        AnswerGroup(q.id, tuple(texts), tuple(domain.extract_answer(t) for t in texts))
+        for q, texts in zip(questions, completions)
+    ]
+
+
+def votes(domain: Domain, groups: Sequence[AnswerGroup]) -> list[Vote]:
+    """Majority vote of each group under the domain's equivalence."""
+    return [majority_vote(g.answers, domain.equivalent) for g in groups]
+
+
+@dataclass(frozen=True)
+class ChallengerItem:
+    """One challenger completion with what it was scored on."""
+
+    completion: str
+    category: str
+    question: Question | None  # None when the format check failed
+    vote: Vote | None
+    reward: Reward
+
+
+def parse_questions(
+    domain: Domain, completions: Sequence[str], categories: Sequence[str], id_prefix: str
+) -> list[Question | None]:
+    """Cut each completion's question out, None where the format check fails."""
+    if len(completions) != len(categories):
+        raise ValueError(f"{len(completions)} completions but {len(categories)} categories")
+    parsed = []
+    for index, (completion, category) in enumerate(zip(completions, categories)):
+        text = domain.parse_question(completion, category)
+        parsed.append(None if text is None else Question(f"{id_prefix}{index}", category, text))
+    return parsed
+
+
+def score_challenger(
+    domain: Domain,
+    completions: Sequence[str],
+    categories: Sequence[str],
+    sample: SampleFn,
+    samples: int,
+    repetition_threshold: float = 0.5,
+    invalid_reward: float = -1.0,
+    id_prefix: str = "q",
+) -> list[ChallengerItem]:
+    """R-Zero's challenger reward for a batch: uncertainty − repetition, format-gated."""
+    parsed = parse_questions(domain, completions, categories, id_prefix)
+    valid = [q for q in parsed if q is not None]
+    vote_of = dict(zip((q.id for q in valid), votes(domain, answer_groups(domain, valid, sample, samples))))
+    agreements = [None if q is None else vote_of[q.id].agreement for q in parsed]
+    texts = [None if q is None else q.text for q in parsed]
+    rewards = challenger_rewards(texts, agreements, repetition_threshold, invalid_reward)
+    return [
+        ChallengerItem(c, cat, q, None if q is None else vote_of[q.id], r)
+        for c, cat, q, r in zip(completions, categories, parsed, rewards)
+    ]
+
+
+@dataclass(frozen=True)
+class SolverDataset:
+    """The outcome of one dataset-building pass."""
+
+    kept: list[Question]  # pseudo-labelled questions in the band, label_source "majority_vote"
+    generated: int  # challenger completions
+    format_valid: int  # completions with a parsable question
+    rejected: dict[str, int] = field(default_factory=dict)  # reason -> count, before voting
+    agreements: list[float] = field(default_factory=list)  # of every voted question
+    label_correct: list[bool] = field(default_factory=list)  # kept questions with an oracle
+    label_correct_all: list[bool] = field(default_factory=list)  # every voted question with one
+
+    @property
+    def pseudo_label_accuracy(self) -> float | None:
+        """Share of kept pseudo-labels equal to the oracle's answer (None: no oracle)."""
+        return _mean_or_none(self.label_correct)
+
+    @property
+    def pseudo_label_accuracy_all(self) -> float | None:
+        return _mean_or_none(self.label_correct_all)
+
+
+def _mean_or_none(flags: Sequence[bool]) -> float | None:
+    return sum(flags) / len(flags) if flags else None
+
+
+def build_solver_dataset(
+    domain: Domain,
+    parsed: Sequence[Question | None],
+    sample: SampleFn,
+    samples: int,
+    band: tuple[float, float],
+    text_filter: TextFilter,
+    seeds: Sequence[str] = (),
+) -> SolverDataset:
+    """Filter the challenger's questions, vote on them, keep the band, label by majority."""
+    valid = [q for q in parsed if q is not None]
+    accepted_idx, rejections = text_filter.apply([q.text for q in valid], seeds)
+    accepted = [valid[i] for i in accepted_idx]
+    rejected = Counter(r.reason for r in rejections)
+    rejected["format_invalid"] = len(parsed) - len(valid)
+    kept, agreements, correct, correct_all = [], [], [], []
+    for question, vote in zip(accepted, votes(domain, answer_groups(domain, accepted, sample, samples))):
+        agreements.append(vote.agreement)
+        truth = domain.oracle(question)
+        right = None if truth is None else agrees(vote.answer, truth, domain.equivalent)
+        if right is not None:
+            correct_all.append(right)
+        if vote.answer is None or not in_band(vote.agreement, *band):
+            rejected["outside_band" if vote.answer is not None else "no_answer"] += 1
+            continue
+        kept.append(Question(question.id, question.category, question.text, vote.answer, "majority_vote"))
+        if right is not None:
+            correct.append(right)
+    return SolverDataset(
+        kept, len(parsed), len(valid), dict(rejected), agreements, correct, correct_all
+    )

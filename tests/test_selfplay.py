@@ -1,0 +1,80 @@
+"""Challenger scoring and dataset building against a scripted fake solver."""
+
+import pytest
+
+from coevolve.domains import build_domain
+from coevolve.filters import TextFilter
+from coevolve.selfplay import build_solver_dataset, parse_questions, score_challenger
+
+ARITH = build_domain("arithmetic")
+
+
+def scripted_solver(script):
+    """A SampleFn answering each question (found in the prompt) from `script[question]`."""
+
+    def sample(messages, n):
+        out = []
+        for message in messages:
+            answers = next(v for k, v in script.items() if k in message)
+            assert len(answers) == n
+            out.append([f"The answer is {a}." if a is not None else "no idea" for a in answers])
+        return out
+
+    return sample
+
+
+def test_score_challenger_rewards_split_votes_and_gates_format():
+    completions = [
+        "<question>What is 2 + 3?</question>",  # solver splits 2/4: uncertainty 1
+        "<question>What is 4 * 5 * 6 * 7 * 8?</question>",  # too many terms for mul_small
+        "<question>What is 9 - 4?</question>",  # solver unanimous: uncertainty 0
+    ]
+    categories = ["add_sub_small", "mul_small", "add_sub_small"]
+    solver = scripted_solver({"2 + 3": ["5", "5", "6", "7"], "9 - 4": ["5", "5", "5", "5"]})
+    items = score_challenger(ARITH, completions, categories, solver, samples=4)
+    assert [i.question is not None for i in items] == [True, False, True]
+    assert items[0].vote.agreement == 0.5 and items[2].vote.agreement == 1.0
+    # two distinct valid questions: penalty 1/2 each
+    assert items[0].reward.total == pytest.approx(0.5)
+    assert items[1].reward.total == -1.0
+    assert items[2].reward.total == 0.0
+
+
+def test_parse_questions_rejects_length_mismatch():
+    with pytest.raises(ValueError, match="categories"):
+        parse_questions(ARITH, ["a"], [], "q")
+
+
+def test_build_solver_dataset_filters_votes_and_labels():
+    questions = parse_questions(
+        ARITH,
+        [
+            "<question>What is 12 + 30?</question>",  # 3/5 agree on the right answer: kept
+            "<question>What is 7 + 8?</question>",  # 4/5 agree on a wrong answer: kept, label wrong
+            "<question>What is 6 + 1?</question>",  # unanimous: outside the band
+            "nonsense",  # format invalid
+            "<question>What is 7 + 8?</question>",  # exact copy of an accepted question
+        ],
+        ["add_sub_small"] * 5,
+        "it0/",
+    )
+    solver = scripted_solver(
+        {
+            "12 + 30": ["42", "42", "42", "41", None],
+            "7 + 8": ["16", "16", "16", "16", "15"],
+            "6 + 1": ["7"] * 5,
+        }
+    )
+    result = build_solver_dataset(
+        ARITH, questions, solver, samples=5, band=(0.3, 0.8), text_filter=TextFilter()
+    )
+    assert [(q.text, q.answer) for q in result.kept] == [
+        ("What is 12 + 30?", "42"),
+        ("What is 7 + 8?", "16"),
+    ]
+    assert all(q.label_source == "majority_vote" for q in result.kept)
+    assert result.generated == 5 and result.format_valid == 4
+    assert result.rejected == {"format_invalid": 1, "similar_to_accepted": 1, "outside_band": 1}
+    assert result.agreements == pytest.approx([0.6, 0.8, 1.0])
+    assert result.pseudo_label_accuracy == pytest.approx(0.5)  # kept: one right, one wrong
+    assert result.pseudo_label_accuracy_all == pytest.approx(2 / 3)

