@@ -1,0 +1,87 @@
+"""What a run has finished, saved atomically so that a killed run resumes where it stopped.
+
+A run is a fixed sequence of phases (the plan): the base model's evaluation, then for each
+iteration the challenger's training, the dataset, the solver's training and the evaluation.
+After each phase the driver records it as done together with everything the next phase needs
+(latest weights of each role, bandit states, RNG state, the global step); the state file is
+replaced in one `os.replace`, so it is always either the old or the new state, never half.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+PHASES = ("challenger", "dataset", "solver", "eval")
+BASE_EVAL = "eval_base"
+STATE_FILE = "state.json"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One unit of work that is either done or not: `iteration` 0 is the base evaluation."""
+
+    iteration: int
+    name: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.iteration}/{self.name}"
+
+
+def plan(iterations: int) -> list[Phase]:
+    """Every phase of a run of `iterations` iterations, in order."""
+    return [Phase(0, BASE_EVAL)] + [
+        Phase(i, name) for i in range(1, iterations + 1) for name in PHASES
+    ]
+
+
+@dataclass
+class RunState:
+    """The resumable state of a run (mutable: the driver updates it after each phase)."""
+
+    challenger_path: str  # latest weights of each role (a HF model directory)
+    solver_path: str
+    completed: list[str] = field(default_factory=list)  # Phase.key of finished phases
+    global_step: int = 0  # the TensorBoard step axis, continuous across phases
+    bandits: dict[str, Any] = field(default_factory=dict)  # role -> Bandit.state_dict()
+    rng: dict[str, Any] = field(default_factory=dict)  # numpy bit generator state
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # Phase.key -> wall time
+    datasets: dict[str, str] = field(default_factory=dict)  # iteration -> solver dataset file
+
+    def is_done(self, phase: Phase) -> bool:
+        return phase.key in self.completed
+
+    def pending(self, phases: list[Phase]) -> list[Phase]:
+        return [p for p in phases if not self.is_done(p)]
+
+
+def save_state(state: RunState, run_dir: Path) -> None:
+    """Write `state.json` atomically (temporary file, fsync, rename)."""
+    write_atomically(Path(run_dir) / STATE_FILE, json.dumps(asdict(state), indent=2, sort_keys=True))
+
+
+def load_state(run_dir: Path) -> RunState | None:
+    """The saved state of the run in `run_dir`, or None if it has not finished a phase."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text())
+        return RunState(**raw)
+    except (json.JSONDecodeError, TypeError) as err:
+        raise ValueError(f"{path}: not a coevolve run state ({err}); move it away to start over") from err
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` so that readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
