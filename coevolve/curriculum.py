@@ -52,11 +52,19 @@ class Bandit:
         probs = weights / weights.sum()
         return dict(zip(self.arms, probs.tolist()))
 
-    def sample(self, k: int) -> list[str]:
-        """Draw the arms of k items independently from the Boltzmann distribution."""
+    def sample(self, k: int, allowed: Sequence[str] | None = None) -> list[str]:
+        """Draw the arms of k items independently from the Boltzmann distribution.
+
+        `allowed` restricts the draw to some arms (e.g. the categories that have questions in
+        the solver's dataset), renormalising their probabilities.
+        """
+        arms = self.arms if allowed is None else tuple(a for a in self.arms if a in set(allowed))
+        if not arms:
+            raise ValueError(f"no arm allowed among {list(self.arms)} (allowed: {allowed})")
         probs = self.probabilities()
-        picks = self._rng.choice(len(self.arms), size=k, p=[probs[a] for a in self.arms])
-        return [self.arms[i] for i in picks]
+        weights = np.array([probs[a] for a in arms])
+        picks = self._rng.choice(len(arms), size=k, p=weights / weights.sum())
+        return [arms[i] for i in picks]
 
     def update(self, rewards: Mapping[str, float]) -> None:
         """TD(0) update of the arms in `rewards`; other arms keep their Q (module docstring)."""

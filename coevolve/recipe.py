@@ -31,7 +31,7 @@ from omegaconf.errors import (
     ValidationError,
 )
 
-from coevolve.domains import DOMAINS, build_domain
+from coevolve.domains import DOMAINS, domain_class
 from coevolve.schema import Recipe
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
@@ -442,18 +442,19 @@ def _check_domain(recipe: Recipe, sources: _Sources) -> None:
     """The domain exists, accepts its options, and has the categories the recipe names."""
     name, options = recipe.domain.name, recipe.domain.options
     try:
-        domain = build_domain(name, options)
-    except KeyError:
-        if name in DOMAINS:
-            raise  # raised by the domain itself: a bug, not a recipe error
+        cls = domain_class(name)
+    except KeyError as error:
+        detail = f"({error.args[0]})" if ":" in name else "unknown domain"
         raise RecipeError(
-            f"{sources.of('domain.name')}: domain.name = {name!r}: unknown domain; "
-            f"allowed: {', '.join(DOMAINS.names())}"
+            f"{sources.of('domain.name')}: domain.name = {name!r}: {detail}; "
+            f"allowed: {', '.join(DOMAINS.names())}, or package.module:Class of a Domain subclass"
         ) from None
+    try:
+        domain = cls(**dict(options or {}))
     except (TypeError, ValueError) as error:
         raise RecipeError(
             f"{sources.of('domain.options')}: domain.options = {options!r}: rejected by "
-            f"the {name} domain ({error}); allowed: {_options_of(DOMAINS.get(name))}"
+            f"the {name} domain ({error}); allowed: {_options_of(cls)}"
         ) from error
     valid = domain.categories()
     for index, category in enumerate(recipe.domain.categories):

@@ -51,6 +51,7 @@ class RunState:
     rng: dict[str, Any] = field(default_factory=dict)  # numpy bit generator state
     phase_seconds: dict[str, float] = field(default_factory=dict)  # Phase.key -> wall time
     datasets: dict[str, str] = field(default_factory=dict)  # iteration -> solver dataset file
+    verl_checkpoints: dict[str, str] = field(default_factory=dict)  # role -> verl checkpoint dir
 
     def is_done(self, phase: Phase) -> bool:
         return phase.key in self.completed

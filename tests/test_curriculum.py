@@ -90,3 +90,20 @@ def test_load_rejects_other_arms():
 )
 def test_arm_rewards(categories, advantages, expected):
     assert arm_rewards(categories, advantages) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "allowed, expected",
+    [
+        (["b"], {"b"}),  # only one arm allowed: every draw is that arm
+        (["a", "c"], {"a", "c"}),  # restricted to two of three arms
+    ],
+)
+def test_sample_restricted_to_allowed_arms(allowed, expected):
+    bandit = Bandit(["a", "b", "c"], seed=1)
+    assert set(bandit.sample(50, allowed=allowed)) == expected
+
+
+def test_sample_with_no_allowed_arm_fails():
+    with pytest.raises(ValueError, match="no arm allowed"):
+        Bandit(["a"]).sample(1, allowed=["z"])

@@ -6,6 +6,7 @@ with the recipe's `domain.options`.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Mapping
 
 from coevolve.domains.base import Domain
@@ -26,9 +27,27 @@ def register_domain(name: str):
 
 
 def build_domain(name: str, options: Mapping[str, Any] | None = None) -> Domain:
-    """Instantiate the domain registered as `name` with keyword `options`."""
-    _import_builtin_domains()
-    return DOMAINS.get(name)(**dict(options or {}))
+    """Instantiate the domain `name` with keyword `options`.
+
+    `name` is a registered domain, or `package.module:Class` naming a Domain subclass that
+    a user wrote (imported on demand, so a recipe can bring its own domain code).
+    """
+    return domain_class(name)(**dict(options or {}))
+
+
+def domain_class(name: str) -> type[Domain]:
+    """The class behind a domain name (registered name or `module:Class`)."""
+    if ":" not in name:
+        _import_builtin_domains()
+        return DOMAINS.get(name)
+    module_name, _, class_name = name.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as err:
+        raise KeyError(f"domain {name!r}: cannot import {class_name} from {module_name} ({err})") from err
+    if not (isinstance(cls, type) and issubclass(cls, Domain)):
+        raise KeyError(f"domain {name!r}: {cls!r} is not a subclass of coevolve.domains.Domain")
+    return cls
 
 
 def _import_builtin_domains() -> None:
@@ -36,4 +55,4 @@ def _import_builtin_domains() -> None:
     from coevolve.domains import arithmetic, math, reasoning_gym  # noqa: F401
 
 
-__all__ = ["DOMAINS", "Domain", "build_domain", "register_domain"]
+__all__ = ["DOMAINS", "Domain", "build_domain", "domain_class", "register_domain"]

@@ -1,0 +1,168 @@
+"""verl on a machine with no accelerator: a `cpu` platform plugin for verl 0.9.1.
+
+verl assumes CUDA (or NPU) throughout. This module is imported in every process that imports
+verl when `VERL_USE_EXTERNAL_MODULES` names it (see `coevolve.backend.ray_session`), and is
+selected by `VERL_PLATFORM=cpu`. On a GPU machine neither variable is set and none of this
+loads. What it changes, each for a named CUDA assumption:
+
+1. Registers `PlatformCPU`: device name "cpu", gloo communication, a device module with the
+   handful of `torch.cuda` functions verl calls, answered explicitly for the CPU.
+2. Ray: each worker asks for one "GPU"; on CPU the driver starts Ray with logical GPU slots,
+   so verl's placement groups work unchanged.
+3. verl builds the process-group backend "cpu:gloo,<device>:<comm>", which on the CPU reads
+   "cpu:gloo,cpu:gloo" and torch rejects; it is normalised to "gloo".
+4. FSDP2 puts the reference model under `CPUOffloadPolicy(pin_memory=True)`; pinning needs an
+   accelerator, so the policy is built with pin_memory=False.
+5. Registers the batched `hf` rollout (`coevolve.backend.hf_rollout`).
+The FSDP engine is picked with verl's own override `VERL_ENGINE_DEVICE=cuda` (the engine code
+itself is device-agnostic once the device module answers for the CPU).
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from verl.plugin.platform.platform_base import PlatformBase
+from verl.plugin.platform.platform_manager import PlatformRegistry
+
+PLATFORM_NAME = "cpu"
+_BIG_MEMORY = 1 << 40  # reported as free/total device memory: the CPU has no separate pool
+
+
+def _cpu_device_module() -> types.ModuleType:
+    """The subset of `torch.cuda` that verl 0.9.1 calls, for the CPU."""
+    module = types.ModuleType("coevolve_cpu_device")
+    for name in ("synchronize", "current_stream", "stream", "Stream", "Event", "is_available",
+                 "device_count", "set_device", "current_device"):
+        setattr(module, name, getattr(torch.cpu, name))
+    module.empty_cache = lambda: None
+    module.ipc_collect = lambda: None
+    module.set_per_process_memory_fraction = lambda fraction, device=None: None
+    module.mem_get_info = lambda device=None: (_BIG_MEMORY, _BIG_MEMORY)
+    module.get_device_name = lambda device=None: "CPU"
+    for name in ("memory_allocated", "memory_reserved", "max_memory_allocated", "max_memory_reserved"):
+        setattr(module, name, lambda device=None: 0)
+    module.get_rng_state = lambda device=None: torch.get_rng_state()
+    module.set_rng_state = lambda state, device=None: torch.set_rng_state(state)
+    module.manual_seed = torch.manual_seed
+    module.manual_seed_all = torch.manual_seed
+    return module
+
+
+@PlatformRegistry.register(platform=PLATFORM_NAME)
+class PlatformCPU(PlatformBase):
+    """verl's view of a CPU-only machine."""
+
+    _device_module = _cpu_device_module()
+
+    @property
+    def device_name(self) -> str:
+        return "cpu"
+
+    @property
+    def vendor_name(self) -> str:
+        return "cpu"
+
+    @property
+    def device_module(self) -> types.ModuleType:
+        return self._device_module
+
+    def is_available(self) -> bool:
+        return True
+
+    def is_platform_available(self, use_smi_check: bool = False) -> bool:
+        return True
+
+    def current_device(self) -> str:  # verl passes this to .to(): an int would mean cuda:N
+        return "cpu"
+
+    def device_count(self) -> int:
+        return 1
+
+    def set_device(self, device_index: Any) -> None:
+        return None
+
+    def synchronize(self, device_index: Any = None) -> None:
+        return None
+
+    def manual_seed(self, seed: int) -> None:
+        torch.manual_seed(seed)
+
+    def manual_seed_all(self, seed: int) -> None:
+        torch.manual_seed(seed)
+
+    def set_allocator_settings(self, settings: str) -> None:
+        return None
+
+    def empty_cache(self) -> None:
+        return None
+
+    def get_device_capability(self, device_index: int = 0) -> tuple[None, None]:
+        return None, None
+
+    def communication_backend_name(self) -> str:
+        return "gloo"
+
+    def visible_devices_envvar(self) -> str:
+        return "CUDA_VISIBLE_DEVICES"
+
+    @contextmanager
+    def nvtx_range(self, msg: str):
+        yield
+
+    def profiler_start(self) -> None:
+        return None
+
+    def profiler_stop(self) -> None:
+        return None
+
+    def ray_resource_name(self) -> str:
+        return "GPU"  # logical slots: the driver starts Ray with num_gpus = slots
+
+    def ray_resource_options(self, num_gpus: float) -> dict[str, Any]:
+        return {"num_gpus": num_gpus}
+
+    def ray_noset_envvars(self) -> list[str]:
+        return []
+
+    def is_ipc_supported(self) -> bool:
+        return False
+
+    def cudart(self) -> None:
+        return None
+
+
+def _normalise_gloo_backend(init_process_group):
+    @functools.wraps(init_process_group)
+    def wrapper(*args: Any, **kwargs: Any):
+        if str(kwargs.get("backend", "")).replace(" ", "") == "cpu:gloo,cpu:gloo":
+            kwargs["backend"] = "gloo"
+        return init_process_group(*args, **kwargs)
+
+    wrapper.coevolve_patched = True
+    return wrapper
+
+
+def _patch_reference_offload_policy() -> None:
+    from torch.distributed.fsdp import CPUOffloadPolicy
+    from verl.workers.engine.fsdp import transformer_impl
+
+    transformer_impl.CPUOffloadPolicy = functools.partial(CPUOffloadPolicy, pin_memory=False)
+
+
+def install() -> None:
+    """Apply the patches of items 3-5 once per process."""
+    if not getattr(dist.init_process_group, "coevolve_patched", False):
+        dist.init_process_group = _normalise_gloo_backend(dist.init_process_group)
+    _patch_reference_offload_policy()
+    from coevolve.backend import hf_rollout
+
+    hf_rollout.register()
+
+
+install()

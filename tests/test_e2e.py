@@ -1,0 +1,114 @@
+"""End to end through real verl on the CPU: one iteration, one GRPO step per phase, a kill and a resume.
+
+A tiny random model plays the toy domain (tests/toy_domain.py). The run is started in a
+subprocess, killed (SIGKILL, whole process group) as soon as its challenger phase is
+committed, then rerun: it must resume at the dataset phase, train the solver, and leave
+both roles' weights changed, a complete TensorBoard run with no phase logged twice, and
+loadable Hugging Face checkpoints.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+REQUIRED_TAGS = [
+    "challenger/reward_mean", "challenger/uncertainty_reward_mean", "challenger/repetition_penalty_mean",
+    "challenger/format_valid_rate", "dataset/questions_generated", "dataset/questions_kept",
+    "solver/reward_mean", "solver/pseudo_label_accuracy", "eval/accuracy",
+    "curriculum/q/short", "curriculum/q/long", "curriculum/prob/short", "curriculum/prob/long",
+    "eval/accuracy/short", "eval/accuracy/long",
+    "challenger/actor/pg_loss", "solver/actor/pg_loss",  # verl's own metrics, per role
+]
+
+
+def overrides(model: Path, run_dir: Path) -> list[str]:
+    return [
+        f"model.path={model}", "model.source=none", "model.dtype=float32",
+        "domain.name=toy_domain:ToyDomain", f"run_dir={run_dir}", "iterations=1", "seed=3",
+        "challenger.steps=1", "challenger.batch_size=2", "challenger.group_size=2",
+        "challenger.max_new_tokens=12", "challenger.max_prompt_tokens=64", "challenger.micro_batch_size=4",
+        "challenger.lr=1e-3", "solver.lr=1e-3",
+        "solver.steps=1", "solver.batch_size=2", "solver.group_size=2", "solver.max_new_tokens=8",
+        "solver.max_prompt_tokens=96", "solver.micro_batch_size=4",
+        "vote.samples=3", "vote.max_new_tokens=8", "dataset.questions=6",
+        "dataset.band_low=0.0", "dataset.band_high=1.0", "dataset.min_words=1", "dataset.max_rouge_l=1.0",
+        "eval.per_category=2", "eval.max_new_tokens=8", "resources.cpu_threads=1",
+    ]
+
+
+def start(model: Path, run_dir: Path, log: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "tests"), str(REPO)]))
+    command = [sys.executable, "-m", "coevolve.cli", "train", str(REPO / "recipes/arithmetic-cpu.yaml"),
+               *overrides(model, run_dir)]
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def wait_for(condition, process: subprocess.Popen, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            pytest.fail(f"run exited early with {process.returncode}:\n{log.read_text()[-4000:]}")
+        if time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail(f"timed out:\n{log.read_text()[-4000:]}")
+        time.sleep(1)
+
+
+def scalar_events(run_dir: Path) -> dict[str, list[int]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def weights(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_coevolution_runs_resumes_and_trains_both_roles(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from coevolve.backend.models import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny")
+    run_dir = tmp_path / "run"
+    state = run_dir / "state.json"
+
+    first_log = tmp_path / "first.log"
+    first = start(model, run_dir, first_log)
+    wait_for(lambda: state.is_file() and "1/challenger" in state.read_text(), first, 900, first_log)
+    os.killpg(first.pid, signal.SIGKILL)  # the driver and everything it started
+    first.wait()
+
+    second_log = tmp_path / "second.log"
+    second = start(model, run_dir, second_log)
+    wait_for(lambda: second.poll() is not None, second, 900, second_log)
+    text = second_log.read_text()
+    assert second.returncode == 0, text[-4000:]
+    assert "resuming" in text and "after 1/challenger" in text
+    assert "iteration 1 challenger starting" not in text  # the finished phase is not redone
+
+    base = weights(model)
+    for role in ("challenger", "solver"):
+        trained = run_dir / "checkpoints" / "iter_001" / role
+        AutoModelForCausalLM.from_pretrained(trained)  # a plain HF model directory
+        changed = weights(trained)
+        assert any(not (changed[k] == base[k]).all() for k in base if k in changed), role
+
+    events = scalar_events(run_dir)
+    missing = [t for t in REQUIRED_TAGS if t not in events]
+    assert not missing, f"missing tags {missing}; have {sorted(events)}"
+    for tag in ("challenger/reward_mean", "solver/reward_mean", "dataset/questions_generated", "eval/accuracy"):
+        assert len(events[tag]) == len(set(events[tag])) == (2 if tag == "eval/accuracy" else 1), (tag, events[tag])
