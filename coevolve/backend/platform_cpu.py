@@ -21,6 +21,7 @@ itself is device-agnostic once the device module answers for the CPU).
 from __future__ import annotations
 
 import functools
+import importlib
 import types
 from contextlib import contextmanager
 from typing import Any
@@ -152,7 +153,34 @@ def _patch_reference_offload_policy() -> None:
     from torch.distributed.fsdp import CPUOffloadPolicy
     from verl.workers.engine.fsdp import transformer_impl
 
-    transformer_impl.CPUOffloadPolicy = functools.partial(CPUOffloadPolicy, pin_memory=False)
+    def unpinned(*args: Any, **kwargs: Any) -> CPUOffloadPolicy:
+        kwargs["pin_memory"] = False  # verl passes pin_memory=True explicitly
+        return CPUOffloadPolicy(*args, **kwargs)
+
+    transformer_impl.CPUOffloadPolicy = unpinned
+
+
+HF_ROLLOUT = "hf"
+HF_ADAPTER_PATH = "coevolve.backend.hf_rollout.HFServerAdapter"
+
+
+def _load_hf_replica() -> type:
+    # Imported on first use: importing it here would re-enter verl's __init__, which is
+    # what imports this plugin.
+    return importlib.import_module("coevolve.backend.hf_rollout").HFReplica
+
+
+def register_hf_rollout() -> None:
+    """Make `rollout.name=hf` known to verl. Idempotent; refuses to overwrite another."""
+    from verl.workers.rollout.base import _ROLLOUT_REGISTRY
+    from verl.workers.rollout.replica import RolloutReplicaRegistry
+
+    adapter = _ROLLOUT_REGISTRY.get((HF_ROLLOUT, "async"))
+    loader = RolloutReplicaRegistry._registry.get(HF_ROLLOUT)
+    if adapter not in (None, HF_ADAPTER_PATH) or loader not in (None, _load_hf_replica):
+        raise ValueError(f"rollout {HF_ROLLOUT!r} is already registered to {adapter} / {loader}")
+    _ROLLOUT_REGISTRY[(HF_ROLLOUT, "async")] = HF_ADAPTER_PATH
+    RolloutReplicaRegistry.register(HF_ROLLOUT, _load_hf_replica)
 
 
 def install() -> None:
@@ -160,9 +188,7 @@ def install() -> None:
     if not getattr(dist.init_process_group, "coevolve_patched", False):
         dist.init_process_group = _normalise_gloo_backend(dist.init_process_group)
     _patch_reference_offload_policy()
-    from coevolve.backend import hf_rollout
-
-    hf_rollout.register()
+    register_hf_rollout()
 
 
 install()
