@@ -33,11 +33,21 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def _value(value: Any) -> str:
     if isinstance(value, bool):
         return str(value)
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{k}:{_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_value(v) for v in value) + "]"
     if value is None:
         return "null"
     return str(value)
+
+
+_PRECISION = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def mixed_precision(dtype: str) -> dict[str, str]:
+    """FSDP mixed precision computing in `dtype`, reducing gradients in float32."""
+    return {"param_dtype": _PRECISION[dtype], "reduce_dtype": "fp32", "buffer_dtype": "fp32"}
 
 
 def role_settings(recipe: Recipe, role: str, model_path: str, run_dir: Path) -> dict[str, Any]:
@@ -68,6 +78,9 @@ def role_settings(recipe: Recipe, role: str, model_path: str, run_dir: Path) -> 
         "actor_rollout_ref.actor.entropy_coeff": 0,
         "actor_rollout_ref.actor.fsdp_config.dtype": recipe.model.dtype,
         "actor_rollout_ref.ref.fsdp_config.dtype": recipe.model.dtype,
+        # verl's default computes in bf16 (params and autocast) whatever `dtype` says.
+        "+actor_rollout_ref.actor.fsdp_config.mixed_precision": mixed_precision(recipe.model.dtype),
+        "+actor_rollout_ref.ref.fsdp_config.mixed_precision": mixed_precision(recipe.model.dtype),
         "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu": cfg.micro_batch_size,
         "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu": cfg.micro_batch_size,
         "actor_rollout_ref.rollout.name": recipe.resources.rollout,

@@ -1,0 +1,151 @@
+"""How fast is the batching HF rollout server, next to plain batched `generate`?
+
+verl's agent loop sends every sample of a step to the rollout server at once, one request
+per sample. The server should turn that burst into batched `generate` calls and lose little
+against calling `generate` on the same batches directly. This measures, on the same prompts:
+
+  (a) `HFSampler.generate`: the prompts expanded n times, sorted, cut into --batch rows;
+  (b) `HFRolloutServer`: n copies of each prompt as concurrent requests (max_batch = --batch);
+  (c) with --single, the server answering one request at a time (max_batch = 1), as the spike did.
+
+The methods run in turns, --repeats rounds, and the table shows each one's median round:
+the machine is shared, so single timings are noisy. By default every sequence is forced to
+exactly --max-new-tokens tokens (end-of-sequence is masked: `min_new_tokens` in (a), vLLM's
+`min_tokens` in (b, c)), so all do the same work; --natural-length lets sequences stop at
+EOS and reports the tokens each really produced.
+
+    python tools/bench_rollout.py --prompts 8 --n 4 --max-new-tokens 32 --batch 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from coevolve.backend.hf_rollout import HFRolloutServer  # noqa: E402
+from coevolve.backend.models import DEFAULT_MODEL_DIR  # noqa: E402
+from coevolve.backend.sampler import HFSampler, SamplingParams  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Result:
+    method: str
+    sequences: int
+    batches: int
+    tokens: int
+    seconds: float
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds
+
+
+def questions(count: int) -> list[str]:
+    """Arithmetic questions of a few different lengths (deterministic)."""
+    tails = ["", " Think step by step.", " Give the final answer as \\boxed{number}, after explaining each step."]
+    return [f"What is {3 + i} + {7 * i} * {i % 5 + 2}?{tails[i % len(tails)]}" for i in range(count)]
+
+
+def bench_sampler(sampler: HFSampler, messages: list[str], args: argparse.Namespace) -> Result:
+    # HFSampler reads unset generation options from the model's generation_config.
+    sampler.model.generation_config.min_new_tokens = None if args.natural_length else args.max_new_tokens
+    params = SamplingParams(n=args.n, temperature=args.temperature, max_new_tokens=args.max_new_tokens)
+    sampler.generate(messages, params, seed=args.seed)
+    stats = sampler.last_stats
+    batches = -(-stats.sequences // sampler.batch_size)
+    return Result(f"(a) HFSampler batch={sampler.batch_size}", stats.sequences, batches, stats.generated_tokens, stats.seconds)
+
+
+def bench_server(server: HFRolloutServer, prompts: list[list[int]], args: argparse.Namespace, label: str) -> Result:
+    params = {"temperature": args.temperature, "top_p": 1.0, "top_k": -1, "repetition_penalty": 1.0,
+              "logprobs": False, "max_tokens": args.max_new_tokens}
+    if not args.natural_length:
+        params["min_tokens"] = args.max_new_tokens
+    requests = [ids for ids in prompts for _ in range(args.n)]
+
+    async def burst():
+        calls = [server.generate(ids, dict(params), request_id=f"r{i}") for i, ids in enumerate(requests)]
+        return await asyncio.gather(*calls)
+
+    server.reset_stats()
+    torch.manual_seed(args.seed)
+    start = time.monotonic()
+    outputs = asyncio.run(burst())
+    seconds = time.monotonic() - start
+    tokens = sum(len(o.token_ids) for o in outputs)
+    return Result(label, len(requests), server.stats()["batches"], tokens, seconds)
+
+
+def make_server(model: str, max_batch: int, args: argparse.Namespace) -> HFRolloutServer:
+    config = SimpleNamespace(
+        prompt_length=4096, response_length=args.max_new_tokens,
+        custom={"max_batch": max_batch, "torch_threads": args.threads},
+    )
+    return HFRolloutServer(config, {"path": model}, replica_rank=0)
+
+
+def median_result(runs: list[Result]) -> Result:
+    """The run with the median tokens/s (an actual run, so its columns agree)."""
+    ranked = sorted(runs, key=lambda r: r.tokens_per_second)
+    return ranked[(len(ranked) - 1) // 2]
+
+
+def print_table(results: list[Result]) -> None:
+    print(f"{'method':<34} {'seqs':>5} {'batches':>7} {'tokens':>7} {'seconds':>8} {'tokens/s':>9} {'vs (a)':>7}")
+    base = results[0].tokens_per_second
+    for r in results:
+        print(f"{r.method:<34} {r.sequences:>5} {r.batches:>7} {r.tokens:>7} {r.seconds:>8.2f} "
+              f"{r.tokens_per_second:>9.1f} {r.tokens_per_second / base:>7.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=DEFAULT_MODEL_DIR, help="HF model directory (tools/prepare_model.py)")
+    parser.add_argument("--prompts", type=int, default=8, help="distinct prompts")
+    parser.add_argument("--n", type=int, default=4, help="samples per prompt (verl's rollout.n)")
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=32, help="rows per generate call, both methods")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--natural-length", action="store_true", help="stop at EOS instead of a fixed length")
+    parser.add_argument("--single", action="store_true", help="also time one request at a time")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds; the median round is shown")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    sampler = HFSampler(args.model, batch_size=args.batch)
+    messages = questions(args.prompts)
+    prompts = [sampler.tokenizer(sampler.chat_prompt(m), add_special_tokens=False)["input_ids"] for m in messages]
+    server = make_server(args.model, args.batch, args)
+    warmup = argparse.Namespace(**{**vars(args), "n": 1, "max_new_tokens": 2})
+    bench_sampler(sampler, messages[:2], warmup)
+    bench_server(server, prompts[:2], warmup, "warm-up")
+
+    single = make_server(args.model, 1, args) if args.single else None
+    rounds: list[list[Result]] = []
+    for _ in range(args.repeats):
+        results = [bench_sampler(sampler, messages, args),
+                   bench_server(server, prompts, args, f"(b) HFRolloutServer max_batch={args.batch}")]
+        if single is not None:
+            results.append(bench_server(single, prompts, args, "(c) HFRolloutServer max_batch=1"))
+        rounds.append(results)
+    results = [median_result([r[i] for r in rounds]) for i in range(len(rounds[0]))]
+    lengths = [len(p) for p in prompts]
+    print(f"model {args.model}: {args.prompts} prompts ({min(lengths)}-{max(lengths)} tokens) x n={args.n}, "
+          f"{'up to' if args.natural_length else 'exactly'} {args.max_new_tokens} new tokens, "
+          f"temperature {args.temperature}, {args.threads} threads, median of {args.repeats} rounds")
+    print_table(results)
+
+
+if __name__ == "__main__":
+    main()
