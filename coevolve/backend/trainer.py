@@ -16,9 +16,10 @@ alive in between. Three small hooks make that possible without copying `fit()`:
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import ray
@@ -112,6 +113,7 @@ class RoleTrainer:
         from verl.workers.engine_workers import ActorRolloutRefWorker
 
         self.role = role
+        self.cpu = config.trainer.device == "cpu"
         worker_role = Role.ActorRolloutRef if need_reference_policy(config) else Role.ActorRollout
         pool = f"{role}_pool"
         managers = ResourcePoolManager(
@@ -155,6 +157,23 @@ class RoleTrainer:
             tracking.Tracking = original
         self.trainer.checkpoint_manager.sleep_replicas()  # the state fit() expects at its start
         return time.monotonic() - start
+
+    @contextmanager
+    def serving(self, step: int) -> Iterator[None]:
+        """Rollout servers awake with this role's current weights, for coevolve's own sampling.
+
+        On the CPU the HF servers always hold the latest weights (fit() syncs them after the
+        last update) and sleeping is a no-op. vLLM frees its weights when put to sleep after a
+        phase, so on a GPU they are synced back before sampling and released after.
+        """
+        if self.cpu:
+            yield
+            return
+        self.trainer.checkpoint_manager.update_weights(step)
+        try:
+            yield
+        finally:
+            self.trainer.checkpoint_manager.sleep_replicas()
 
     def servers(self) -> list[Any]:
         """The rollout server actors, which also serve coevolve's own sampling."""

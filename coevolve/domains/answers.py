@@ -17,6 +17,8 @@ these helpers; the order is documented behaviour, not a silent fallback.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import re
 
 # A run of digits longer than this is not an answer but noise (and str -> int refuses > 4300).
@@ -48,6 +50,23 @@ def question_block(completion: str) -> str | None:
             return content
     return None
 
+
+
+def bounded_question_block(completion: str, max_chars: int) -> str | None:
+    """`question_block`, or None when the block is longer than `max_chars`."""
+    block = question_block(completion)
+    return None if block is None or len(block) > max_chars else block
+
+
+def question_request(instructions: Sequence[str], examples: Sequence[str], what: str) -> str:
+    """A challenger prompt: instructions, optional tagged examples, then the reply format."""
+    lines = list(instructions)
+    if examples:
+        lines.append("Examples:")
+        lines.extend(f"<question>{text}</question>" for text in examples)
+    lines.append(f"Reply with the {what} only, inside <question></question> tags, without its "
+                 f"{'solution' if what == 'problem' else 'answer'}.")
+    return "\n".join(lines)
 
 def last_boxed(text: str) -> str | None:
     r"""The content of the last `\boxed{…}` (or `\fbox{…}`), with nested braces kept.

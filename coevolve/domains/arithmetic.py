@@ -29,6 +29,7 @@ from coevolve.domains.answers import (
     last_number,
     number_in,
     question_block,
+    question_request,
 )
 from coevolve.domains.base import Domain
 from coevolve.records import Question
@@ -275,17 +276,12 @@ class ArithmeticDomain(Domain):
 
     def challenger_prompt(self, category: str, seeds: Sequence[Question] = ()) -> str:
         spec = self.spec(category)
-        lines = [
+        instructions = [
             f"Write ONE new arithmetic question about {spec.description}.",
             f"Use integers only, the operators {' '.join(sorted(spec.ops))}, "
             f"{_term_range(spec)} numbers, each with at most {spec.max_digits} digit(s).",
         ]
-        if seeds:
-            lines.append("Examples:")
-            lines.extend(f"<question>{seed.text}</question>" for seed in seeds)
-        lines.append("Reply with the question only, inside <question></question> tags, "
-                     "without its answer.")
-        return "\n".join(lines)
+        return question_request(instructions, [seed.text for seed in seeds], "question")
 
     def parse_question(self, completion: str, category: str) -> str | None:
         """The normalised question ("What is 12 + 7 * 3?") if the block holds one of `category`.

@@ -57,6 +57,10 @@ class Domain(ABC):
         """Held-out questions with true answers (`Question.answer` set), per category."""
         return []
 
+    def close(self) -> None:
+        """Release what the domain holds (worker processes); the loop calls it at the end."""
+        return None
+
     def check_category(self, category: str) -> None:
         """Raise ValueError naming the valid categories if `category` is not one of them."""
         if category not in self.categories():

@@ -19,7 +19,8 @@ from coevolve.domains.answers import (
     clean_answer,
     last_boxed,
     last_number,
-    question_block,
+    bounded_question_block,
+    question_request,
 )
 from coevolve.domains.base import Domain
 from coevolve.domains.mathverify import TimedVerifier
@@ -71,25 +72,17 @@ class MathDomain(Domain):
     def challenger_prompt(self, category: str, seeds: Sequence[Question] = ()) -> str:
         self.check_category(category)
         topic = DESCRIPTIONS.get(category, category.replace("_", " "))
-        lines = [
+        instructions = [
             f"Write ONE new, challenging but solvable math problem in {topic}.",
             "It must have a single final answer that is a number or a short expression: "
             "no proofs, no multiple parts.",
         ]
-        if seeds:
-            lines.append("Examples:")
-            lines.extend(f"<question>{seed.text}</question>" for seed in seeds)
-        lines.append("Reply with the problem only, inside <question></question> tags, "
-                     "without its solution.")
-        return "\n".join(lines)
+        return question_request(instructions, [seed.text for seed in seeds], "problem")
 
     def parse_question(self, completion: str, category: str) -> str | None:
         """The first non-empty <question> block (unclosed: to the end), if short enough."""
         self.check_category(category)
-        block = question_block(completion)
-        if block is None or len(block) > self.max_question_chars:
-            return None
-        return block
+        return bounded_question_block(completion, self.max_question_chars)
 
     def extract_answer(self, completion: str) -> str | None:
         """The answer from the first source that has one: the last box, then the last

@@ -20,7 +20,13 @@ import zlib
 from typing import Any, Mapping, Sequence
 
 from coevolve.domains import register_domain
-from coevolve.domains.answers import answer_phrase, clean_answer, last_boxed, question_block
+from coevolve.domains.answers import (
+    answer_phrase,
+    bounded_question_block,
+    clean_answer,
+    last_boxed,
+    question_request,
+)
 from coevolve.domains.base import Domain
 from coevolve.records import Question
 
@@ -70,23 +76,16 @@ class ReasoningGymDomain(Domain):
         """Asks for one new question like the examples: `seeds`, or else `prompt_examples`
         questions generated for the category (the same ones every time)."""
         examples = list(seeds) or self._default_seeds(category)
-        lines = [
+        instructions = [
             f"Write ONE new puzzle of the kind shown below (category: {category}).",
             "It must have one short answer that can be checked by exact match.",
-            "Examples:",
-            *(f"<question>{example.text}</question>" for example in examples),
-            "Reply with the new question only, inside <question></question> tags, "
-            "without its answer.",
         ]
-        return "\n".join(lines)
+        return question_request(instructions, [example.text for example in examples], "new question")
 
     def parse_question(self, completion: str, category: str) -> str | None:
         """The first non-empty <question> block (unclosed: to the end), if short enough."""
         self.check_category(category)
-        block = question_block(completion)
-        if block is None or len(block) > self.max_question_chars:
-            return None
-        return block
+        return bounded_question_block(completion, self.max_question_chars)
 
     def extract_answer(self, completion: str) -> str | None:
         """The last box's content, else the last "answer is …"; whitespace squeezed.
