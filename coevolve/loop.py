@@ -33,10 +33,11 @@ from coevolve.records import Question
 from coevolve.recipe import RecipeError, recipe_to_yaml
 from coevolve.runstate import Phase, RunState, load_state, plan, save_state, write_atomically
 from coevolve.schema import Recipe
-from coevolve.selfplay import build_solver_dataset, parse_questions, score_challenger
+from coevolve.selfplay import build_solver_dataset, challenger_message, parse_questions, score_challenger
 from coevolve.vote import agrees
 
 ROLES = ("challenger", "solver")
+SEED_POOL = 16  # example questions per category, shown `challenger.seeds_per_prompt` at a time
 
 
 class Progress:
@@ -90,6 +91,8 @@ class CoEvolution:
         self.categories = tuple(recipe.domain.categories or self.domain.categories())
         self.heldout = [q for q in self.domain.heldout(recipe.eval.per_category, recipe.eval.seed)
                         if q.category in self.categories]
+        self.seeds = {c: self.domain.seed_questions(c, SEED_POOL, recipe.seed)
+                      for c in self.categories} if recipe.challenger.seeds_per_prompt else {}
         self.text_filter = TextFilter(recipe.dataset.min_words, recipe.dataset.max_words,
                                       tuple(recipe.dataset.blacklist), recipe.dataset.max_rouge_l)
         self.bandit = Bandit(self.categories, recipe.curriculum.alpha, recipe.curriculum.temperature,
@@ -242,13 +245,17 @@ class CoEvolution:
     def _phase_dataset(self, phase: Phase, progress: Progress) -> int:
         d = self.recipe.dataset
         categories = self.bandit.sample(d.questions)
-        completions = self.sample("challenger", [self.domain.challenger_prompt(c) for c in categories], 1,
+        shown = self.recipe.challenger.seeds_per_prompt
+        messages = [challenger_message(self.domain, c, self.seeds.get(c, []), i, shown)
+                    for i, c in enumerate(categories)]
+        completions = self.sample("challenger", messages, 1,
                                   temperature=d.temperature, top_p=d.top_p,
                                   max_tokens=self.recipe.challenger.max_new_tokens)
         parsed = parse_questions(self.domain, [c[0] for c in completions], categories,
                                  f"it{phase.iteration}/")
+        seeds = [q.text for pool in self.seeds.values() for q in pool]
         result = build_solver_dataset(self.domain, parsed, self.vote_sampler(), self.recipe.vote.samples,
-                                      (d.band_low, d.band_high), self.text_filter)
+                                      (d.band_low, d.band_high), self.text_filter, seeds)
         path = self.run_dir / "data" / f"iter_{phase.iteration:03d}" / "solver_dataset.jsonl"
         save_questions(result.kept, path)
         self.state.datasets[str(phase.iteration)] = str(path)
@@ -325,8 +332,8 @@ class CoEvolution:
             "challenger/solver_agreement_mean": _mean(i.vote.agreement for i in valid),
         }
         self._step_texts = [(i.category, i.question.text if i.question else "(invalid)",
-                             f"{i.vote.agreement:.2f}" if i.vote else "-", f"{i.reward.total:.2f}")
-                            for i in items]
+                             f"{i.vote.agreement:.2f}" if i.vote else "-", f"{i.reward.total:.2f}",
+                             i.completion[:200]) for i in items]
         return [i.reward.total for i in items], {"format_valid": [float(i.question is not None) for i in items]}
 
     def score_solver_batch(self, rollouts) -> tuple[list[float], dict[str, list[Any]]]:
@@ -345,7 +352,7 @@ class CoEvolution:
 
 
 _TEXT_HEADERS = {
-    "challenger": ("category", "question", "solver agreement", "reward"),
+    "challenger": ("category", "question", "solver agreement", "reward", "completion"),
     "solver": ("category", "pseudo-label", "answer", "completion"),
 }
 

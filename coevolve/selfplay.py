@@ -49,6 +49,14 @@ class ChallengerItem:
     reward: Reward
 
 
+def challenger_message(
+    domain: Domain, category: str, seeds: Sequence[Question], serial: int, shown: int
+) -> str:
+    """The challenger's prompt for one question, showing `shown` seeds rotated by `serial`."""
+    examples = [seeds[(serial + k) % len(seeds)] for k in range(min(shown, len(seeds)))]
+    return domain.challenger_prompt(category, examples)
+
+
 def parse_questions(
     domain: Domain, completions: Sequence[str], categories: Sequence[str], id_prefix: str
 ) -> list[Question | None]:

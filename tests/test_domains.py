@@ -372,3 +372,33 @@ def test_domains_import_no_heavy_modules() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "completion, require_tags, expected",
+    [
+        # tags required: an untagged question is a format failure
+        ("Question: What is 35 / 7?", True, None),
+        # tags optional: the first non-empty line is read instead
+        ("\n  Question: What is 35 / 7?\nThe answer is 5.", False, "What is 35 / 7?"),
+        # tags optional but present: the block still wins over the first line
+        ("Sure!\n<question>What is 8 / 2?</question>", False, "What is 8 / 2?"),
+        # tags optional: a first line with two expressions stays ambiguous
+        ("9 / 3 = 3 and 8 / 4 = 2", False, None),
+    ],
+)
+def test_arithmetic_require_tags_option(completion, require_tags, expected):
+    from coevolve.domains.arithmetic import ArithmeticDomain
+
+    assert ArithmeticDomain(require_tags=require_tags).parse_question(completion, "div_small") == expected
+
+
+def test_arithmetic_seed_questions_are_distinct_from_heldout_and_seeded():
+    from coevolve.domains.arithmetic import ArithmeticDomain
+
+    domain = ArithmeticDomain()
+    seeds = domain.seed_questions("add_sub_small", 5, seed=1)
+    assert seeds == domain.seed_questions("add_sub_small", 5, seed=1)
+    heldout = [q.text for q in domain.heldout(5, seed=1) if q.category == "add_sub_small"]
+    assert [q.text for q in seeds] != heldout  # another stream than the held-out set
+    assert all(q.answer is not None and q.category == "add_sub_small" for q in seeds)

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset, Sampler
 from coevolve.curriculum import Bandit
 from coevolve.domains.base import Domain
 from coevolve.records import Question
+from coevolve.selfplay import challenger_message
 
 _STRIDE = 1_000_000_000  # index = category position * _STRIDE + serial number
 
@@ -54,9 +55,8 @@ class ChallengerPrompts(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         category = self.categories[index // _STRIDE]
-        pool = self.seeds.get(category, [])
-        shown = [pool[(index + k) % len(pool)] for k in range(min(self.seeds_per_prompt, len(pool)))]
-        message = self.domain.challenger_prompt(category, shown)
+        message = challenger_message(self.domain, category, self.seeds.get(category, []), index,
+                                     self.seeds_per_prompt)
         return _item(message, "coevolve/challenger", "", {"category": category}, index)
 
 

@@ -21,7 +21,7 @@ def build_role(run: "CoEvolution", role: str, base_model: str) -> vtrainer.RoleT
     config = compose(role_settings(recipe, role, base_model, run.run_dir))
     tokenizer = hf_tokenizer(base_model)
     if role == "challenger":
-        dataset = vdata.ChallengerPrompts(run.domain, run.categories,
+        dataset = vdata.ChallengerPrompts(run.domain, run.categories, run.seeds,
                                           seeds_per_prompt=recipe.challenger.seeds_per_prompt)
         sampler = vdata.CurriculumSampler(run.bandit, vdata.challenger_picker(dataset),
                                           batch_size=recipe.challenger.batch_size)

@@ -257,8 +257,11 @@ class ArithmeticDomain(Domain):
         max_terms: cap on the number of literals in every category (default: none).
     """
 
-    def __init__(self, categories: Sequence[str] | None = None, max_terms: int | None = None
-                 ) -> None:
+    def __init__(self, categories: Sequence[str] | None = None, max_terms: int | None = None,
+                 require_tags: bool = True) -> None:
+        """`require_tags=False` also accepts a question written without <question> tags, taken
+        from the first non-empty line (small models rarely use the tags)."""
+        self.require_tags = require_tags
         known = {category.name: category for category in CATEGORIES}
         names = list(categories) if categories is not None else list(known)
         unknown = [name for name in names if name not in known]
@@ -291,6 +294,8 @@ class ArithmeticDomain(Domain):
         """
         spec = self.spec(category)
         block = question_block(completion)
+        if block is None and not self.require_tags:
+            block = _first_line(completion)
         if block is None or len(block) > MAX_QUESTION_CHARS:
             return None
         expression = find_expression(block)
@@ -333,15 +338,23 @@ class ArithmeticDomain(Domain):
         """
         questions = []
         for category in self.categories():
-            rng = random.Random(f"arithmetic/heldout/{seed}/{category}")
-            texts = self._distinct(category, per_category, rng)
-            questions.extend(
-                Question(id=f"arithmetic/heldout/{seed}/{category}/{i}", category=category,
-                         text=text, answer=true_answer(text),
-                         label_source="oracle")
-                for i, text in enumerate(texts)
-            )
+            questions.extend(self._generated(category, per_category, seed, "heldout"))
         return questions
+
+    def seed_questions(self, category: str, n: int, seed: int) -> list[Question]:
+        """`n` distinct generated questions of `category` to show the challenger as examples.
+
+        Drawn from a different stream than `heldout` for the same seed.
+        """
+        return self._generated(category, n, seed, "seed")
+
+    def _generated(self, category: str, n: int, seed: int, purpose: str) -> list[Question]:
+        rng = random.Random(f"arithmetic/{purpose}/{seed}/{category}")
+        return [
+            Question(id=f"arithmetic/{purpose}/{seed}/{category}/{i}", category=category,
+                     text=text, answer=true_answer(text), label_source="oracle")
+            for i, text in enumerate(self._distinct(category, n, rng))
+        ]
 
     def _distinct(self, category: str, count: int, rng: random.Random) -> list[str]:
         texts: dict[str, None] = {}  # insertion-ordered set
@@ -352,6 +365,13 @@ class ArithmeticDomain(Domain):
         if len(texts) < count:
             raise ValueError(f"{category} gave only {len(texts)} distinct questions of {count}")
         return list(texts)
+
+
+def _first_line(completion: str) -> str | None:
+    for line in completion.splitlines():
+        if line.strip():
+            return line.strip()
+    return None
 
 
 def _capped(category: ArithmeticCategory, max_terms: int | None) -> ArithmeticCategory:

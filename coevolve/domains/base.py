@@ -53,6 +53,10 @@ class Domain(ABC):
         """The true answer to a challenger's question, where the domain can compute it."""
         return None
 
+    def seed_questions(self, category: str, n: int, seed: int) -> list[Question]:
+        """Example questions of `category` to show the challenger few-shot (none by default)."""
+        return []
+
     def heldout(self, per_category: int, seed: int) -> list[Question]:
         """Held-out questions with true answers (`Question.answer` set), per category."""
         return []
