@@ -43,8 +43,8 @@ SEED_POOL = 16  # example questions per category, shown `challenger.seeds_per_pr
 class Progress:
     """Prints phase, step and an ETA from the measured time per unit of work."""
 
-    def __init__(self, recipe: Recipe, phases: list[Phase]) -> None:
-        self.units = {p.key: _phase_units(recipe, p) for p in phases}
+    def __init__(self, recipe: Recipe, phases: list[Phase], heldout: int) -> None:
+        self.units = {p.key: _phase_units(recipe, p, heldout) for p in phases}
         self.done = 0.0
         self.spent = 0.0
         self.total = sum(self.units.values())
@@ -64,10 +64,9 @@ class Progress:
               f"elapsed {_clock(self.spent)} | ETA {eta}", flush=True)
 
 
-def _phase_units(recipe: Recipe, phase: Phase) -> float:
+def _phase_units(recipe: Recipe, phase: Phase, heldout: int) -> float:
     """Rough cost of a phase in generated sequences (what dominates on the CPU)."""
     c, s = recipe.challenger, recipe.solver
-    heldout = recipe.eval.per_category * 6
     return {
         "challenger": c.steps * c.batch_size * c.group_size * (1 + recipe.vote.samples),
         "dataset": recipe.dataset.questions * (1 + recipe.vote.samples),
@@ -113,7 +112,7 @@ class CoEvolution:
         base_model = prepare_base_model(self.recipe)
         self.state = self._open_run_dir(base_model)
         phases = plan(self.recipe.iterations)
-        progress = Progress(self.recipe, phases)
+        progress = Progress(self.recipe, phases, len(self.heldout))
         for phase in phases:
             if self.state.is_done(phase):
                 progress.skip(phase)

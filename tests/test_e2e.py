@@ -63,12 +63,15 @@ def wait_for(condition, process: subprocess.Popen, timeout: float, log: Path) ->
         time.sleep(1)
 
 
-def scalar_events(run_dir: Path) -> dict[str, list[int]]:
+def tensorboard_tags(run_dir: Path) -> tuple[dict[str, list[int]], set[str]]:
+    """Steps of every scalar tag, and the histogram and text tags (purged events excluded)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "tensors": 0})
     acc.Reload()
-    return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    tags = acc.Tags()
+    scalars = {tag: [e.step for e in acc.Scalars(tag)] for tag in tags["scalars"]}
+    return scalars, set(tags["histograms"]) | set(tags["tensors"])
 
 
 def weights(path: Path) -> dict:
@@ -107,8 +110,11 @@ def test_coevolution_runs_resumes_and_trains_both_roles(tmp_path):
         changed = weights(trained)
         assert any(not (changed[k] == base[k]).all() for k in base if k in changed), role
 
-    events = scalar_events(run_dir)
+    events, others = tensorboard_tags(run_dir)
     missing = [t for t in REQUIRED_TAGS if t not in events]
     assert not missing, f"missing tags {missing}; have {sorted(events)}"
+    assert "dataset/agreement_hist" in others, others
+    for text in ("challenger/samples", "solver/samples", "eval/samples", "dataset/kept_questions"):
+        assert f"{text}/text_summary" in others, others
     for tag in ("challenger/reward_mean", "solver/reward_mean", "dataset/questions_generated", "eval/accuracy"):
         assert len(events[tag]) == len(set(events[tag])) == (2 if tag == "eval/accuracy" else 1), (tag, events[tag])
