@@ -18,13 +18,27 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("overrides", nargs="*", help="key=value overrides, e.g. iterations=1")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in the recipe's run_dir (rerunning it does the same)")
+    train.add_argument("--dry-run", action="store_true",
+                       help="write each role's verl config, the resource plan and the iteration "
+                            "budget to <run_dir>/dry_run/ without starting anything")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    # Overrides may come after flags (`train R --dry-run a=1`), which argparse leaves unparsed.
+    args, extra = parser.parse_known_args(argv)
+    unknown = [arg for arg in extra if arg.startswith("-")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.overrides = [*args.overrides, *extra]
     try:
         recipe = load_recipe(Path(args.recipe), args.overrides)
+        if args.dry_run:
+            from coevolve.backend.dry_run import dry_run
+
+            dry_run(recipe)
+            return 0
         if args.resume and not (Path(recipe.run_dir) / "state.json").is_file():
             raise RecipeError(f"--resume: {recipe.run_dir} has no finished phase to resume from")
         from coevolve.loop import train

@@ -58,7 +58,6 @@ def role_settings(recipe: Recipe, role: str, model_path: str, run_dir: Path) -> 
         "algorithm.adv_estimator": "grpo",
         "algorithm.use_kl_in_reward": False,
         "data.train_batch_size": cfg.batch_size,
-        "data.val_batch_size": cfg.batch_size,
         "data.max_prompt_length": cfg.max_prompt_tokens,
         "data.max_response_length": cfg.max_new_tokens,
         "data.dataloader_num_workers": 0,  # the curriculum sampler must run in the driver

@@ -1,0 +1,40 @@
+"""`coevolve train RECIPE --dry-run`: the exact verl config of each role and the plan, no model.
+
+Composes and validates each role's verl configuration exactly as a real run would (hydra
+compose + verl's own `validate_config`), writes it next to the resource plan and the
+iteration budget under `<run_dir>/dry_run/`, and prints the plan. Nothing is started: no
+Ray, no model, no GPU.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from coevolve.backend.verl_config import ROLES, compose, role_settings
+from coevolve.domains import build_domain
+from coevolve.plan import format_plan, plan_dict
+from coevolve.runstate import write_atomically
+from coevolve.schema import Recipe
+
+
+def dry_run(recipe: Recipe) -> Path:
+    """Write `verl_<role>.yaml` and `plan.json` for `recipe`; returns their folder."""
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    out = Path(recipe.run_dir) / "dry_run"
+    domain = build_domain(recipe.domain.name, recipe.domain.options)
+    categories = set(recipe.domain.categories or domain.categories())
+    heldout = [q for q in domain.heldout(recipe.eval.per_category, recipe.eval.seed) if q.category in categories]
+    domain.close()
+    for role in ROLES:
+        config = compose(role_settings(recipe, role, recipe.model.path, Path(recipe.run_dir)))
+        validate_config(config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+        write_atomically(out / f"verl_{role}.yaml", OmegaConf.to_yaml(config))
+    plan = plan_dict(recipe, len(heldout))
+    write_atomically(out / "plan.json", json.dumps(plan, indent=2))
+    print(format_plan(plan))
+    print(f"\nverl configs and plan written to {out}/")
+    return out
