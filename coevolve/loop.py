@@ -31,7 +31,15 @@ from coevolve.evaluation import score_answers
 from coevolve.filters import TextFilter
 from coevolve.records import Question
 from coevolve.recipe import RecipeError, recipe_to_yaml
-from coevolve.runstate import Phase, RunState, load_state, plan, save_state, write_atomically
+from coevolve.runstate import (
+    Phase,
+    RunState,
+    load_state,
+    plan,
+    save_state,
+    stale_checkpoints,
+    write_atomically,
+)
 from coevolve.schema import Recipe
 from coevolve.selfplay import build_solver_dataset, challenger_message, parse_questions, score_challenger
 from coevolve.vote import agrees
@@ -121,8 +129,8 @@ class CoEvolution:
             print(f"[coevolve] {self.run_dir}: every phase is already done", flush=True)
             return self.state
         self.tracker = Tracker(self.run_dir, purge_step=self.state.global_step + 1)
-        ray_session.start_ray(self.recipe)
         try:
+            ray_session.start_ray(self.recipe)
             self._start_roles(base_model)
             for phase in pending:
                 self._run_phase(phase, progress)
@@ -147,6 +155,8 @@ class CoEvolution:
         self.tracker.scalars({f"time/{phase.name}_seconds": seconds}, step)
         self.tracker.flush()
         save_state(self.state, self.run_dir)
+        for stale in stale_checkpoints(self.state, self.run_dir):  # only after the commit
+            shutil.rmtree(stale)
         progress.finish(phase, seconds)
         progress.say(phase, f"done in {_clock(seconds)}")
 

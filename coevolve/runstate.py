@@ -60,6 +60,16 @@ class RunState:
         return [p for p in phases if not self.is_done(p)]
 
 
+def stale_checkpoints(state: RunState, run_dir: Path) -> list[Path]:
+    """verl checkpoints under `<run_dir>/verl/<role>/` that the committed state no longer needs.
+
+    Resuming needs only each role's latest verl checkpoint (model and optimizer, ~3x the
+    model's size); the Hugging Face exports of every iteration are kept for users.
+    """
+    keep = {Path(p).resolve() for p in state.verl_checkpoints.values()}
+    return sorted(p for p in Path(run_dir).glob("verl/*/iter_*") if p.is_dir() and p.resolve() not in keep)
+
+
 def save_state(state: RunState, run_dir: Path) -> None:
     """Write `state.json` atomically (temporary file, fsync, rename)."""
     write_atomically(Path(run_dir) / STATE_FILE, json.dumps(asdict(state), indent=2, sort_keys=True))

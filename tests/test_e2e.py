@@ -31,7 +31,8 @@ REQUIRED_TAGS = [
 
 def overrides(model: Path, run_dir: Path) -> list[str]:
     return [
-        f"model.path={model}", "model.source=none", "model.dtype=float32",
+        f"model.path={model}", "model.source=none", "model.dtype=float32", "name=e2e",
+        "resources.device=cpu", "resources.rollout=hf",
         "domain.name=toy_domain:ToyDomain", f"run_dir={run_dir}", "iterations=1", "seed=3",
         "challenger.steps=1", "challenger.batch_size=2", "challenger.group_size=2",
         "challenger.max_new_tokens=12", "challenger.max_prompt_tokens=64", "challenger.micro_batch_size=4",
@@ -46,7 +47,7 @@ def overrides(model: Path, run_dir: Path) -> list[str]:
 
 def start(model: Path, run_dir: Path, log: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "tests"), str(REPO)]))
-    command = [sys.executable, "-m", "coevolve.cli", "train", str(REPO / "recipes/arithmetic-cpu.yaml"),
+    command = [sys.executable, "-m", "coevolve.cli", "train", str(REPO / "recipes/base.yaml"),
                *overrides(model, run_dir)]
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
                             start_new_session=True)

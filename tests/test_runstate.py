@@ -47,3 +47,17 @@ def test_bad_state_file_names_the_file(tmp_path, content):
 
 def test_phase_key():
     assert Phase(3, "solver").key == "3/solver"
+
+
+def test_stale_checkpoints_are_all_but_each_roles_latest(tmp_path):
+    from coevolve.runstate import stale_checkpoints
+
+    for role in ("challenger", "solver"):
+        for it in (1, 2):
+            (tmp_path / "verl" / role / f"iter_{it:03d}").mkdir(parents=True)
+    (tmp_path / "verl" / "solver" / ".iter_003.tmp").mkdir()  # an unfinished save is not ours to judge
+    state = RunState(challenger_path="c", solver_path="s")
+    state.verl_checkpoints = {"challenger": str(tmp_path / "verl/challenger/iter_002"),
+                              "solver": str(tmp_path / "verl/solver/iter_001")}
+    stale = [p.relative_to(tmp_path).as_posix() for p in stale_checkpoints(state, tmp_path)]
+    assert stale == ["verl/challenger/iter_001", "verl/solver/iter_002"]
