@@ -32,6 +32,7 @@ from coevolve.filters import TextFilter
 from coevolve.records import Question
 from coevolve.recipe import RecipeError, recipe_to_yaml
 from coevolve.runstate import (
+    BASE_EVAL,
     Phase,
     RunState,
     load_state,
@@ -193,11 +194,10 @@ class CoEvolution:
 
     # --- phases: each returns the last global step it used ------------------------------------
 
-    def _phase_eval_base(self, phase: Phase, progress: Progress) -> int:
-        return self._evaluate(phase)
-
     def _phase_eval(self, phase: Phase, progress: Progress) -> int:
         return self._evaluate(phase)
+
+    _phase_eval_base = _phase_eval  # the base model is evaluated like any solver
 
     def _phase_challenger(self, phase: Phase, progress: Progress) -> int:
         return self._train(phase, progress, self.recipe.challenger.steps)
@@ -295,9 +295,8 @@ class CoEvolution:
                                   temperature=0.0, max_tokens=self.recipe.eval.max_new_tokens)
         result, graded = score_answers(self.domain, self.heldout, completions)
         step = self.state.global_step + 1
-        prefix = "eval_base" if phase.name == "eval_base" else "eval"
         metrics = result.metrics("eval")
-        if prefix == "eval_base":
+        if phase.name == BASE_EVAL:
             metrics["eval/base_accuracy"] = result.accuracy
         self.tracker.scalars(metrics, step)
         rows = [(q.category, q.text, q.answer, a, c[0]) for q, a, c in

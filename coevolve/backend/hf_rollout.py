@@ -48,6 +48,7 @@ from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 
 from coevolve.backend.models import save_atomically
+from coevolve.backend.sampler import cut_response, end_of_sequence_ids
 
 logger = logging.getLogger(__name__)
 
@@ -189,14 +190,6 @@ def plan_chunks(requests: Iterable[_Request], max_batch: int) -> list[list[_Requ
     return chunks
 
 
-def cut_response(tokens: list[int], limit: int, eos_ids: frozenset[int]) -> int:
-    """Length of a generated row: up to its own limit and its first EOS, the EOS included."""
-    for index, token in enumerate(tokens[:limit]):
-        if token in eos_ids:
-            return index + 1
-    return min(limit, len(tokens))
-
-
 class ChosenTokenLogprobs(LogitsProcessor):
     """Records log p(chosen token) under the fully processed distribution, one step at a time.
 
@@ -306,7 +299,7 @@ class HFRolloutServer:
         )
         self.model.eval()
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.eos_ids = self._eos_ids()
+        self.eos_ids = end_of_sequence_ids(self.model, self.tokenizer)
         self.pad_id = self._pad_id()
         max_model_len = getattr(config, "max_model_len", None) or self.model.config.max_position_embeddings
         self.max_model_len = int(max_model_len)
@@ -315,15 +308,6 @@ class HFRolloutServer:
         self._worker: asyncio.Task | None = None
         self._worker_loop: asyncio.AbstractEventLoop | None = None
         self._stats = _Stats()
-
-    def _eos_ids(self) -> frozenset[int]:
-        configured = self.model.generation_config.eos_token_id
-        ids = set(configured if isinstance(configured, list) else [configured])
-        ids.add(self.tokenizer.eos_token_id)
-        ids.discard(None)
-        if not ids:
-            raise ValueError("the model has no end-of-sequence token: generation would never stop")
-        return frozenset(int(i) for i in ids)
 
     def _pad_id(self) -> int:
         for candidate in (self.tokenizer.pad_token_id, self.model.generation_config.pad_token_id):

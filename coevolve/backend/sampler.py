@@ -1,9 +1,10 @@
-"""Batched sampling from a causal LM with transformers: the solver's votes and evaluation.
+"""Plain batched sampling from a causal LM with transformers, and the helpers it shares.
 
-The co-evolution loop samples the frozen solver m times per question (challenger rewards,
-dataset building) and greedily on held-out questions. On the CPU this is plain batched
-`generate`: prompts are expanded m times, sorted by length so a batch pads little, and cut
-into batches of `batch_size` sequences. On a GPU the same interface is served by vLLM.
+`HFSampler` is batched `generate` without verl: prompts are expanded n times, sorted by length
+so a batch pads little, and cut into batches of `batch_size` sequences. It is the baseline the
+batched rollout server is measured against (tools/bench_rollout.py) and a sampler for tools;
+the co-evolution loop itself samples through the roles' rollout servers. `cut_response` and
+`end_of_sequence_ids` define, for both, where a generated row ends.
 """
 
 from __future__ import annotations
@@ -14,6 +15,25 @@ from typing import Sequence
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+
+
+def end_of_sequence_ids(model, tokenizer) -> frozenset[int]:
+    """Every token that ends a generation: the generation config's and the tokenizer's EOS."""
+    configured = model.generation_config.eos_token_id
+    ids = set(configured if isinstance(configured, list) else [configured])
+    ids.add(tokenizer.eos_token_id)
+    ids.discard(None)
+    if not ids:
+        raise ValueError("the model has no end-of-sequence token: generation would never stop")
+    return frozenset(int(i) for i in ids)
+
+
+def cut_response(tokens: list[int], limit: int, eos_ids: frozenset[int]) -> int:
+    """Length of a generated row: up to its own limit and its first EOS, the EOS included."""
+    for index, token in enumerate(tokens[:limit]):
+        if token in eos_ids:
+            return index + 1
+    return min(limit, len(tokens))
 
 
 @dataclass(frozen=True)
@@ -52,6 +72,7 @@ class HFSampler:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
         self.model.eval()
+        self.eos_ids = end_of_sequence_ids(self.model, self.tokenizer)
         self.last_stats = SamplerStats(0, 0, 0.0)
 
     def chat_prompt(self, user_message: str) -> str:
@@ -96,19 +117,6 @@ class HFSampler:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         out = self.model.generate(**padded, **kwargs)
         new = out[:, padded["input_ids"].shape[1] :]
-        counts = [self._length(row) for row in new]
+        counts = [cut_response(row, len(row), self.eos_ids) for row in new.tolist()]
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         return texts, counts
-
-    def _length(self, row: torch.Tensor) -> int:
-        """Generated tokens up to and including the first end-of-sequence token."""
-        eos = self.model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
-        for index, token in enumerate(row.tolist()):
-            if token in eos_ids:
-                return index + 1
-        return len(row)
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Replace the weights (after a training phase) without reloading from disk."""
-        self.model.load_state_dict(state, strict=True)
