@@ -1,0 +1,79 @@
+"""Questions from JSONL files: held-out sets with true answers, few-shot seed questions.
+
+One JSON object per line with a `question` (the text), optionally an `answer` and a
+`category`. Errors name the file, the line and the key, and say what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Collection
+
+from coevolve.records import Question
+
+
+class QuestionFileError(ValueError):
+    """A question file that is missing or malformed; the message names file and line."""
+
+
+def read_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a JSONL file."""
+    path = Path(path)
+    if not path.is_file():
+        raise QuestionFileError(f"{path}: no such file")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise QuestionFileError(f"{path}:{number}: not valid JSON ({err.msg})") from err
+        if not isinstance(row, dict):
+            raise QuestionFileError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+        rows.append((number, row))
+    return rows
+
+
+def load_questions(
+    path: str | Path,
+    *,
+    categories: Collection[str],
+    default_category: str | None = None,
+    require_answer: bool = False,
+    label_source: str | None = "heldout",
+) -> list[Question]:
+    """The questions of a JSONL file, ids `<file stem>:<line>`.
+
+    `category` must be one of `categories`; a row without one gets `default_category` (an
+    error when that is None). `require_answer` makes a missing `answer` an error.
+    """
+    path = Path(path)
+    questions = []
+    for number, row in read_jsonl(path):
+        where = f"{path}:{number}"
+        text = row.get("question")
+        if not isinstance(text, str) or not text.strip():
+            raise QuestionFileError(f"{where}: key 'question' must be a non-empty string, got {text!r}")
+        answer = row.get("answer")
+        if answer is None and require_answer:
+            raise QuestionFileError(f"{where}: key 'answer' is required in a held-out file")
+        if answer is not None and not isinstance(answer, (str, int, float)):
+            raise QuestionFileError(f"{where}: key 'answer' must be a string or a number, got {answer!r}")
+        category = row.get("category", default_category)
+        if category is None:
+            raise QuestionFileError(f"{where}: no 'category' key, and the file sets no default category")
+        if category not in categories:
+            raise QuestionFileError(
+                f"{where}: category {category!r} is not one of the domain's categories "
+                f"({', '.join(sorted(categories))})"
+            )
+        questions.append(Question(
+            f"{path.stem}:{number}", str(category), text.strip(),
+            None if answer is None else str(answer).strip(),
+            label_source if answer is not None else None,
+        ))
+    if not questions:
+        raise QuestionFileError(f"{path}: holds no questions")
+    return questions
