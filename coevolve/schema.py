@@ -74,15 +74,27 @@ class SolverConfig(RoleConfig):
 
 
 @dataclass
+class AdaptiveVoteConfig:
+    """Adaptive voting (coevolve/adaptive.py): answers in rounds, stopped once settled."""
+
+    enabled: bool = True  # false: every question gets all `vote.samples` answers at once
+    first_round: int = 4  # answers every question gets
+    round_size: int = 2  # answers per later round, for the questions still open
+    confidence: float = 0.95  # Adaptive-Consistency: P(leader beats runner-up) to stop
+    reward_tolerance: float = 0.1  # challenger: stop once the uncertainty reward can move less
+
+
+@dataclass
 class VoteConfig:
     """How the frozen solver is sampled to vote on a question."""
 
-    samples: int = 10  # m
+    samples: int = 10  # m, the most answers per question
     temperature: float = 1.0
     top_k: int = 40
     top_p: float = 1.0
     max_new_tokens: int = 512
     batch_size: int = 64  # sequences per generate call of the sampler
+    adaptive: AdaptiveVoteConfig = field(default_factory=AdaptiveVoteConfig)
 
 
 @dataclass
@@ -118,6 +130,10 @@ class EvalConfig:
     per_category: int = 50
     max_new_tokens: int = 512
     seed: int = 1234  # held-out questions are drawn with this seed, never the training seed
+    # `coevolve eval` only: k samples per question for its majority-of-k accuracy, drawn with
+    # vote.temperature/top_k/top_p and seeded by `seed`; 1 = greedy accuracy only. The
+    # in-loop evaluation is always greedy.
+    samples: int = 8
 
 
 @dataclass

@@ -10,27 +10,32 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
+from coevolve.adaptive import AdaptiveVoting, Rounds, SampleFn, StopRule, sample_in_rounds
 from coevolve.domains.base import Domain
 from coevolve.filters import TextFilter, in_band
 from coevolve.records import AnswerGroup, Question, Reward, Vote
 from coevolve.rewards import challenger_rewards
 from coevolve.vote import agrees, majority_vote
 
-# (user messages, samples per message) -> completions, one list of `n` per message
-SampleFn = Callable[[Sequence[str], int], list[list[str]]]
-
 
 def answer_groups(
-    domain: Domain, questions: Sequence[Question], sample: SampleFn, n: int
+    domain: Domain,
+    questions: Sequence[Question],
+    sample: SampleFn,
+    n: int,
+    adaptive: AdaptiveVoting | None = None,
+    stop: StopRule | None = None,
 ) -> list[AnswerGroup]:
-    """The solver's `n` completions for each question, with the answers extracted."""
-    completions = sample([domain.solver_prompt(q) for q in questions], n) if questions else []
-    return [
-        AnswerGroup(q.id, tuple(texts), tuple(domain.extract_answer(t) for t in texts))
-        for q, texts in zip(questions, completions)
-    ]
+    """The solver's completions for each question, with the answers extracted.
+
+    `n` per question, or, with `adaptive` and its `stop` rule, drawn in rounds and stopped
+    per question once `stop` says more answers would not change its fate (at most `n`).
+    """
+    rounds = adaptive.rounds(n) if adaptive is not None else Rounds(n, n, n)
+    return sample_in_rounds(questions, domain.solver_prompt, domain.extract_answer, sample, rounds,
+                            stop if adaptive is not None else None)
 
 
 def votes(domain: Domain, groups: Sequence[AnswerGroup]) -> list[Vote]:
@@ -79,11 +84,17 @@ def score_challenger(
     repetition_threshold: float = 0.5,
     invalid_reward: float = -1.0,
     id_prefix: str = "q",
+    adaptive: AdaptiveVoting | None = None,
 ) -> list[ChallengerItem]:
-    """R-Zero's challenger reward for a batch: uncertainty − repetition, format-gated."""
+    """R-Zero's challenger reward for a batch: uncertainty − repetition, format-gated.
+
+    With `adaptive`, a question's votes stop once its uncertainty reward is settled.
+    """
     parsed = parse_questions(domain, completions, categories, id_prefix)
     valid = [q for q in parsed if q is not None]
-    vote_of = dict(zip((q.id for q in valid), votes(domain, answer_groups(domain, valid, sample, samples))))
+    stop = adaptive.reward_stop(domain.equivalent) if adaptive is not None else None
+    groups = answer_groups(domain, valid, sample, samples, adaptive, stop)
+    vote_of = dict(zip((q.id for q in valid), votes(domain, groups)))
     agreements = [None if q is None else vote_of[q.id].agreement for q in parsed]
     texts = [None if q is None else q.text for q in parsed]
     rewards = challenger_rewards(texts, agreements, repetition_threshold, invalid_reward)
@@ -104,6 +115,7 @@ class SolverDataset:
     agreements: list[float] = field(default_factory=list)  # of every voted question
     label_correct: list[bool] = field(default_factory=list)  # kept questions with an oracle
     label_correct_all: list[bool] = field(default_factory=list)  # every voted question with one
+    vote_samples: int = 0  # solver answers drawn to vote on the accepted questions
 
     @property
     def pseudo_label_accuracy(self) -> float | None:
@@ -127,15 +139,21 @@ def build_solver_dataset(
     band: tuple[float, float],
     text_filter: TextFilter,
     seeds: Sequence[str] = (),
+    adaptive: AdaptiveVoting | None = None,
 ) -> SolverDataset:
-    """Filter the challenger's questions, vote on them, keep the band, label by majority."""
+    """Filter the challenger's questions, vote on them, keep the band, label by majority.
+
+    With `adaptive`, a question's votes stop once its band decision is settled.
+    """
     valid = [q for q in parsed if q is not None]
     accepted_idx, rejections = text_filter.apply([q.text for q in valid], seeds)
     accepted = [valid[i] for i in accepted_idx]
     rejected = Counter(r.reason for r in rejections)
     rejected["format_invalid"] = len(parsed) - len(valid)
+    stop = adaptive.band_stop(band, domain.equivalent) if adaptive is not None else None
+    groups = answer_groups(domain, accepted, sample, samples, adaptive, stop)
     kept, agreements, correct, correct_all = [], [], [], []
-    for question, vote in zip(accepted, votes(domain, answer_groups(domain, accepted, sample, samples))):
+    for question, vote in zip(accepted, votes(domain, groups)):
         agreements.append(vote.agreement)
         truth = domain.oracle(question)
         right = None if truth is None else agrees(vote.answer, truth, domain.equivalent)
@@ -148,5 +166,6 @@ def build_solver_dataset(
         if right is not None:
             correct.append(right)
     return SolverDataset(
-        kept, len(parsed), len(valid), dict(rejected), agreements, correct, correct_all
+        kept, len(parsed), len(valid), dict(rejected), agreements, correct, correct_all,
+        sum(len(g.answers) for g in groups),
     )

@@ -1,0 +1,175 @@
+"""Adaptive voting: sample the solver in rounds, stop a question once more samples won't matter.
+
+Voting is the dominant cost of R-Zero-style co-evolution: every question is answered m
+times. Most questions don't need m answers: when a small solver agrees with itself on its
+first few answers, the question is easy for it, its agreement is far from 0.5 (the
+challenger's uncertainty reward is near 0) and it is outside the dataset's band; later
+samples rarely change that. So the solver is sampled in rounds: a first round for every
+question, then one more round at a time for the questions still open, up to m.
+
+A question closes when either
+  1. its fate can no longer change (exact): whatever the remaining m − k answers are, the
+     final band decision is the same, or the final uncertainty reward lies within
+     `tolerance` of the current one; or
+  2. its leader is settled (Adaptive-Consistency, Aggarwal et al. 2023, Beta stopping rule):
+     with v1 votes for the leading answer and v2 for the runner-up, the posterior
+     probability that the leader's share exceeds the runner-up's, P(x > 1/2) for
+     x ~ Beta(v1 + 1, v2 + 1), reaches `confidence`.
+
+Votes then report `n` = the answers actually drawn, and `agreement` = count / n.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from scipy.stats import beta
+
+from coevolve.filters import in_band
+from coevolve.records import AnswerGroup, Question, Vote
+from coevolve.rewards import uncertainty_reward
+from coevolve.vote import Equivalence, group_answers, majority_vote
+
+# (user messages, samples per message) -> completions, one list of `n` per message
+SampleFn = Callable[[Sequence[str], int], list[list[str]]]
+# (answers drawn so far, samples allowed in all) -> whether the question may stop
+StopRule = Callable[[Sequence[str | None], int], bool]
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """How many answers to draw per round, up to `max_samples` per question."""
+
+    max_samples: int  # m
+    first_round: int
+    round_size: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.first_round <= self.max_samples:
+            raise ValueError(f"first_round must lie in [1, {self.max_samples}], got {self.first_round}")
+        if self.round_size < 1:
+            raise ValueError(f"round_size must be at least 1, got {self.round_size}")
+
+    def sizes(self) -> list[int]:
+        """Answers drawn in each round by a question that never stops early."""
+        sizes, drawn = [self.first_round], self.first_round
+        while drawn < self.max_samples:
+            sizes.append(min(self.round_size, self.max_samples - drawn))
+            drawn += sizes[-1]
+        return sizes
+
+
+def leader_counts(answers: Sequence[str | None], equivalent: Equivalence | None = None) -> tuple[int, int]:
+    """Votes for the leading answer and for the runner-up (0 when there is none)."""
+    sizes = sorted((len(members) for _, members in group_answers(answers, equivalent)), reverse=True)
+    return (sizes[0] if sizes else 0), (sizes[1] if len(sizes) > 1 else 0)
+
+
+def leader_confidence(leader: int, runner_up: int) -> float:
+    """Adaptive-Consistency's P(the leader's share > the runner-up's) under Beta(v1+1, v2+1)."""
+    return float(beta.sf(0.5, leader + 1, runner_up + 1))
+
+
+def final_leader_range(leader: int, drawn: int, max_samples: int) -> tuple[int, int]:
+    """Bounds of the leading answer's count after all `max_samples` answers.
+
+    The final leader has at least today's leader count, and at most that plus every answer
+    still to come (a runner-up that overtakes ends below that bound too).
+    """
+    remaining = max(max_samples - drawn, 0)
+    return leader, leader + remaining
+
+
+def band_rule(
+    band: tuple[float, float], confidence: float, equivalent: Equivalence | None = None
+) -> StopRule:
+    """Stop when the band decision cannot change, or the leader is settled."""
+
+    def stop(answers: Sequence[str | None], max_samples: int) -> bool:
+        leader, runner_up = leader_counts(answers, equivalent)
+        low, high = final_leader_range(leader, len(answers), max_samples)
+        # The band is an interval: check every reachable count, not only the two ends.
+        decisions = {in_band(count / max_samples, *band) for count in range(low, high + 1)}
+        return len(decisions) == 1 or leader_confidence(leader, runner_up) >= confidence
+
+    return stop
+
+
+def reward_rule(tolerance: float, confidence: float, equivalent: Equivalence | None = None) -> StopRule:
+    """Stop when the uncertainty reward can move at most `tolerance`, or the leader is settled."""
+
+    def stop(answers: Sequence[str | None], max_samples: int) -> bool:
+        leader, runner_up = leader_counts(answers, equivalent)
+        now = uncertainty_reward(leader / len(answers))
+        low, high = final_leader_range(leader, len(answers), max_samples)
+        spread = max(abs(uncertainty_reward(c / max_samples) - now) for c in range(low, high + 1))
+        return spread <= tolerance or leader_confidence(leader, runner_up) >= confidence
+
+    return stop
+
+
+@dataclass(frozen=True)
+class AdaptiveVoting:
+    """The recipe's adaptive-voting settings (`vote.adaptive`), turned into stop rules."""
+
+    first_round: int
+    round_size: int
+    confidence: float
+    reward_tolerance: float
+
+    def rounds(self, max_samples: int) -> Rounds:
+        return Rounds(max_samples, min(self.first_round, max_samples), self.round_size)
+
+    def reward_stop(self, equivalent: Equivalence | None = None) -> StopRule:
+        return reward_rule(self.reward_tolerance, self.confidence, equivalent)
+
+    def band_stop(self, band: tuple[float, float], equivalent: Equivalence | None = None) -> StopRule:
+        return band_rule(band, self.confidence, equivalent)
+
+
+def sample_in_rounds(
+    questions: Sequence[Question],
+    prompt: Callable[[Question], str],
+    extract: Callable[[str], str | None],
+    sample: SampleFn,
+    rounds: Rounds,
+    stop: StopRule | None,
+) -> list[AnswerGroup]:
+    """Each question's completions, drawn round by round until `stop` closes it.
+
+    Open questions advance in lockstep, so every round is one batched call to `sample`.
+    With `stop=None` every question gets all `rounds.max_samples` answers in one call.
+    """
+    texts: list[list[str]] = [[] for _ in questions]
+    answers: list[list[str | None]] = [[] for _ in questions]
+    sizes = rounds.sizes() if stop is not None else [rounds.max_samples]
+    open_idx = list(range(len(questions)))
+    for size in sizes:
+        if not open_idx:
+            break
+        drawn = sample([prompt(questions[i]) for i in open_idx], size)
+        for i, completions in zip(open_idx, drawn):
+            texts[i].extend(completions)
+            answers[i].extend(extract(c) for c in completions)
+        open_idx = [i for i in open_idx if not stop(answers[i], rounds.max_samples)] if stop else []
+    return [AnswerGroup(q.id, tuple(t), tuple(a)) for q, t, a in zip(questions, texts, answers)]
+
+
+def replay(answers: Sequence[str | None], rounds: Rounds, stop: StopRule) -> int:
+    """How many of an already drawn sequence of answers adaptive voting would have used.
+
+    Samples are independent, so consuming a full vote's answers in their drawn order is
+    the same experiment as sampling in rounds; the benchmark compares both this way.
+    """
+    drawn = 0
+    for size in rounds.sizes():
+        drawn += size
+        if stop(answers[:drawn], rounds.max_samples):
+            break
+    return min(drawn, rounds.max_samples)
+
+
+def vote_of_prefix(answers: Sequence[str | None], used: int, equivalent: Equivalence | None = None) -> Vote:
+    """The majority vote over the first `used` answers."""
+    return majority_vote(list(answers[:used]), equivalent)
