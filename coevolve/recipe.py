@@ -32,6 +32,7 @@ from omegaconf.errors import (
 )
 
 from coevolve.domains import DOMAINS, domain_class
+from coevolve.domains.base import DomainOptionError
 from coevolve.schema import Recipe
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
@@ -56,6 +57,7 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
         layers.append((COMMAND_LINE, _parse_overrides(overrides)))
     for source, layer in layers:
         _check_shape(_raw(layer), Recipe, source, prefix="")
+        config = _forget_other_domain(config, layer, sources)
         config = _merge(config, layer, source)
         sources.add(source, layer)
     recipe = _to_recipe(config, sources)
@@ -157,6 +159,11 @@ class _Sources:
     def add(self, source: str, layer: DictConfig) -> None:
         self._layers.append((source, set(_leaf_keys(_raw(layer), prefix=""))))
 
+    def forget(self, key: str) -> None:
+        """Forget that earlier layers set `key` or anything below or above it."""
+        self._layers = [(source, {k for k in set_keys if not _related(k, key)})
+                        for source, set_keys in self._layers]
+
     def of(self, *keys: str) -> str:
         """The last layer that set any of `keys` (or a key above or below one of them)."""
         for source, set_keys in reversed(self._layers):
@@ -200,6 +207,25 @@ def _lookup(node: Any, key: str) -> Any:
         else:
             node = getattr(node, part)
     return node
+
+
+def _forget_other_domain(config: DictConfig, layer: DictConfig, sources: _Sources) -> DictConfig:
+    """`config` without its domain options and categories if `layer` names another domain.
+
+    Options and categories belong to the domain they were written for (arithmetic's
+    `require_tags` means nothing to `generic`), so a recipe that switches `domain.name`
+    starts from none rather than inheriting its base's.
+    """
+    domain = _raw(layer).get("domain")
+    if not isinstance(domain, dict) or "name" not in domain:
+        return config
+    if domain["name"] == _raw(config)["domain"]["name"]:
+        return config
+    config.domain.options = {}
+    config.domain.categories = []
+    sources.forget("domain.options")
+    sources.forget("domain.categories")
+    return config
 
 
 def _merge(config: DictConfig, layer: DictConfig, source: str) -> DictConfig:
@@ -454,8 +480,11 @@ def _check_domain(recipe: Recipe, sources: _Sources) -> None:
             f"{sources.of('domain.name')}: domain.name = {name!r}: {detail}; "
             f"allowed: {', '.join(DOMAINS.names())}, or package.module:Class of a Domain subclass"
         ) from None
+    _resolve_option_paths(options, cls.path_options, sources)
     try:
         domain = cls(**dict(options or {}))
+    except DomainOptionError as error:
+        raise RecipeError(f"{sources.of(f'domain.options.{error.key}')}: {error}") from error
     except (TypeError, ValueError) as error:
         raise RecipeError(
             f"{sources.of('domain.options')}: domain.options = {options!r}: rejected by "
@@ -470,6 +499,28 @@ def _check_domain(recipe: Recipe, sources: _Sources) -> None:
                 f"{sources.of(key)}: {key} = {category!r}: {problem}; "
                 f"allowed: {', '.join(valid)}"
             )
+
+
+def _resolve_option_paths(options: dict[str, Any], keys: Sequence[str], sources: _Sources) -> None:
+    """Make the relative paths in the domain's path options absolute, in place, against the
+    folder of the recipe file that set each one (like `base:`); command-line ones stay
+    relative to the current directory. Values that are not strings are left to the domain."""
+    for key in keys:
+        source = sources.of(f"domain.options.{key}")
+        if key not in options or source in (COMMAND_LINE, SCHEMA_DEFAULT):
+            continue
+        folder = Path(source).parent
+        value = options[key]
+        if isinstance(value, str):
+            options[key] = _against(folder, value)
+        elif isinstance(value, list):
+            options[key] = [_against(folder, item) if isinstance(item, str) else item for item in value]
+
+
+def _against(folder: Path, path: str) -> str:
+    """`path` if absolute (after `~`), else `folder / path`, as an absolute path."""
+    expanded = Path(path).expanduser()
+    return str(expanded if expanded.is_absolute() else Path(os.path.abspath(folder / expanded)))
 
 
 def _options_of(domain_class: type) -> str:

@@ -52,7 +52,7 @@ def domain_class(name: str) -> type[Domain]:
 
 def _import_builtin_domains() -> None:
     # Imported lazily so that each module registers itself exactly once.
-    from coevolve.domains import arithmetic, math, reasoning_gym  # noqa: F401
+    from coevolve.domains import arithmetic, generic, math, reasoning_gym  # noqa: F401
 
 
 __all__ = ["DOMAINS", "Domain", "build_domain", "domain_class", "register_domain"]

@@ -14,10 +14,24 @@ from typing import Sequence
 from coevolve.records import Question
 
 
+class DomainOptionError(ValueError):
+    """A bad `domain.options` entry; `key` names it so a recipe can name the file that set it.
+
+    The message reads `domain.options.<key> = <value>: <problem>; allowed: <what is>`.
+    """
+
+    def __init__(self, key: str, value: object, problem: str, allowed: str) -> None:
+        self.key = key
+        super().__init__(f"domain.options.{key} = {value!r}: {problem}; allowed: {allowed}")
+
+
 class Domain(ABC):
     """Base class of all domains. Subclasses register themselves in `DOMAINS`."""
 
     name: str = ""
+    # Options that hold file paths (a string or a list of strings). A recipe resolves a
+    # relative one against the folder of the recipe file that sets it, as it does `base:`.
+    path_options: tuple[str, ...] = ()
 
     @abstractmethod
     def categories(self) -> tuple[str, ...]:
