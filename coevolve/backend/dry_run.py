@@ -3,7 +3,7 @@
 Composes and validates each role's verl configuration exactly as a real run would (hydra
 compose + verl's own `validate_config`), writes it next to the resource plan and the
 iteration budget under `<run_dir>/dry_run/`, and prints the plan. Nothing is started: no
-Ray, no model, no GPU.
+Ray, no model, no GPU; the model path and held-out files need not exist yet.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from coevolve.backend.verl_config import ROLES, compose, role_settings
 from coevolve.domains import build_domain
+from coevolve.domains.files import QuestionFileError
 from coevolve.plan import format_plan, plan_dict
 from coevolve.runstate import write_atomically
 from coevolve.schema import Recipe
@@ -25,16 +26,32 @@ def dry_run(recipe: Recipe) -> Path:
     from verl.utils.config import validate_config
 
     out = Path(recipe.run_dir) / "dry_run"
-    domain = build_domain(recipe.domain.name, recipe.domain.options)
-    categories = set(recipe.domain.categories or domain.categories())
-    heldout = [q for q in domain.heldout(recipe.eval.per_category, recipe.eval.seed) if q.category in categories]
-    domain.close()
+    heldout, missing = _heldout_count(recipe)
     for role in ROLES:
         config = compose(role_settings(recipe, role, recipe.model.path, Path(recipe.run_dir)))
         validate_config(config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
         write_atomically(out / f"verl_{role}.yaml", OmegaConf.to_yaml(config))
-    plan = plan_dict(recipe, len(heldout))
+    plan = plan_dict(recipe, heldout)
     write_atomically(out / "plan.json", json.dumps(plan, indent=2))
     print(format_plan(plan))
+    if missing:
+        print(f"\nheld-out evaluation counted as 0 questions: {missing}\n(a real run stops on this)")
     print(f"\nverl configs and plan written to {out}/")
     return out
+
+
+def _heldout_count(recipe: Recipe) -> tuple[int, str]:
+    """Held-out questions the run would evaluate, and why none if its files are unreadable.
+
+    A dry run sizes a run before its data is in place (a recipe's benchmark paths may still
+    be placeholders), so an unreadable held-out file is reported, not fatal.
+    """
+    domain = build_domain(recipe.domain.name, recipe.domain.options)
+    categories = set(recipe.domain.categories or domain.categories())
+    try:
+        questions = domain.heldout(recipe.eval.per_category, recipe.eval.seed)
+    except QuestionFileError as error:
+        return 0, str(error)
+    finally:
+        domain.close()
+    return sum(q.category in categories for q in questions), ""

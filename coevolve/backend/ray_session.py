@@ -4,15 +4,20 @@ On the CPU every process must load coevolve's verl platform plugin, so its envir
 variables travel in Ray's runtime env; Ray is started with logical GPU slots (one per role)
 and over-subscribed logical CPUs, because verl's placement groups ask for both. On a GPU
 cluster the plugin is not loaded and Ray is joined at `resources.ray_address`.
+
+A joined cluster is checked against the recipe before any trainer starts: verl asks for each
+role's GPUs as one placement group of `gpus_per_node` GPUs per node and waits for it forever
+if the cluster cannot place it, so a cluster that is too small must be an error, not a hang.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
-from coevolve.schema import Recipe
+from coevolve.recipe import RecipeError
+from coevolve.schema import Recipe, ResourcesConfig
 
 CPU_PLATFORM_MODULE = "coevolve.backend.platform_cpu"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -50,12 +55,45 @@ def start_ray(recipe: Recipe, roles: int = 2) -> dict[str, Any]:
                               "log_to_driver": True}
     if recipe.resources.ray_address:
         ray.init(address=recipe.resources.ray_address, **kwargs)
+        node_gpus = [node["Resources"].get("GPU", 0.0) for node in ray.nodes() if node["Alive"]]
+        check_cluster(recipe.resources, ray.cluster_resources(), node_gpus)
     elif recipe.resources.device == "cpu":
         slots = roles * recipe.resources.gpus_per_node
         ray.init(num_cpus=8 * slots, num_gpus=slots, **kwargs)
     else:
         ray.init(**kwargs)
     return ray.cluster_resources()
+
+
+class ClusterError(RecipeError):
+    """The Ray cluster cannot hold what the recipe's `resources` ask for."""
+
+
+def check_cluster(resources: ResourcesConfig, cluster: Mapping[str, float],
+                  node_gpus: Sequence[float] = (), roles: int = 2) -> None:
+    """Raise ClusterError unless the cluster can place every role's GPUs.
+
+    `cluster` is `ray.cluster_resources()`; `node_gpus` the GPUs of each live node (from
+    `ray.nodes()`), checked when given: each role needs `nnodes` groups of `gpus_per_node`
+    GPUs, each group on one node (verl's STRICT_PACK placement groups).
+    """
+    per_node, nnodes = resources.gpus_per_node, resources.nnodes
+    needed = roles * nnodes * per_node
+    have = float(cluster.get("GPU", 0.0))
+    asked = (f"resources.nnodes = {nnodes} x resources.gpus_per_node = {per_node} GPUs per role, "
+             f"{roles} roles: {needed} GPUs in {roles * nnodes} groups of {per_node} on one node each")
+    if have < needed:
+        raise ClusterError(f"{asked}; the Ray cluster at resources.ray_address has {have:g} GPUs in "
+                           f"all{_nodes(node_gpus)}; add nodes or lower resources.nnodes/gpus_per_node")
+    groups = sum(int(gpus // per_node) for gpus in node_gpus)
+    if node_gpus and groups < roles * nnodes:
+        raise ClusterError(f"{asked}; the Ray cluster's nodes{_nodes(node_gpus)} hold only {groups} "
+                           f"such group(s), since a group cannot span nodes; lower "
+                           f"resources.gpus_per_node (and raise resources.nnodes) to fit the nodes")
+
+
+def _nodes(node_gpus: Sequence[float]) -> str:
+    return f" ({', '.join(f'{g:g}' for g in node_gpus)} GPUs per node)" if node_gpus else ""
 
 
 def stop_ray() -> None:

@@ -1,15 +1,21 @@
 """General math problems, R-Zero's setting: answers are compared by math-verify, not by string.
 
-There is no oracle and (without network access to MATH or GSM8K) no held-out set here, so this
-domain relies entirely on the solver's majority vote. Answers are grouped by mathematical
-equivalence (`\\frac{1}{2}` ~ `0.5`, `x+1` ~ `1+x`), checked by math-verify in a killable worker
-process (see `coevolve.domains.mathverify`) after two cheap local checks.
+There is no oracle, so training relies entirely on the solver's majority vote. Answers are
+grouped by mathematical equivalence (`\\frac{1}{2}` ~ `0.5`, `x+1` ~ `1+x`), checked by math-verify
+in a killable worker process (see `coevolve.domains.mathverify`) after two cheap local checks.
+
+Held-out evaluation reads math benchmark files the user points to (`heldout_files`; the
+package ships none, and nothing is downloaded). Each file is one held-out *set*, named by its
+stem (`math500.jsonl` -> set `math500`, question ids `math500:<line>`); a line's `category` is
+one of the domain's categories (the challenger's topics), so held-out accuracy is reported per
+set and per topic. A benchmark without topics (GSM8K, AIME) gets `heldout_category`.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from pathlib import PurePath
 from typing import Sequence
 
 from coevolve.domains import register_domain
@@ -23,6 +29,7 @@ from coevolve.domains.answers import (
     question_request,
 )
 from coevolve.domains.base import Domain
+from coevolve.domains.files import QuestionFileError, load_questions
 from coevolve.domains.mathverify import TimedVerifier
 from coevolve.records import Question
 
@@ -54,13 +61,25 @@ class MathDomain(Domain):
         timeout_s: time limit of one math-verify check; a timeout is a non-match.
         cache_size: number of answer pairs whose equivalence is remembered.
         max_question_chars: a longer <question> block is rejected.
+        heldout_files: JSONL benchmark files (question, answer, optional category), one held-out
+            set per file, named by its stem; every question of every file is evaluated.
+        heldout_category: the category of a held-out line without one (None: such a line is
+            an error naming the file and line).
     """
 
+    path_options = ("heldout_files",)  # resolved against the recipe's folder by the loader
+
     def __init__(self, categories: Sequence[str] = DEFAULT_CATEGORIES, timeout_s: float = 5.0,
-                 cache_size: int = 100_000, max_question_chars: int = 2000) -> None:
+                 cache_size: int = 100_000, max_question_chars: int = 2000,
+                 heldout_files: Sequence[str] = (), heldout_category: str | None = None) -> None:
         if not categories or len(set(categories)) != len(categories):
             raise ValueError(f"math categories must be non-empty and distinct, got {categories}")
         self._categories = tuple(categories)
+        self.heldout_files = _checked_heldout_files(heldout_files)
+        if heldout_category is not None and heldout_category not in self._categories:
+            raise ValueError(f"heldout_category {heldout_category!r} is not one of the categories "
+                             f"({', '.join(self._categories)})")
+        self.heldout_category = heldout_category
         self.timeout_s = timeout_s
         self.max_question_chars = max_question_chars
         self._verifier: TimedVerifier | None = None  # started on the first non-trivial check
@@ -112,6 +131,24 @@ class MathDomain(Domain):
         first, second = sorted((a, b))  # one order for both calls makes the answer symmetric
         return self._verified(first, second)
 
+    def heldout(self, per_category: int, seed: int) -> list[Question]:
+        """Every question of `heldout_files`, in file order.
+
+        Files are read here, not when the domain is built, so a recipe whose benchmark paths
+        are still placeholders can be checked and dry-run; a real run reads them before it
+        starts anything. Benchmarks are evaluated whole (`per_category` and `seed` do not cut
+        them), so accuracies compare with published numbers.
+        """
+        questions: list[Question] = []
+        for path in self.heldout_files:
+            try:
+                questions += load_questions(path, categories=self._categories,
+                                            default_category=self.heldout_category, require_answer=True)
+            except QuestionFileError as error:
+                raise QuestionFileError(f"domain.options.heldout_files: {error} (each entry must be "
+                                        "a JSONL benchmark file you provide)") from error
+        return questions
+
     def close(self) -> None:
         """Stop the math-verify worker (a later check starts a new one)."""
         if self._verifier is not None:
@@ -121,6 +158,19 @@ class MathDomain(Domain):
         if self._verifier is None:
             self._verifier = TimedVerifier(self.timeout_s)
         return self._verifier.equivalent(a, b)
+
+
+def _checked_heldout_files(files: Sequence[str]) -> tuple[str, ...]:
+    """The held-out paths, if they name distinct sets; the files themselves are read later."""
+    if isinstance(files, str) or not all(isinstance(f, str) and f for f in files):
+        raise ValueError(f"heldout_files must be a list of paths, got {files!r}")
+    stems = [PurePath(f).stem for f in files]
+    for stem in stems:
+        if ":" in stem or stems.count(stem) > 1:
+            problem = "holds ':'" if ":" in stem else "is the stem of two files"
+            raise ValueError(f"heldout_files: set name {stem!r} {problem}; a file's stem names its "
+                             "held-out set, so give each file a distinct stem without ':'")
+    return tuple(files)
 
 
 def _without_spaces(answer: str) -> str:
