@@ -215,8 +215,8 @@ class CoEvolution:
     def _phase_solver(self, phase: Phase, progress: Progress) -> int:
         from coevolve.backend.session import solver_data
 
-        questions = load_questions(Path(self.state.datasets[str(phase.iteration)]))
-        dataset, sampler = solver_data(self, questions)
+        questions, agreements = load_dataset(Path(self.state.datasets[str(phase.iteration)]))
+        dataset, sampler = solver_data(self, questions, agreements)
         self.roles["solver"].set_data(dataset, sampler)
         return self._train(phase, progress, self.recipe.solver.steps)
 
@@ -293,7 +293,7 @@ class CoEvolution:
             result = build_solver_dataset(self.domain, parsed, self.vote_sampler(), self.recipe.vote.samples,
                                           (d.band_low, d.band_high), self.text_filter, seeds, self.adaptive)
         path = self.run_dir / "data" / f"iter_{phase.iteration:03d}" / "solver_dataset.jsonl"
-        save_questions(result.kept, path)
+        save_dataset(result.kept, result.kept_agreements, path)
         self.state.datasets[str(phase.iteration)] = str(path)
         step = self.state.global_step + 1
         self._log_dataset(result, step)
@@ -428,12 +428,16 @@ def _mean(values) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def save_questions(questions: list[Question], path: Path) -> None:
-    write_atomically(path, "".join(json.dumps(asdict(q)) + "\n" for q in questions))
+def save_dataset(questions: list[Question], agreements: list[float], path: Path) -> None:
+    """The solver's questions as JSONL, each with the agreement of the vote that labelled it."""
+    rows = [asdict(q) | {"vote_agreement": a} for q, a in zip(questions, agreements, strict=True)]
+    write_atomically(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
-def load_questions(path: Path) -> list[Question]:
-    return [Question(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+def load_dataset(path: Path) -> tuple[list[Question], list[float]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    agreements = [row.pop("vote_agreement") for row in rows]
+    return [Question(**row) for row in rows], agreements
 
 
 def prepare_base_model(recipe: Recipe) -> str:

@@ -426,6 +426,7 @@ _RULES: tuple[_Rule, ...] = (
     *_role_rules("challenger"),
     *_role_rules("solver"),
     _between("challenger.repetition_threshold", 0, 1),
+    _one_of("solver.question_sampling", "uniform", "informative"),
     _at_least("challenger.seeds_per_prompt", 0),
     *(_at_least(f"vote.{size}", 1) for size in ("samples", "max_new_tokens", "batch_size")),
     _positive("vote.temperature"),

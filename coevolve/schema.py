@@ -71,6 +71,10 @@ class SolverConfig(RoleConfig):
     steps: int = 15
     batch_size: int = 128
     group_size: int = 5
+    # How a category's questions are drawn: "uniform" (each once per pass, shuffled) or
+    # "informative" (in proportion to 1 - p^G - (1-p)^G, p = the question's vote agreement:
+    # more draws where a group is likely to have a gradient; see coevolve/informative.py).
+    question_sampling: str = "informative"
 
 
 @dataclass

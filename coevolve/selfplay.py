@@ -116,6 +116,7 @@ class SolverDataset:
     label_correct: list[bool] = field(default_factory=list)  # kept questions with an oracle
     label_correct_all: list[bool] = field(default_factory=list)  # every voted question with one
     vote_samples: int = 0  # solver answers drawn to vote on the accepted questions
+    kept_agreements: list[float] = field(default_factory=list)  # vote agreement of each kept question
 
     @property
     def pseudo_label_accuracy(self) -> float | None:
@@ -152,7 +153,7 @@ def build_solver_dataset(
     rejected["format_invalid"] = len(parsed) - len(valid)
     stop = adaptive.band_stop(band, domain.equivalent) if adaptive is not None else None
     groups = answer_groups(domain, accepted, sample, samples, adaptive, stop)
-    kept, agreements, correct, correct_all = [], [], [], []
+    kept, kept_agreements, agreements, correct, correct_all = [], [], [], [], []
     for question, vote in zip(accepted, votes(domain, groups)):
         agreements.append(vote.agreement)
         truth = domain.oracle(question)
@@ -163,9 +164,10 @@ def build_solver_dataset(
             rejected["outside_band" if vote.answer is not None else "no_answer"] += 1
             continue
         kept.append(Question(question.id, question.category, question.text, vote.answer, "majority_vote"))
+        kept_agreements.append(vote.agreement)
         if right is not None:
             correct.append(right)
     return SolverDataset(
         kept, len(parsed), len(valid), dict(rejected), agreements, correct, correct_all,
-        sum(len(g.answers) for g in groups),
+        vote_samples=sum(len(g.answers) for g in groups), kept_agreements=kept_agreements,
     )

@@ -85,3 +85,16 @@ def test_curriculum_sampler_draws_allowed_categories_and_picker_cycles():
     fresh = vdata.solver_picker(dataset, np.random.default_rng(1))
     passes = [sorted(fresh("add_sub_small") for _ in range(3)) for _ in range(2)]
     assert passes == [[0, 1, 2], [0, 1, 2]]  # every question once per pass, then reshuffled
+
+
+def test_weighted_picker_draws_within_the_category_in_proportion_to_weights():
+    questions = [Question(f"q{i}", c, "What is 1 + 1?", "2") for i, c in
+                 enumerate(["add_sub_small"] * 3 + ["mul_small"])]
+    dataset = vdata.SolverQuestions(ARITH, questions, oracle=False)
+    pick = vdata.weighted_picker(dataset, [0.1, 0.6, 0.3, 0.05], np.random.default_rng(0))
+    drawn = [pick("add_sub_small") for _ in range(4000)]
+    assert set(drawn) == {0, 1, 2}
+    assert [drawn.count(i) / len(drawn) for i in range(3)] == pytest.approx([0.1, 0.6, 0.3], abs=0.03)
+    assert pick("mul_small") == 3
+    with pytest.raises(ValueError, match="weights"):
+        vdata.weighted_picker(dataset, [1.0], np.random.default_rng(0))

@@ -115,6 +115,17 @@ def solver_picker(dataset: SolverQuestions, rng: np.random.Generator) -> Callabl
     return pick
 
 
+def weighted_picker(dataset: SolverQuestions, weights: Sequence[float],
+                    rng: np.random.Generator) -> Callable[[str], int]:
+    """Draw each category's questions with replacement, in proportion to `weights`."""
+    if len(weights) != len(dataset):
+        raise ValueError(f"{len(weights)} weights for {len(dataset)} questions")
+    members = {c: np.asarray(idx) for c, idx in dataset.by_category.items()}
+    probs = {c: np.asarray([weights[i] for i in idx], dtype=float) for c, idx in members.items()}
+    probs = {c: p / p.sum() for c, p in probs.items()}
+    return lambda category: int(rng.choice(members[category], p=probs[category]))
+
+
 @dataclass(frozen=True)
 class Rollout:
     """One generated response with the info of the item it answers."""

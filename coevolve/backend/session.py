@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from coevolve.backend import data as vdata
 from coevolve.backend import trainer as vtrainer
 from coevolve.backend.verl_config import compose, role_settings
+from coevolve.informative import informative_weights
 from coevolve.records import Question
 
 if TYPE_CHECKING:
@@ -38,10 +39,19 @@ def build_role(run: "CoEvolution", role: str, base_model: str) -> vtrainer.RoleT
                                 recipe.resources.gpus_per_node, recipe.resources.nnodes)
 
 
-def solver_data(run: "CoEvolution", questions):
-    """The solver's dataset for a phase and its curriculum sampler (categories present only)."""
+def solver_data(run: "CoEvolution", questions, agreements):
+    """The solver's dataset for a phase and its curriculum sampler (categories present only).
+
+    With `solver.question_sampling: informative`, questions are drawn within their category in
+    proportion to their chance of an informative GRPO group (coevolve/informative.py).
+    """
     dataset = vdata.SolverQuestions(run.domain, questions)
-    sampler = vdata.CurriculumSampler(run.bandit, vdata.solver_picker(dataset, run.rng),
+    if run.recipe.solver.question_sampling == "informative":
+        weights = informative_weights(agreements, run.recipe.solver.group_size)
+        picker = vdata.weighted_picker(dataset, weights, run.rng)
+    else:
+        picker = vdata.solver_picker(dataset, run.rng)
+    sampler = vdata.CurriculumSampler(run.bandit, picker,
                                       allowed=sorted(dataset.by_category),
                                       batch_size=run.recipe.solver.batch_size)
     return dataset, sampler

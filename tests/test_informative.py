@@ -1,0 +1,44 @@
+"""Chance of an informative GRPO group, and drawing questions by it."""
+
+import random
+
+import pytest
+
+from coevolve.informative import informative_probability, informative_weights, weighted_informative_share
+from coevolve.loop import load_dataset, save_dataset
+from coevolve.records import Question
+
+
+def test_informative_probability_matches_a_simulation():
+    rng = random.Random(0)
+    for p, g in ((0.3, 4), (0.8, 5), (0.5, 2)):
+        groups = [[rng.random() < p for _ in range(g)] for _ in range(20000)]
+        simulated = sum(len(set(group)) > 1 for group in groups) / len(groups)
+        assert informative_probability(p, g) == pytest.approx(simulated, abs=0.01)
+
+
+def test_informative_probability_edges_and_errors():
+    assert informative_probability(0.0, 4) == 0.0 and informative_probability(1.0, 4) == 0.0
+    assert informative_probability(0.5, 1) == 0.0  # one answer never disagrees with itself
+    with pytest.raises(ValueError, match="p must"):
+        informative_probability(1.2, 4)
+    with pytest.raises(ValueError, match="group_size"):
+        informative_probability(0.5, 0)
+
+
+def test_weights_have_a_floor_and_weighting_never_lowers_the_share():
+    weights = informative_weights([1.0, 0.5, 0.8], 4, floor=0.05)
+    assert weights[0] == 0.05 and weights[1] == pytest.approx(0.875)
+    chances = [informative_probability(p, 4) for p in (0.3, 0.5, 0.8, 0.8, 0.8)]
+    uniform = sum(chances) / len(chances)
+    assert weighted_informative_share(chances) > uniform
+    assert weighted_informative_share([0.5, 0.5]) == pytest.approx(0.5)
+    assert weighted_informative_share([0.0, 0.0]) == 0.0
+
+
+def test_dataset_file_keeps_each_questions_vote_agreement(tmp_path):
+    questions = [Question("a", "c", "What is 1 + 1?", "2", "majority_vote"), Question("b", "c", "Q?", "3")]
+    save_dataset(questions, [0.5, 0.8], tmp_path / "d.jsonl")
+    assert load_dataset(tmp_path / "d.jsonl") == (questions, [0.5, 0.8])
+    with pytest.raises(ValueError):
+        save_dataset(questions, [0.5], tmp_path / "e.jsonl")

@@ -1,0 +1,163 @@
+"""Adaptive voting against full voting, on the same questions and the same answers.
+
+The solver (the recipe's base model) answers every question m times with the recipe's vote
+sampling settings; the answers are kept in the order drawn. Because samples are independent,
+adaptive voting is then replayed on each question's answer sequence (`coevolve.adaptive.replay`):
+it sees the first round, decides, sees the next round, and so on, exactly as when it samples
+in rounds. Reported per setting:
+
+- solver samples drawn with and without it, and their ratio;
+- challenger reward: mean |uncertainty reward (adaptive) − uncertainty reward (all m)|;
+- dataset: the share of band decisions (keep / drop) that change, and of kept pseudo-labels
+  that change.
+
+And, for spending samples where GRPO has a gradient: the share of informative solver groups
+(not all rewards equal) among the questions the full vote keeps, when the solver's training
+questions are drawn uniformly versus in proportion to their chance of an informative group.
+
+    python tools/bench_adaptive.py --per-category 4 --samples 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from coevolve.adaptive import AdaptiveVoting, replay, vote_of_prefix  # noqa: E402
+from coevolve.domains import build_domain  # noqa: E402
+from coevolve.filters import in_band  # noqa: E402
+from coevolve.informative import informative_probability, weighted_informative_share  # noqa: E402
+from coevolve.recipe import DEFAULT_RECIPE, load_recipe  # noqa: E402
+from coevolve.rewards import uncertainty_reward  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Comparison:
+    setting: str
+    questions: int
+    samples_full: int
+    samples_challenger: int
+    samples_dataset: int
+    reward_mean_abs_diff: float
+    band_decisions_changed: float
+    labels_changed: float
+
+    @property
+    def ratio_challenger(self) -> float:
+        return self.samples_full / self.samples_challenger
+
+    @property
+    def ratio_dataset(self) -> float:
+        return self.samples_full / self.samples_dataset
+
+
+def compare(answers: list[list[str | None]], m: int, adaptive: AdaptiveVoting, band: tuple[float, float],
+            equivalent, setting: str) -> Comparison:
+    """Replay `adaptive` on every question's full answer sequence."""
+    rounds = adaptive.rounds(m)
+    reward_stop, band_stop = adaptive.reward_stop(equivalent), adaptive.band_stop(band, equivalent)
+    used_reward, used_band, diffs, flips, label_flips, kept = [], [], [], 0, 0, 0
+    for sequence in answers:
+        full = vote_of_prefix(sequence, m, equivalent)
+        k = replay(sequence, rounds, reward_stop)
+        used_reward.append(k)
+        diffs.append(abs(uncertainty_reward(vote_of_prefix(sequence, k, equivalent).agreement)
+                         - uncertainty_reward(full.agreement)))
+        k = replay(sequence, rounds, band_stop)
+        used_band.append(k)
+        short = vote_of_prefix(sequence, k, equivalent)
+        keep_full, keep_short = _kept(full, band), _kept(short, band)
+        flips += keep_full != keep_short
+        if keep_full and keep_short:
+            kept += 1
+            label_flips += not equivalent(full.answer, short.answer)
+    return Comparison(setting, len(answers), m * len(answers), sum(used_reward), sum(used_band),
+                      float(np.mean(diffs)), flips / len(answers), label_flips / max(kept, 1))
+
+
+def _kept(vote, band: tuple[float, float]) -> bool:
+    return vote.answer is not None and in_band(vote.agreement, *band)
+
+
+def sample_answers(recipe, questions, m: int, seed: int) -> tuple[list[list[str | None]], float, int]:
+    """Every question's m answers in drawn order, the seconds it took and the tokens made."""
+    from coevolve.backend.sampler import HFSampler, SamplingParams
+    from coevolve.loop import prepare_base_model
+
+    v = recipe.vote
+    sampler = HFSampler(prepare_base_model(recipe), batch_size=v.batch_size, dtype=recipe.model.dtype)
+    domain = build_domain(recipe.domain.name, recipe.domain.options)
+    params = SamplingParams(n=m, temperature=v.temperature, top_p=v.top_p, top_k=v.top_k,
+                            max_new_tokens=v.max_new_tokens)
+    completions = sampler.generate([domain.solver_prompt(q) for q in questions], params, seed=seed)
+    stats = sampler.last_stats
+    return [[domain.extract_answer(c) for c in group] for group in completions], stats.seconds, stats.generated_tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default=str(DEFAULT_RECIPE))
+    parser.add_argument("--per-category", type=int, default=4, help="questions per domain category")
+    parser.add_argument("--samples", type=int, default=10, help="m, answers per question (R-Zero: 10)")
+    parser.add_argument("--seed", type=int, default=777, help="question and sampling seed (not the training seed)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    recipe = load_recipe(Path(args.recipe), [])
+    domain = build_domain(recipe.domain.name, recipe.domain.options)
+    categories = recipe.domain.categories or domain.categories()
+    questions = [q for c in categories for q in domain.seed_questions(c, args.per_category, args.seed)]
+    start = time.monotonic()
+    answers, seconds, tokens = sample_answers(recipe, questions, args.samples, args.seed)
+    band = (recipe.dataset.band_low, recipe.dataset.band_high)
+    a = recipe.vote.adaptive
+    settings = [(f"recipe: first {a.first_round}, +{a.round_size}, conf {a.confidence}, tol {a.reward_tolerance}",
+                 AdaptiveVoting(a.first_round, a.round_size, a.confidence, a.reward_tolerance))]
+    for first, confidence in ((3, 0.9), (4, 0.95), (4, 0.99), (6, 0.95)):
+        settings.append((f"first {first}, +2, conf {confidence}, tol {a.reward_tolerance}",
+                         AdaptiveVoting(first, 2, confidence, a.reward_tolerance)))
+    results = [compare(answers, args.samples, s, band, domain.equivalent, name) for name, s in settings]
+
+    g = recipe.solver.group_size
+    full_votes = [vote_of_prefix(seq, args.samples, domain.equivalent) for seq in answers]
+    in_band_p = [v.agreement for v in full_votes if _kept(v, band)]
+    chances = [informative_probability(p, g) for p in in_band_p]
+    informative = {"group_size": g, "questions_in_band": len(in_band_p),
+                   "uniform": float(np.mean(chances)) if chances else None,
+                   "weighted": weighted_informative_share(chances) if chances else None}
+    print(f"{len(questions)} questions x {args.samples} answers: {tokens} tokens in {seconds:.0f} s "
+          f"({time.monotonic() - start:.0f} s in all)")
+    print(f"{'setting':<52} {'full':>5} {'chall.':>6} {'ratio':>6} {'|dr|':>6} {'dataset':>7} "
+          f"{'ratio':>6} {'band chg':>8} {'label chg':>9}")
+    for r in results:
+        print(f"{r.setting:<52} {r.samples_full:>5} {r.samples_challenger:>6} {r.ratio_challenger:>6.2f} "
+              f"{r.reward_mean_abs_diff:>6.3f} {r.samples_dataset:>7} {r.ratio_dataset:>6.2f} "
+              f"{r.band_decisions_changed:>8.1%} {r.labels_changed:>9.1%}")
+    print(f"informative solver groups (G={g}) over {informative['questions_in_band']} in-band questions: "
+          f"uniform {informative['uniform']}, weighted {informative['weighted']}")
+    agreement_hist = np.histogram([v.agreement for v in full_votes], bins=np.linspace(0, 1, 11))[0].tolist()
+    print(f"agreement histogram of the full votes (0.0-0.1 ... 0.9-1.0): {agreement_hist}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "questions": len(questions), "samples": args.samples, "sampling_seconds": seconds, "tokens": tokens,
+            "comparisons": [asdict(r) | {"ratio_challenger": r.ratio_challenger, "ratio_dataset": r.ratio_dataset}
+                            for r in results],
+            "informative_groups": informative, "agreement_hist": agreement_hist,
+        }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
