@@ -115,7 +115,8 @@ def generation_hours(recipe: Recipe, budget: list[Generation],
     return wall_s / 3600, wall_s / 3600 * 2 * per_role
 
 
-def plan_dict(recipe: Recipe, heldout_questions: int) -> dict:
+def plan_dict(recipe: Recipe, heldout_questions: int,
+              tokens_per_gpu_s: float = DECODE_TOKENS_PER_GPU_S) -> dict:
     budget = iteration_budget(recipe, heldout_questions)
     return {
         "recipe": recipe.name,
@@ -124,15 +125,15 @@ def plan_dict(recipe: Recipe, heldout_questions: int) -> dict:
         "iteration_budget": [asdict(g) | {"max_tokens": g.max_tokens} for g in budget],
         "iteration_max_generated_tokens": sum(g.max_tokens for g in budget),
         "iteration_trained_sequences": sum(g.sequences for g in budget if g.trained),
-    } | _cost(recipe, budget)
+    } | _cost(recipe, budget, tokens_per_gpu_s)
 
 
-def _cost(recipe: Recipe, budget: list[Generation]) -> dict:
+def _cost(recipe: Recipe, budget: list[Generation], tokens_per_gpu_s: float) -> dict:
     """The generation GPU-hours of one iteration, on GPU recipes only (CPU slots are not GPUs)."""
     if recipe.resources.device != "cuda":
         return {}
-    wall_h, gpu_h = generation_hours(recipe, budget)
-    return {"assumed_decode_tokens_per_gpu_s": DECODE_TOKENS_PER_GPU_S,
+    wall_h, gpu_h = generation_hours(recipe, budget, tokens_per_gpu_s)
+    return {"assumed_decode_tokens_per_gpu_s": tokens_per_gpu_s,
             "iteration_generation_wall_hours": round(wall_h, 3),
             "iteration_generation_gpu_hours": round(gpu_h, 2)}
 

@@ -78,5 +78,6 @@ def test_bad_options_are_rejected_when_built(options, message):
 
 
 def test_recipe_names_the_option_it_rejects():
-    with pytest.raises(RecipeError, match="heldout_category"):
+    # the recipe loader names where the bad value came from and the dotted key
+    with pytest.raises(RecipeError, match="command line: domain.options.heldout_category = 'chemistry'"):
         load_recipe(RECIPES_DIR / "math.yaml", ["domain.options.heldout_category=chemistry"])

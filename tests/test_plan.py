@@ -92,6 +92,13 @@ def test_rzero_plan_numbers_match_the_reference():
     assert budget["solver votes for the dataset"]["sequences"] == 8000 * 10
     assert budget["solver rollouts"]["sequences"] == RZERO_SOLVER
     assert plan["iteration_trained_sequences"] == RZERO_CHALLENGER + RZERO_SOLVER
+    assert load_recipe(RZERO).vote.adaptive.enabled is False  # R-Zero draws all m answers
+
+
+def test_gpu_hours_scale_inversely_with_the_assumed_throughput():
+    recipe = load_recipe(RZERO)
+    slow, fast = plan_dict(recipe, 0, tokens_per_gpu_s=5_000), plan_dict(recipe, 0, tokens_per_gpu_s=20_000)
+    assert slow["iteration_generation_gpu_hours"] == pytest.approx(4 * fast["iteration_generation_gpu_hours"], rel=1e-2)
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ from coevolve.domains.answers import (
     bounded_question_block,
     question_request,
 )
-from coevolve.domains.base import Domain
+from coevolve.domains.base import Domain, DomainOptionError
 from coevolve.domains.files import QuestionFileError, load_questions
 from coevolve.domains.mathverify import TimedVerifier
 from coevolve.records import Question
@@ -77,8 +77,8 @@ class MathDomain(Domain):
         self._categories = tuple(categories)
         self.heldout_files = _checked_heldout_files(heldout_files)
         if heldout_category is not None and heldout_category not in self._categories:
-            raise ValueError(f"heldout_category {heldout_category!r} is not one of the categories "
-                             f"({', '.join(self._categories)})")
+            raise DomainOptionError("heldout_category", heldout_category, "not one of the categories",
+                                    f"null or one of {', '.join(self._categories)}")
         self.heldout_category = heldout_category
         self.timeout_s = timeout_s
         self.max_question_chars = max_question_chars
@@ -162,14 +162,14 @@ class MathDomain(Domain):
 
 def _checked_heldout_files(files: Sequence[str]) -> tuple[str, ...]:
     """The held-out paths, if they name distinct sets; the files themselves are read later."""
+    allowed = "a list of JSONL paths with distinct file stems without ':' (a stem names a set)"
     if isinstance(files, str) or not all(isinstance(f, str) and f for f in files):
-        raise ValueError(f"heldout_files must be a list of paths, got {files!r}")
+        raise DomainOptionError("heldout_files", files, "must be a list of paths", allowed)
     stems = [PurePath(f).stem for f in files]
     for stem in stems:
         if ":" in stem or stems.count(stem) > 1:
             problem = "holds ':'" if ":" in stem else "is the stem of two files"
-            raise ValueError(f"heldout_files: set name {stem!r} {problem}; a file's stem names its "
-                             "held-out set, so give each file a distinct stem without ':'")
+            raise DomainOptionError("heldout_files", files, f"set name {stem!r} {problem}", allowed)
     return tuple(files)
 
 
