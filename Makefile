@@ -8,7 +8,7 @@ RECIPE ?= recipes/arithmetic-cpu.yaml
 ARGS ?=
 RUN_DIR ?= runs
 
-.PHONY: setup test test-fast train-recipe tensorboard bench bench-repetition bench-rollout bench-finetune prepare-model clean
+.PHONY: setup test test-fast train-recipe tensorboard bench bench-repetition bench-rollout bench-finetune bench-adaptive bench-iteration prepare-model clean
 
 setup: $(STAMP)
 
@@ -37,7 +37,17 @@ train-recipe: setup
 tensorboard: setup
 	$(BIN)/tensorboard --logdir $(RUN_DIR) --bind_all
 
-bench: bench-repetition bench-rollout bench-finetune
+# Issue 5's table: rollout ratio, time shares of an iteration, peak memory, repetition
+# penalty, adaptive voting; ~15 minutes on 2 cores. Results also land in runs/bench/.
+bench: prepare-model
+	$(BIN)/python tools/bench.py --out $(RUN_DIR)/bench
+
+bench-adaptive: prepare-model
+	$(BIN)/python tools/bench_adaptive.py --per-category 4 --samples 10
+
+# Where the time of one (shortened) default iteration goes, and the run's peak memory.
+bench-iteration: prepare-model
+	$(BIN)/python tools/bench_iteration.py challenger.steps=1 solver.steps=1 dataset.questions=24 eval.per_category=4
 
 bench-repetition: setup
 	$(BIN)/python tools/bench_repetition.py --n 8000 --seed 0

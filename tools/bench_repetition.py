@@ -12,10 +12,12 @@ share of near-duplicates, as a challenger that repeats itself would write) and t
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import resource
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -140,16 +142,17 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _timed(fn: Callable[..., T], *args: object) -> tuple[T, str]:
-    """Run fn(*args); return its result and a 'wall, CPU (BLAS threads included), peak RSS' cell."""
+def _timed(fn: Callable[..., T], *args: object) -> tuple[T, float, str]:
+    """Run fn(*args); return its result, its wall time and a 'wall, CPU, peak RSS' cell."""
     wall, cpu = time.perf_counter(), time.process_time()
     result = fn(*args)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return result, f"{wall:7.2f} s wall {cpu:7.2f} s CPU   peak RSS {_peak_rss_mib():6.0f} MiB"
+    return result, wall, f"{wall:7.2f} s wall {cpu:7.2f} s CPU   peak RSS {_peak_rss_mib():6.0f} MiB"
 
 
-def run(n: int, seed: int) -> list[tuple[str, str]]:
-    """Time each phase, then the public entry point end to end; rows of the report table."""
+def run(n: int, seed: int) -> tuple[list[tuple[str, str]], float]:
+    """Time each phase, then the public entry point end to end: the report's rows, and the
+    end-to-end seconds."""
     questions = make_questions(n, seed)
     words = np.array([len(q.split()) for q in questions])
     rows = [
@@ -159,19 +162,19 @@ def run(n: int, seed: int) -> list[tuple[str, str]]:
         )
     ]
     rows.append(("peak RSS at start", f"{_peak_rss_mib():6.0f} MiB"))
-    condensed, cell = _timed(bleu_distance_condensed, questions)
+    condensed, _, cell = _timed(bleu_distance_condensed, questions)
     rows.append(("1 - BLEU, upper triangle", cell))
-    labels, cell = _timed(cluster_labels, condensed, n)
+    labels, _, cell = _timed(cluster_labels, condensed, n)
     rows.append(("linkage + fcluster", cell))
     del condensed
-    penalties, cell = _timed(repetition_penalty, questions)
+    penalties, seconds, cell = _timed(repetition_penalty, questions)
     rows.append(("repetition_penalty, end to end", cell))
     if penalties != penalties_from_labels(labels):
         raise RuntimeError("end-to-end penalties differ from the phase-by-phase ones")
     sizes = np.bincount(labels)
     summary = f"{len(sizes)}, largest {sizes.max()}, singletons {(sizes == 1).sum()}"
     rows.append(("clusters", f"{summary}, mean penalty {np.mean(penalties):.4f}"))
-    return rows
+    return rows, seconds
 
 
 def main() -> None:
@@ -180,11 +183,15 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=8000, help="number of questions")
     parser.add_argument("--seed", type=int, default=0, help="seed of the question generator")
+    parser.add_argument("--json", type=Path, help="also write the end-to-end seconds here")
     args = parser.parse_args()
-    rows = run(args.n, args.seed)
+    rows, seconds = run(args.n, args.seed)
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"questions": args.n, "seconds": seconds, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -120,6 +121,7 @@ def main() -> None:
     parser.add_argument("--natural-length", action="store_true", help="stop at EOS instead of a fixed length")
     parser.add_argument("--single", action="store_true", help="also time one request at a time")
     parser.add_argument("--repeats", type=int, default=3, help="rounds; the median round is shown")
+    parser.add_argument("--json", type=Path, help="also write the table here")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -145,6 +147,10 @@ def main() -> None:
           f"{'up to' if args.natural_length else 'exactly'} {args.max_new_tokens} new tokens, "
           f"temperature {args.temperature}, {args.threads} threads, median of {args.repeats} rounds")
     print_table(results)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps([asdict(r) | {"tokens_per_second": r.tokens_per_second}
+                                         for r in results], indent=2))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,56 @@
+"""The arithmetic of the benchmark scripts (tools/), on made-up timings."""
+
+import importlib.util
+from pathlib import Path
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+STATE = {
+    "phase_seconds": {"0/eval_base": 50.0, "1/challenger": 300.0, "1/dataset": 90.0, "1/solver": 200.0,
+                      "1/eval": 40.0},
+    "part_seconds": {"startup": 120.0, "1/challenger:votes": 110.0, "1/challenger:checkpoint": 15.0,
+                     "1/solver:checkpoint": 12.0},
+}
+
+
+def test_iteration_parts_split_the_wall_time():
+    parts = load("bench_iteration").iteration_parts(STATE, 1, wall=900.0)
+    assert parts == {
+        "challenger training": 175.0, "solver votes for challenger rewards": 110.0, "dataset building": 90.0,
+        "solver training": 188.0, "evaluation": 40.0,
+        # 900 - (175 + 110 + 90 + 188 + 40) - 50 (base evaluation, once per run)
+        "everything else": 247.0,
+    }
+    assert "everything else" not in load("bench_iteration").iteration_parts(STATE, 1, wall=None)
+
+
+def test_bench_table_judges_each_goal():
+    results = {
+        "rollout": [{"tokens_per_second": 70.0}, {"tokens_per_second": 63.0}],
+        "iteration": {"parts": {"work": 95.0, "everything else": 5.0}, "wall_seconds": 100.0,
+                      "peak_rss_bytes": 3 * 2**30},
+        "voting": {"comparisons": [{"setting": "s", "samples_full": 100, "samples_challenger": 30,
+                                    "samples_dataset": 25, "ratio_challenger": 100 / 30, "ratio_dataset": 4.0,
+                                    "reward_mean_abs_diff": 0.04, "band_decisions_changed": 0.01,
+                                    "labels_changed": 0.0}],
+                   "informative_groups": {"group_size": 4, "questions_in_band": 0, "uniform": None,
+                                          "weighted": None}},
+    }
+    rows = {row[0]: row for row in load("bench").table(results)}
+    assert rows["rollout tokens/s, server / plain generate"][2] == ">= 0.8: met"
+    assert rows["iteration: everything else"][1:] == ("5 s = 5.0%", "< 10 %: met")
+    assert rows["peak memory of the run (all processes)"][1] == "3.00 GiB"
+    assert rows["voting [s]"][2].startswith(">= 3x, < 0.05, < 2 %: met")
+    results["rollout"][1]["tokens_per_second"] = 50.0
+    results["voting"]["comparisons"][0]["band_decisions_changed"] = 0.05
+    rows = {row[0]: row for row in load("bench").table(results)}
+    assert rows["rollout tokens/s, server / plain generate"][2] == ">= 0.8: NOT met"
+    assert "NOT met" in rows["voting [s]"][2]

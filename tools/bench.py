@@ -1,0 +1,125 @@
+"""`make bench`: the performance table of issue 5, every row measured in this one run.
+
+Runs each benchmark in its own process, one after the other (so none competes with another
+for the CPU), collects their JSON and prints one table:
+
+  rollout     tokens/s of coevolve's rollout server inside verl's interface against plain
+              batched `transformers.generate`, same prompts and lengths (tools/bench_rollout.py)
+  iteration   time share of each part of one co-evolution iteration, and the run's peak
+              memory (tools/bench_iteration.py; a shortened default-recipe iteration, see
+              ITERATION_OVERRIDES, so that the whole benchmark fits in 15 minutes)
+  repetition  R-Zero's repetition penalty on 8,000 questions (tools/bench_repetition.py)
+  voting      adaptive against full voting on the same answers (tools/bench_adaptive.py)
+
+    python tools/bench.py --out runs/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+# One default-recipe iteration with fewer steps and questions: the same code and shapes per
+# step, about a third of the work (a full default iteration takes ~20 minutes here).
+ITERATION_OVERRIDES = ["challenger.steps=1", "solver.steps=1", "dataset.questions=24", "eval.per_category=4"]
+
+BENCHES = {
+    "rollout": ["tools/bench_rollout.py", "--prompts", "16", "--n", "4", "--max-new-tokens", "64",
+                "--batch", "64", "--repeats", "2"],
+    "repetition": ["tools/bench_repetition.py", "--n", "8000", "--seed", "0"],
+    "voting": ["tools/bench_adaptive.py", "--per-category", "4", "--samples", "10"],
+    "iteration": ["tools/bench_iteration.py", *ITERATION_OVERRIDES],
+}
+
+
+def run_bench(name: str, out: Path) -> tuple[dict | list, float]:
+    path = out / f"{name}.json"
+    command = [PYTHON, *BENCHES[name], "--json", str(path)]
+    print(f"\n=== {name}: {' '.join(command[1:])}", flush=True)
+    start = time.monotonic()
+    subprocess.run(command, cwd=REPO, check=True)
+    return json.loads(path.read_text()), time.monotonic() - start
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    import os
+
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}"
+
+
+def table(results: dict) -> list[tuple[str, str, str]]:
+    """(row, measured, goal and verdict) for every measurement."""
+    rows = []
+    if "rollout" in results:
+        plain, server = results["rollout"][0], results["rollout"][1]
+        ratio = server["tokens_per_second"] / plain["tokens_per_second"]
+        rows.append(("rollout tokens/s, server / plain generate",
+                     f"{server['tokens_per_second']:.1f} / {plain['tokens_per_second']:.1f} = {ratio:.2f}",
+                     f">= 0.8: {'met' if ratio >= 0.8 else 'NOT met'}"))
+    if "iteration" in results:
+        it = results["iteration"]
+        parts = it["parts"]
+        total = sum(parts.values())
+        for name, seconds in parts.items():
+            goal = ""
+            if name == "everything else":
+                goal = f"< 10 %: {'met' if seconds / total < 0.10 else 'NOT met'}"
+            rows.append((f"iteration: {name}", f"{seconds:.0f} s = {seconds / total:.1%}", goal))
+        rows.append(("iteration wall (incl. base eval)", f"{it['wall_seconds']:.0f} s", ""))
+        rows.append(("peak memory of the run (all processes)", f"{it['peak_rss_bytes'] / 2**30:.2f} GiB", ""))
+    if "repetition" in results:
+        rep = results["repetition"]
+        rows.append((f"repetition penalty, {rep['questions']} questions", f"{rep['seconds']:.2f} s", ""))
+    if "voting" in results:
+        v = results["voting"]
+        for c in v["comparisons"]:
+            worst = max(c["ratio_challenger"], c["ratio_dataset"])
+            met = (min(c["ratio_challenger"], c["ratio_dataset"]) >= 3 and c["reward_mean_abs_diff"] < 0.05
+                   and c["band_decisions_changed"] < 0.02)
+            rows.append((f"voting [{c['setting']}]",
+                         f"samples {c['samples_full']} -> {c['samples_challenger']} (challenger, "
+                         f"{c['ratio_challenger']:.2f}x) / {c['samples_dataset']} (dataset, "
+                         f"{c['ratio_dataset']:.2f}x); |reward diff| {c['reward_mean_abs_diff']:.3f}; "
+                         f"band changed {c['band_decisions_changed']:.1%}",
+                         f">= 3x, < 0.05, < 2 %: {'met' if met else 'NOT met'} (best ratio {worst:.2f}x)"))
+        info = v["informative_groups"]
+        if info["uniform"] is not None:
+            rows.append((f"informative solver groups (G={info['group_size']}, "
+                         f"{info['questions_in_band']} in-band questions)",
+                         f"uniform {info['uniform']:.1%} -> weighted {info['weighted']:.1%}", ""))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench", help="where the JSON results go")
+    parser.add_argument("--only", nargs="*", choices=sorted(BENCHES), help="run only these benchmarks")
+    args = parser.parse_args()
+    results, seconds = {}, {}
+    for name in args.only or BENCHES:
+        results[name], seconds[name] = run_bench(name, args.out)
+    rows = table(results)
+    print(f"\n## coevolve benchmark\nmachine: {machine()}\n"
+          f"benchmark wall time: {', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())}, "
+          f"total {sum(seconds.values()) / 60:.1f} min\n")
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    print(f"| {'measurement':<{widths[0]}} | {'result':<{widths[1]}} | {'goal':<{widths[2]}} |")
+    print(f"|{'-' * (widths[0] + 2)}|{'-' * (widths[1] + 2)}|{'-' * (widths[2] + 2)}|")
+    for row in rows:
+        print(f"| {row[0]:<{widths[0]}} | {row[1]:<{widths[1]}} | {row[2]:<{widths[2]}} |")
+    (args.out / "table.md").write_text("\n".join(f"| {' | '.join(r)} |" for r in rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()
