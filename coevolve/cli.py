@@ -1,4 +1,9 @@
-"""The `coevolve` command: `coevolve train RECIPE [key=value ...] [--resume]`."""
+"""The `coevolve` command.
+
+`coevolve train RECIPE [key=value ...] [--resume] [--dry-run]` runs a recipe;
+`coevolve eval CHECKPOINT --recipe RECIPE [key=value ...]` evaluates a checkpoint on its
+held-out sets. Bad input of either exits with code 2 and a message naming what to fix.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from coevolve.evaluation import EvalInputError
 from coevolve.recipe import DEFAULT_RECIPE, RecipeError, load_recipe
+from coevolve.schema import Recipe
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,6 +28,16 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--dry-run", action="store_true",
                        help="write each role's verl config, the resource plan and the iteration "
                             "budget to <run_dir>/dry_run/ without starting anything")
+    evaluate = commands.add_parser(
+        "eval", help="evaluate a checkpoint on the recipe's held-out sets, greedy and majority-of-k")
+    evaluate.add_argument("checkpoint", help="Hugging Face model directory (with config.json), e.g. "
+                                             "runs/<name>/checkpoints/iter_001/solver")
+    evaluate.add_argument("--recipe", default=str(DEFAULT_RECIPE),
+                          help=f"recipe whose held-out sets, sampling and run_dir to use "
+                               f"(default: {DEFAULT_RECIPE.name})")
+    evaluate.add_argument("overrides", nargs="*", help="key=value overrides, e.g. eval.samples=4")
+    evaluate.add_argument("--label", help="name of the outputs under <run_dir>/eval/checkpoints/ "
+                                          "(default: from the checkpoint path, e.g. iter_001_solver)")
     return parser
 
 
@@ -34,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides = [*args.overrides, *extra]
     try:
         recipe = load_recipe(Path(args.recipe), args.overrides)
+        if args.command == "eval":
+            return _evaluate(recipe, Path(args.checkpoint), args.label)
         if args.dry_run:
             from coevolve.backend.dry_run import dry_run
 
@@ -44,10 +63,20 @@ def main(argv: list[str] | None = None) -> int:
         from coevolve.loop import train
 
         state = train(recipe)
-    except RecipeError as err:
+    except (RecipeError, EvalInputError) as err:
         print(f"coevolve: {err}", file=sys.stderr)
         return 2
     print(f"[coevolve] finished: {recipe.run_dir} (phases {', '.join(state.completed)})")
+    return 0
+
+
+def _evaluate(recipe: Recipe, checkpoint: Path, label: str | None) -> int:
+    from coevolve.backend.eval_checkpoint import evaluate_checkpoint
+
+    result, outputs = evaluate_checkpoint(recipe, checkpoint, label)
+    print(result.markdown(), end="")
+    print(f"[coevolve] eval written: {outputs.markdown}, {outputs.json}, "
+          f"TensorBoard run {outputs.tensorboard}", flush=True)
     return 0
 
 

@@ -17,10 +17,12 @@ import numpy as np
 class Tracker:
     """Scalars, histograms and text to `<run_dir>/tensorboard` (torch's SummaryWriter)."""
 
-    def __init__(self, run_dir: Path, purge_step: int | None = None) -> None:
+    def __init__(self, run_dir: Path, purge_step: int | None = None, name: str = "") -> None:
+        """`name`: a TensorBoard run of its own under `<run_dir>/tensorboard/` (e.g. one
+        evaluated checkpoint); empty for the co-evolution run itself."""
         from torch.utils.tensorboard import SummaryWriter  # torch is only needed to log
 
-        self.log_dir = Path(run_dir) / "tensorboard"
+        self.log_dir = Path(run_dir) / "tensorboard" / name
         self._writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step)
 
     def scalars(self, values: Mapping[str, float], step: int) -> None:

@@ -15,6 +15,8 @@ PURE_MODULES = [
     "coevolve.domains.math",
     "coevolve.domains.reasoning_gym",
     "coevolve.recipe",
+    "coevolve.evaluation",
+    "coevolve.cli",
 ]
 
 HEAVY = ("torch", "verl", "ray", "transformers")

@@ -2,7 +2,8 @@
 
 `HFSampler` is batched `generate` without verl: prompts are expanded n times, sorted by length
 so a batch pads little, and cut into batches of `batch_size` sequences. It is the baseline the
-batched rollout server is measured against (tools/bench_rollout.py) and a sampler for tools;
+batched rollout server is measured against (tools/bench_rollout.py), the engine of
+`coevolve eval` (on the CPU or one GPU) and a sampler for tools;
 the co-evolution loop itself samples through the roles' rollout servers. `cut_response` and
 `end_of_sequence_ids` define, for both, where a generated row ends.
 """
@@ -63,15 +64,17 @@ class SamplerStats:
 class HFSampler:
     """A model held in memory that answers chat prompts in batches."""
 
-    def __init__(self, model_path: str, batch_size: int = 64, dtype: str = "float32") -> None:
+    def __init__(self, model_path: str, batch_size: int = 64, dtype: str = "float32",
+                 device: str = "cpu") -> None:
         self.model_path = model_path
+        self.device = torch.device(device)
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
-        self.model.eval()
+        self.model.to(self.device).eval()
         self.eos_ids = end_of_sequence_ids(self.model, self.tokenizer)
         self.last_stats = SamplerStats(0, 0, 0.0)
 
@@ -109,7 +112,7 @@ class HFSampler:
     def _generate_batch(
         self, batch: list[list[int]], params: SamplingParams
     ) -> tuple[list[str], list[int]]:
-        padded = self.tokenizer.pad({"input_ids": batch}, return_tensors="pt")
+        padded = self.tokenizer.pad({"input_ids": batch}, return_tensors="pt").to(self.device)
         kwargs = dict(max_new_tokens=params.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
         if params.temperature > 0:
             kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)

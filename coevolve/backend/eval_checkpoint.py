@@ -1,0 +1,127 @@
+"""`coevolve eval CHECKPOINT --recipe RECIPE`: any checkpoint on the recipe's held-out sets.
+
+Why it exists apart from the in-loop evaluation:
+1. A user compares models that a run never held at once (the base model, iteration 1 and 3,
+   a checkpoint from elsewhere), so it loads a plain Hugging Face directory and samples with
+   batched `transformers.generate` (`HFSampler`), with no verl or Ray to start.
+2. Greedy accuracy alone hides how much a model gains from sampling; majority-of-k, sampled
+   with the recipe's vote settings (what the solver's pseudo-labels are built from), shows it.
+3. A rerun must give the same table: the held-out questions come from `eval.seed`, the
+   samples from the same seed, and the outputs of the checkpoint are replaced, not appended.
+Everything that can be checked (the checkpoint path, the held-out questions) is checked
+before the model is loaded; grading and the table live in the pure `coevolve.evaluation`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from coevolve.domains import build_domain
+from coevolve.evaluation import (
+    CheckpointEval,
+    EvalInputError,
+    check_checkpoint,
+    check_label,
+    checkpoint_iteration,
+    checkpoint_label,
+    grade_checkpoint,
+    heldout_questions,
+)
+from coevolve.runstate import write_atomically
+from coevolve.schema import Recipe
+
+TENSORBOARD_RUN = "eval_checkpoint"  # runs under <run_dir>/tensorboard/eval_checkpoint/<label>
+
+
+@dataclass(frozen=True)
+class EvalOutputs:
+    """Where one evaluation was written."""
+
+    json: Path
+    markdown: Path
+    tensorboard: Path
+
+
+def evaluate_checkpoint(recipe: Recipe, checkpoint: Path,
+                        label: str | None = None) -> tuple[CheckpointEval, EvalOutputs]:
+    """Evaluate `checkpoint` on the recipe's held-out questions and write the table.
+
+    `label` names the outputs (default: from the checkpoint's path, see `checkpoint_label`).
+    """
+    check_checkpoint(checkpoint)
+    run_dir = Path(recipe.run_dir)
+    label = check_label(label or checkpoint_label(checkpoint, run_dir))
+    domain = build_domain(recipe.domain.name, recipe.domain.options)
+    try:
+        questions = heldout_questions(domain, recipe.domain.categories, recipe.eval.per_category,
+                                      recipe.eval.seed)
+        greedy, sampled = _sample(recipe, checkpoint, [domain.solver_prompt(q) for q in questions])
+        result = grade_checkpoint(domain, questions, greedy, sampled, str(checkpoint),
+                                  domain.name or recipe.domain.name)
+    finally:
+        domain.close()
+    outputs = _write(result, _settings(recipe), run_dir, label, checkpoint_iteration(checkpoint))
+    return result, outputs
+
+
+def _sample(recipe: Recipe, checkpoint: Path,
+            messages: list[str]) -> tuple[list[str], list[list[str]] | None]:
+    """One greedy completion per solver prompt, and k sampled ones unless eval.samples is 1."""
+    import torch
+
+    from coevolve.backend.sampler import HFSampler, SamplingParams
+
+    device = recipe.resources.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise EvalInputError("resources.device = 'cuda' but no GPU is visible; "
+                             "add resources.device=cpu to evaluate on the CPU")
+    if device == "cpu":
+        torch.set_num_threads(recipe.resources.cpu_threads)
+    sampler = HFSampler(str(checkpoint), batch_size=recipe.vote.batch_size,
+                        dtype=recipe.model.dtype, device=device)
+    e, v = recipe.eval, recipe.vote
+    print(f"[coevolve] eval {checkpoint}: {len(messages)} held-out questions, greedy", flush=True)
+    greedy = sampler.generate(messages, SamplingParams(n=1, temperature=0.0, max_new_tokens=e.max_new_tokens),
+                              seed=e.seed)
+    if e.samples == 1:
+        return [g[0] for g in greedy], None
+    print(f"[coevolve] eval {checkpoint}: majority of {e.samples} samples "
+          f"(T={v.temperature}, top_k={v.top_k}, top_p={v.top_p})", flush=True)
+    params = SamplingParams(n=e.samples, temperature=v.temperature, top_p=v.top_p, top_k=v.top_k,
+                            max_new_tokens=e.max_new_tokens)
+    return [g[0] for g in greedy], sampler.generate(messages, params, seed=e.seed)
+
+
+def _settings(recipe: Recipe) -> dict[str, Any]:
+    """What the numbers depend on besides the checkpoint, saved next to them."""
+    v = recipe.vote
+    return {"recipe": recipe.name, "domain": recipe.domain.name, "eval": asdict(recipe.eval),
+            "majority_sampling": {"temperature": v.temperature, "top_k": v.top_k, "top_p": v.top_p},
+            "device": recipe.resources.device, "dtype": recipe.model.dtype}
+
+
+def _write(result: CheckpointEval, settings: dict[str, Any], run_dir: Path, label: str,
+           step: int) -> EvalOutputs:
+    """The table as JSON and markdown under <run_dir>/eval/checkpoints/, and as TensorBoard
+    scalars and text in a run of its own (an earlier evaluation of `label` is replaced)."""
+    from coevolve.tracking import Tracker
+
+    folder = run_dir / "eval" / "checkpoints"
+    outputs = EvalOutputs(folder / f"{label}.json", folder / f"{label}.md",
+                          run_dir / "tensorboard" / TENSORBOARD_RUN / label)
+    write_atomically(outputs.json, json.dumps({"label": label, "settings": settings, **result.to_json()},
+                                              indent=2))
+    write_atomically(outputs.markdown, f"# {label}\n\ncheckpoint: `{result.checkpoint}`\n\n"
+                                       f"settings: `{json.dumps(settings)}`\n\n{result.markdown()}")
+    shutil.rmtree(outputs.tensorboard, ignore_errors=True)
+    tracker = Tracker(run_dir, name=f"{TENSORBOARD_RUN}/{label}")
+    try:
+        tracker.scalars(result.metrics(TENSORBOARD_RUN), step)
+        tracker.text(f"{TENSORBOARD_RUN}/table", result.table(), result.header(), step)
+    finally:
+        tracker.close()
+    return outputs
