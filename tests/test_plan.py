@@ -93,6 +93,7 @@ def test_rzero_plan_numbers_match_the_reference():
     assert budget["solver rollouts"]["sequences"] == RZERO_SOLVER
     assert plan["iteration_trained_sequences"] == RZERO_CHALLENGER + RZERO_SOLVER
     assert load_recipe(RZERO).vote.adaptive.enabled is False  # R-Zero draws all m answers
+    assert load_recipe(RZERO).solver.question_sampling == "uniform"  # and trains on its dataset as is
 
 
 def test_gpu_hours_scale_inversely_with_the_assumed_throughput():
