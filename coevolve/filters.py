@@ -72,7 +72,8 @@ class TextFilter:
             return "blacklisted_word"
         return None
 
-    def _too_similar(self, text: str, pool: Iterable[str]) -> bool:
+    def too_similar(self, text: str, pool: Iterable[str]) -> bool:
+        """Whether `text` has ROUGE-L F1 above `max_rouge_l` against any text of `pool`."""
         return any(
             self._scorer.score(other, text)["rougeL"].fmeasure > self.max_rouge_l for other in pool
         )
@@ -85,9 +86,9 @@ class TextFilter:
         rejected: list[Rejection] = []
         for index, text in enumerate(questions):
             why = self.reason(text)
-            if why is None and self._too_similar(text, seeds):
+            if why is None and self.too_similar(text, seeds):
                 why = "similar_to_seed"
-            if why is None and self._too_similar(text, (questions[i] for i in accepted)):
+            if why is None and self.too_similar(text, (questions[i] for i in accepted)):
                 why = "similar_to_accepted"
             if why is None:
                 accepted.append(index)

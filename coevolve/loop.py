@@ -103,6 +103,7 @@ class CoEvolution:
                         if q.category in self.categories]
         self.seeds = {c: self.domain.seed_questions(c, SEED_POOL, recipe.seed)
                       for c in self.categories} if recipe.challenger.seeds_per_prompt else {}
+        self._seed_texts = [q.text for pool in self.seeds.values() for q in pool]
         self.text_filter = TextFilter(recipe.dataset.min_words, recipe.dataset.max_words,
                                       tuple(recipe.dataset.blacklist), recipe.dataset.max_rouge_l)
         self.bandit = Bandit(self.categories, recipe.curriculum.alpha, recipe.curriculum.temperature,
@@ -288,10 +289,10 @@ class CoEvolution:
                                   max_tokens=self.recipe.challenger.max_new_tokens)
         parsed = parse_questions(self.domain, [c[0] for c in completions], categories,
                                  f"it{phase.iteration}/")
-        seeds = [q.text for pool in self.seeds.values() for q in pool]
         with self.serving("solver"):
             result = build_solver_dataset(self.domain, parsed, self.vote_sampler(), self.recipe.vote.samples,
-                                          (d.band_low, d.band_high), self.text_filter, seeds, self.adaptive)
+                                          (d.band_low, d.band_high), self.text_filter, self._seed_texts,
+                                          self.adaptive)
         path = self.run_dir / "data" / f"iter_{phase.iteration:03d}" / "solver_dataset.jsonl"
         save_dataset(result.kept, result.kept_agreements, path)
         self.state.datasets[str(phase.iteration)] = str(path)
@@ -377,19 +378,26 @@ class CoEvolution:
             items = score_challenger(self.domain, [r.response for r in rollouts],
                                      [r.extra_info["category"] for r in rollouts], self.vote_sampler(),
                                      self.recipe.vote.samples, c.repetition_threshold, c.invalid_reward,
-                                     id_prefix=f"step{self.state.global_step}/", adaptive=self.adaptive)
-        valid = [i for i in items if i.question is not None]
+                                     id_prefix=f"step{self.state.global_step}/", adaptive=self.adaptive,
+                                     is_copy=self._copies_a_seed)
+        valid = [i for i in items if i.vote is not None]
         self._step_metrics = {
+            "challenger/copied_example_rate": _mean(i.copied for i in items),
             "challenger/vote_samples_per_question": _mean(i.vote.n for i in valid),
-            "challenger/format_valid_rate": len(valid) / len(items),
+            "challenger/format_valid_rate": _mean(i.question is not None for i in items),
             "challenger/uncertainty_reward_mean": _mean(i.reward.parts["uncertainty"] for i in valid),
             "challenger/repetition_penalty_mean": _mean(i.reward.parts["repetition_penalty"] for i in valid),
             "challenger/solver_agreement_mean": _mean(i.vote.agreement for i in valid),
         }
-        self._step_texts = [(i.category, i.question.text if i.question else "(invalid)",
+        self._step_texts = [(i.category, (i.question.text + (" (copy)" if i.copied else "")) if i.question
+                             else "(invalid)",
                              f"{i.vote.agreement:.2f}" if i.vote else "-", f"{i.reward.total:.2f}",
                              i.completion[:200]) for i in items]
         return [i.reward.total for i in items], {"format_valid": [float(i.question is not None) for i in items]}
+
+    def _copies_a_seed(self, text: str) -> bool:
+        """The dataset filter's similar-to-seed test, against every example the challenger sees."""
+        return self.text_filter.too_similar(text, self._seed_texts)
 
     def score_solver_batch(self, rollouts) -> tuple[list[float], dict[str, list[Any]]]:
         answers = [self.domain.extract_answer(r.response) for r in rollouts]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 from coevolve.adaptive import AdaptiveVoting, Rounds, SampleFn, StopRule, sample_in_rounds
 from coevolve.domains.base import Domain
@@ -50,8 +50,9 @@ class ChallengerItem:
     completion: str
     category: str
     question: Question | None  # None when the format check failed
-    vote: Vote | None
+    vote: Vote | None  # None when the question was not voted on (malformed or a copy)
     reward: Reward
+    copied: bool = False  # the question copies an example shown to the challenger
 
 
 def challenger_message(
@@ -85,22 +86,28 @@ def score_challenger(
     invalid_reward: float = -1.0,
     id_prefix: str = "q",
     adaptive: AdaptiveVoting | None = None,
+    is_copy: Callable[[str], bool] | None = None,
 ) -> list[ChallengerItem]:
     """R-Zero's challenger reward for a batch: uncertainty − repetition, format-gated.
 
     With `adaptive`, a question's votes stop once its uncertainty reward is settled.
+    `is_copy` flags questions that copy the few-shot examples: they get `invalid_reward`
+    and no votes, like malformed ones. The dataset filter would drop them anyway, and
+    rewarding them teaches the challenger to copy instead of to write.
     """
     parsed = parse_questions(domain, completions, categories, id_prefix)
-    valid = [q for q in parsed if q is not None]
+    copies = [q is not None and is_copy is not None and is_copy(q.text) for q in parsed]
+    valid = [q for q, copy in zip(parsed, copies) if q is not None and not copy]
     stop = adaptive.reward_stop(domain.equivalent) if adaptive is not None else None
     groups = answer_groups(domain, valid, sample, samples, adaptive, stop)
     vote_of = dict(zip((q.id for q in valid), votes(domain, groups)))
-    agreements = [None if q is None else vote_of[q.id].agreement for q in parsed]
-    texts = [None if q is None else q.text for q in parsed]
+    voted = [vote_of.get(q.id) if q is not None else None for q in parsed]
+    agreements = [None if v is None else v.agreement for v in voted]
+    texts = [None if v is None else q.text for q, v in zip(parsed, voted)]
     rewards = challenger_rewards(texts, agreements, repetition_threshold, invalid_reward)
     return [
-        ChallengerItem(c, cat, q, None if q is None else vote_of[q.id], r)
-        for c, cat, q, r in zip(completions, categories, parsed, rewards)
+        ChallengerItem(c, cat, q, v, r, copy)
+        for c, cat, q, v, r, copy in zip(completions, categories, parsed, voted, rewards, copies)
     ]
 
 

@@ -78,3 +78,15 @@ def test_build_solver_dataset_filters_votes_and_labels():
     assert result.agreements == pytest.approx([0.6, 0.8, 1.0])
     assert result.pseudo_label_accuracy == pytest.approx(0.5)  # kept: one right, one wrong
     assert result.pseudo_label_accuracy_all == pytest.approx(2 / 3)
+
+
+def test_score_challenger_gives_copies_of_examples_the_invalid_reward_and_no_votes():
+    completions = ["<question>What is 2 + 3?</question>", "<question>What is 7 + 1?</question>",
+                   "<question>What is 9 - 4?</question>"]
+    solver = scripted_solver({"2 + 3": ["5", "6"], "7 + 1": ["8", "7"], "9 - 4": ["5", "4"]})
+    items = score_challenger(ARITH, completions, ["add_sub_small"] * 3, solver, samples=2,
+                             is_copy=lambda text: text == "What is 9 - 4?")
+    assert [i.copied for i in items] == [False, False, True]
+    assert items[2].question is not None and items[2].vote is None
+    # two voted questions split 1/1: uncertainty 1, repetition penalty 1/2 each
+    assert [i.reward.total for i in items] == pytest.approx([0.5, 0.5, -1.0])
