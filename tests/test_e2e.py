@@ -46,10 +46,12 @@ def overrides(model: Path, run_dir: Path) -> list[str]:
     ]
 
 
-def start(model: Path, run_dir: Path, log: Path) -> subprocess.Popen:
+def start(model: Path, run_dir: Path, log: Path, recipe: Path = REPO / "recipes/base.yaml",
+          settings: list[str] | None = None) -> subprocess.Popen:
+    """`coevolve train recipe settings` (default: base.yaml with `overrides`) in its own group."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "tests"), str(REPO)]))
-    command = [sys.executable, "-m", "coevolve.cli", "train", str(REPO / "recipes/base.yaml"),
-               *overrides(model, run_dir)]
+    command = [sys.executable, "-m", "coevolve.cli", "train", str(recipe),
+               *(overrides(model, run_dir) if settings is None else settings)]
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 

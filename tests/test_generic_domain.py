@@ -108,6 +108,15 @@ def test_heldout_files_with_the_same_name_collide(tmp_path):
         domain(heldout_files=files)
 
 
+def test_a_null_option_is_its_default():
+    built = domain(answer_format=None, answer_regex=None, compare=None, seed_file=None)
+    assert built.config.answer_format == ("boxed",) and built.config.compare == "normalized"
+    with pytest.raises(DomainOptionError, match="categories = None: required"):
+        build_domain("generic", {"categories": None})
+    with pytest.raises(DomainOptionError, match="unknown option"):  # null does not hide a typo
+        domain(compar=None)
+
+
 # ---------------------------------------------------------------- prompts and questions
 
 
@@ -311,6 +320,13 @@ def test_bad_option_fails_at_load_naming_the_source_and_key(tmp_path, options, o
         load_recipe(recipe_file(tmp_path, options), overrides)
     message = str(caught.value)
     assert re.match(rf"\S*{re.escape(source)}: domain.options.{re.escape(key)} = ", message), message
+
+
+def test_a_child_recipe_can_unset_an_option_of_its_base_with_null():
+    recipe = load_recipe(RECIPES_DIR / "capitals-cpu.yaml",
+                         ["domain.options.answer_format=boxed", "domain.options.answer_regex=null"])
+    built = build_domain(recipe.domain.name, recipe.domain.options)
+    assert built.extract_answer(r"\boxed{Lima}") == "Lima"
 
 
 def test_the_worked_example_recipe_loads_with_its_files():

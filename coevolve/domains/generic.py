@@ -182,12 +182,17 @@ assert set(_PARSERS) == {field.name for field in fields(GenericConfig)}
 
 
 def parse_options(options: Mapping[str, Any]) -> GenericConfig:
-    """The validated config of `options`; DomainOptionError names the first bad key."""
+    """The validated config of `options`; DomainOptionError names the first bad key.
+
+    A null option is its default, so a child recipe can unset what its base set (a merge
+    cannot delete a key).
+    """
     for key in options:
         if key not in _PARSERS:
             close = difflib.get_close_matches(str(key), list(_PARSERS), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise DomainOptionError(str(key), options[key], f"unknown option{hint}", ", ".join(_PARSERS))
+    options = {key: value for key, value in options.items() if value is not None}
     if "categories" not in options:
         raise DomainOptionError("categories", None, "required",
                                 "a non-empty mapping of category name -> the challenger's instruction")
