@@ -292,8 +292,14 @@ def test_every_recipe_loads(path: Path) -> None:
     assert path.read_text().startswith("#")  # a comment header explains the recipe
 
 
+# A reproduction recipe states each number of the paper it reproduces, even where its base
+# has the same value, so that editing the base cannot move it (tests/test_plan.py checks its
+# dry run against the reference).
+PINNED_RECIPES = {"math-rzero.yaml"}
+
+
 @pytest.mark.parametrize(
-    "path", [p for p in RECIPE_FILES if p.name != "base.yaml"], ids=lambda path: path.name
+    "path", [p for p in RECIPE_FILES if p.name not in ("base.yaml", *PINNED_RECIPES)], ids=lambda path: path.name
 )
 def test_recipe_lists_only_what_differs_from_its_base(path: Path) -> None:
     layer = OmegaConf.to_container(OmegaConf.load(path))
