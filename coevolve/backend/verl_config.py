@@ -88,7 +88,10 @@ def role_settings(recipe: Recipe, role: str, model_path: str, run_dir: Path) -> 
         "actor_rollout_ref.rollout.top_p": cfg.top_p,
         "actor_rollout_ref.rollout.dtype": recipe.model.dtype,
         "actor_rollout_ref.rollout.tensor_model_parallel_size": 1,
-        "actor_rollout_ref.rollout.calculate_log_probs": False,  # the actor recomputes them
+        # With these, the actor takes the rollout's log-probs as pi_old instead of a forward
+        # pass over every response (see reuses_rollout_log_probs).
+        "actor_rollout_ref.rollout.calculate_log_probs": reuses_rollout_log_probs(recipe, cfg),
+        "algorithm.rollout_correction.bypass_mode": reuses_rollout_log_probs(recipe, cfg),
         "+actor_rollout_ref.rollout.agent.agent_loop_manager_class": MANAGER_CLASS,
         "+actor_rollout_ref.rollout.custom.server_prefix": role,
         "reward.num_workers": 0,  # rewards are computed for the whole batch in the driver
@@ -112,6 +115,19 @@ def role_settings(recipe: Recipe, role: str, model_path: str, run_dir: Path) -> 
         settings.update(_cpu_settings(recipe))
     settings.update(flatten(cfg.verl))
     return settings
+
+
+def reuses_rollout_log_probs(recipe: Recipe, cfg: RoleConfig) -> bool:
+    """Whether the actor uses the rollout's log-probs as pi_old (verl's bypass mode).
+
+    With one policy update per step (ppo_mini_batch_size = the batch), pi_old is the policy
+    that generated the batch, so verl's recomputation of its log-probs (a forward pass over
+    every response, ~12 % of a challenger step on the CPU) only repeats what the rollout
+    knew. coevolve's HF rollout records log p(token) under the same weights and the same
+    temperature-scaled distribution the actor computes, provided no nucleus or LoRA-merge
+    changes it; vLLM's log-probs follow vLLM's own conventions, so GPU runs recompute.
+    """
+    return recipe.resources.rollout == "hf" and cfg.top_p == 1.0 and recipe.model.lora_rank == 0
 
 
 def _cpu_settings(recipe: Recipe) -> dict[str, Any]:
