@@ -9,8 +9,9 @@ question, then one more round at a time for the questions still open, up to m.
 
 A question closes when either
   1. its fate can no longer change (exact): whatever the remaining m − k answers are, the
-     final band decision is the same, or the final uncertainty reward lies within
-     `tolerance` of the current one; or
+     final band decision is the same (and, when it is "keep", the pseudo-label can no
+     longer be overtaken), or the final uncertainty reward lies within `tolerance` of the
+     current one; or
   2. its leader is settled (Adaptive-Consistency, Aggarwal et al. 2023, Beta stopping rule):
      with v1 votes for the leading answer and v2 for the runner-up, the posterior
      probability that the leader's share exceeds the runner-up's, P(x > 1/2) for
@@ -84,14 +85,21 @@ def final_leader_range(leader: int, drawn: int, max_samples: int) -> tuple[int, 
 def band_rule(
     band: tuple[float, float], confidence: float, equivalent: Equivalence | None = None
 ) -> StopRule:
-    """Stop when the band decision cannot change, or the leader is settled."""
+    """Stop when the band decision cannot change (and, for a kept question, its label is
+    settled too: the pseudo-label is what the solver trains on), or the leader is settled."""
 
     def stop(answers: Sequence[str | None], max_samples: int) -> bool:
         leader, runner_up = leader_counts(answers, equivalent)
+        settled_leader = leader_confidence(leader, runner_up) >= confidence
         low, high = final_leader_range(leader, len(answers), max_samples)
         # The band is an interval: check every reachable count, not only the two ends.
         decisions = {in_band(count / max_samples, *band) for count in range(low, high + 1)}
-        return len(decisions) == 1 or leader_confidence(leader, runner_up) >= confidence
+        if decisions == {False}:
+            return True
+        if decisions == {True}:
+            remaining = max_samples - len(answers)
+            return leader - runner_up > remaining or settled_leader
+        return settled_leader
 
     return stop
 

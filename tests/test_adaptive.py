@@ -56,7 +56,8 @@ def test_band_rule_stops_on_a_settled_leader_or_a_fixed_decision():
     assert loose(["5"] * 4, 10)  # 1 - 2^-5 = 0.969 >= 0.95
     assert not strict(["5"] * 4, 10)  # could still end anywhere in 4..10 of 10
     assert strict(["5"] * 9, 10)  # 9 or 10 of 10: outside the band either way
-    assert strict(["5"] * 5 + ["6"] * 4, 10)  # leader ends at 5 or 6 of 10: inside either way
+    assert strict(["5"] * 5 + ["6"] * 3 + ["7"], 10)  # ends at 5 or 6 of 10, inside, label fixed
+    assert not strict(["5"] * 5 + ["6"] * 4, 10)  # inside either way, but "6" could still tie
     assert not loose(["5", "6", "7", "8"], 10)  # a four-way split: nothing is settled
 
 
@@ -103,10 +104,11 @@ def test_sample_in_rounds_stops_each_question_on_its_own():
     groups = sample_in_rounds(QUESTIONS, ARITH.solver_prompt, ARITH.extract_answer, sampler,
                               Rounds(10, 4, 2), band_rule(BAND, 0.95, ARITH.equivalent))
     assert len(groups[0].answers) == 4  # unanimous after the first round
-    # 3 of 6 for "18" with 4 to go: the leader ends at 3..7 of 10, inside the band either way
-    assert len(groups[1].answers) == 6
-    assert sampler.calls == [(2, 4), (1, 2)]  # one batched call per round
-    assert groups[1].answers == tuple(STREAMS["9 + 9"][:6])
+    # kept whatever comes (the leader "18" ends at 3..7 of 10 after 6 answers) but "17" stays
+    # within reach of the label until the end: a split vote runs to m
+    assert len(groups[1].answers) == 10
+    assert sampler.calls == [(2, 4), (1, 2), (1, 2), (1, 2)]  # one batched call per round
+    assert groups[1].answers == tuple(STREAMS["9 + 9"])
 
 
 def test_sample_in_rounds_without_a_rule_draws_m_at_once():
@@ -143,6 +145,16 @@ def test_build_solver_dataset_with_adaptive_voting_counts_samples():
                              ["add_sub_small"] * 2, "it/")
     result = build_solver_dataset(ARITH, parsed, CountingSampler(STREAMS), 10, BAND,
                                   TextFilter(1, 50, (), 1.0), adaptive=ADAPTIVE)
-    assert result.vote_samples == 4 + 6
+    assert result.vote_samples == 4 + 10
     assert [q.text for q in result.kept] == ["What is 9 + 9?"]
     assert result.kept[0].answer == "18"
+
+
+def test_band_rule_keeps_sampling_a_kept_question_until_its_label_is_settled():
+    rule = band_rule(BAND, confidence=0.999)
+    # 3 vs 3 with 4 to go: kept either way (3..7 of 10), but the label is a coin toss
+    assert not rule(["1"] * 3 + ["2"] * 3, 10)
+    # 4 vs 2 with 2 to go: kept either way (4..6), and "2" could still tie
+    assert not rule(["1"] * 4 + ["2"] * 2 + ["3"] * 2, 10)
+    # 5 vs 1 with 2 to go: kept either way (5..7), and "1" stays the label
+    assert rule(["1"] * 5 + ["2"] + ["3"] * 2, 10)
