@@ -29,13 +29,13 @@ PYTHON = sys.executable
 
 # One default-recipe iteration with fewer steps and questions: the same code and shapes per
 # step, about a third of the work (a full default iteration takes ~20 minutes here).
-ITERATION_OVERRIDES = ["challenger.steps=1", "solver.steps=1", "dataset.questions=24", "eval.per_category=4"]
+ITERATION_OVERRIDES = ["challenger.steps=1", "solver.steps=1", "dataset.questions=16", "eval.per_category=2"]
 
 BENCHES = {
     "rollout": ["tools/bench_rollout.py", "--prompts", "16", "--n", "4", "--max-new-tokens", "64",
                 "--batch", "64", "--repeats", "2"],
     "repetition": ["tools/bench_repetition.py", "--n", "8000", "--seed", "0"],
-    "voting": ["tools/bench_adaptive.py", "--per-category", "4", "--samples", "10"],
+    "voting": ["tools/bench_adaptive.py", "--per-category", "3", "--samples", "10"],
     "iteration": ["tools/bench_iteration.py", *ITERATION_OVERRIDES],
 }
 
