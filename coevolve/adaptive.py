@@ -1,4 +1,4 @@
-"""Adaptive voting: sample the solver in rounds, stop a question once more samples won't matter.
+"""Adaptive voting: sample the solver in rounds, stop a question once its fate is settled.
 
 Voting is the dominant cost of R-Zero-style co-evolution: every question is answered m
 times. Most questions don't need m answers: when a small solver agrees with itself on its
@@ -7,15 +7,19 @@ challenger's uncertainty reward is near 0) and it is outside the dataset's band;
 samples rarely change that. So the solver is sampled in rounds: a first round for every
 question, then one more round at a time for the questions still open, up to m.
 
-A question closes when either
-  1. its fate can no longer change (exact): whatever the remaining m − k answers are, the
-     final band decision is the same (and, when it is "keep", the pseudo-label can no
-     longer be overtaken), or the final uncertainty reward lies within `tolerance` of the
-     current one; or
-  2. its leader is settled (Adaptive-Consistency, Aggarwal et al. 2023, Beta stopping rule):
-     with v1 votes for the leading answer and v2 for the runner-up, the posterior
-     probability that the leader's share exceeds the runner-up's, P(x > 1/2) for
-     x ~ Beta(v1 + 1, v2 + 1), reaches `confidence`.
+For the dataset (`band_rule`), the fate is the band decision and, for a kept question, its
+pseudo-label: a question closes when its decision can no longer change whatever the remaining
+m − k answers are, or holds with posterior probability `confidence` (Beta posterior of the
+leader's share), and a kept question's label is settled too (see below).
+
+For the challenger reward (`reward_rule`), the fate is p̂'s distance from 0.5: a question
+closes when the final uncertainty reward lies within `tolerance` of the current one whatever
+comes, or when its leader is settled (Adaptive-Consistency, Aggarwal et al. 2023, Beta
+stopping rule: with v1 votes for the leading answer and v2 for the runner-up,
+P(x > 1/2) for x ~ Beta(v1 + 1, v2 + 1) reaches `confidence`). The second case follows the
+reference's reading that a question whose first answers all agree is far from the boundary;
+it is not exact: a question closed at 4 of 4 scores 0 where all m answers might have given
+a few disagreements and a small positive reward (`make bench-adaptive` measures the gap).
 
 Votes then report `n` = the answers actually drawn, and `agreement` = count / n.
 """
@@ -85,21 +89,29 @@ def final_leader_range(leader: int, drawn: int, max_samples: int) -> tuple[int, 
 def band_rule(
     band: tuple[float, float], confidence: float, equivalent: Equivalence | None = None
 ) -> StopRule:
-    """Stop when the band decision cannot change (and, for a kept question, its label is
-    settled too: the pseudo-label is what the solver trains on), or the leader is settled."""
+    """Stop once the band decision is settled, exactly or with posterior `confidence`.
+
+    Exact: every final leader count still reachable gives the same decision. Otherwise the
+    leader's share p has the posterior Beta(v1 + 1, k − v1 + 1), and the decision is settled
+    when P(p inside the band) (or outside) reaches `confidence`. Either way the decision must
+    be the one today's agreement v1 / k gives, because that is what the dataset filter reads.
+    A kept question also needs a settled pseudo-label: the runner-up can no longer catch up,
+    or the leader is settled by Adaptive-Consistency's rule.
+    """
 
     def stop(answers: Sequence[str | None], max_samples: int) -> bool:
+        drawn = len(answers)
         leader, runner_up = leader_counts(answers, equivalent)
-        settled_leader = leader_confidence(leader, runner_up) >= confidence
-        low, high = final_leader_range(leader, len(answers), max_samples)
+        keep = in_band(leader / drawn, *band)
+        low, high = final_leader_range(leader, drawn, max_samples)
         # The band is an interval: check every reachable count, not only the two ends.
-        decisions = {in_band(count / max_samples, *band) for count in range(low, high + 1)}
-        if decisions == {False}:
-            return True
-        if decisions == {True}:
-            remaining = max_samples - len(answers)
-            return leader - runner_up > remaining or settled_leader
-        return settled_leader
+        exact = {in_band(count / max_samples, *band) for count in range(low, high + 1)} == {keep}
+        posterior = beta(leader + 1, drawn - leader + 1)
+        inside = float(posterior.cdf(band[1]) - posterior.cdf(band[0]))
+        settled = exact or (inside if keep else 1.0 - inside) >= confidence
+        if not settled or not keep:
+            return settled
+        return leader - runner_up > max_samples - drawn or leader_confidence(leader, runner_up) >= confidence
 
     return stop
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from coevolve.domains.base import Domain
+from coevolve.domains.files import QuestionFileError
 from coevolve.records import Question
 from coevolve.vote import agrees, majority_vote
 
@@ -246,6 +247,8 @@ def heldout_questions(domain: Domain, categories: Sequence[str], per_category: i
     """
     try:
         questions = domain.heldout(per_category, seed)
+    except QuestionFileError as err:  # a held-out file: its own message names file and line
+        raise EvalInputError(str(err)) from err
     except ValueError as err:  # e.g. fewer distinct questions than eval.per_category
         raise EvalInputError(f"domain {domain.name or type(domain).__name__}: cannot provide "
                              f"held-out questions with eval.per_category = {per_category} ({err})") from err

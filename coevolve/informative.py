@@ -33,13 +33,3 @@ def informative_weights(agreements: Sequence[float], group_size: int, floor: flo
     """
     return [max(informative_probability(p, group_size), floor) for p in agreements]
 
-
-def weighted_informative_share(chances: Sequence[float]) -> float:
-    """Expected share of informative groups when questions are drawn ∝ their chance.
-
-    Uniform drawing gives mean(chances); drawing ∝ chance gives Σc² / Σc, never less.
-    """
-    total = sum(chances)
-    if total <= 0:
-        return 0.0
-    return sum(c * c for c in chances) / total

@@ -289,7 +289,7 @@ class CoEvolution:
                                   max_tokens=self.recipe.challenger.max_new_tokens)
         parsed = parse_questions(self.domain, [c[0] for c in completions], categories,
                                  f"it{phase.iteration}/")
-        with self.serving("solver"):
+        with self._timed("votes"), self.serving("solver"):
             result = build_solver_dataset(self.domain, parsed, self.vote_sampler(), self.recipe.vote.samples,
                                           (d.band_low, d.band_high), self.text_filter, self._seed_texts,
                                           self.adaptive)
@@ -382,7 +382,7 @@ class CoEvolution:
                                      is_copy=self._copies_a_seed)
         valid = [i for i in items if i.vote is not None]
         self._step_metrics = {
-            "challenger/copied_example_rate": _mean(i.copied for i in items),
+            "challenger/copied_example_rate": _mean(i.copied for i in items if i.question is not None),
             "challenger/vote_samples_per_question": _mean(i.vote.n for i in valid),
             "challenger/format_valid_rate": _mean(i.question is not None for i in items),
             "challenger/uncertainty_reward_mean": _mean(i.reward.parts["uncertainty"] for i in valid),
@@ -442,9 +442,10 @@ def save_dataset(questions: list[Question], agreements: list[float], path: Path)
     write_atomically(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
-def load_dataset(path: Path) -> tuple[list[Question], list[float]]:
+def load_dataset(path: Path) -> tuple[list[Question], list[float | None]]:
+    """Questions and vote agreements (None in files written before agreements were kept)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    agreements = [row.pop("vote_agreement") for row in rows]
+    agreements = [row.pop("vote_agreement", None) for row in rows]
     return [Question(**row) for row in rows], agreements
 
 

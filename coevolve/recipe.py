@@ -32,7 +32,7 @@ from omegaconf.errors import (
 )
 
 from coevolve.domains import DOMAINS, domain_class
-from coevolve.domains.base import DomainOptionError
+from coevolve.domains.base import Domain, DomainOptionError
 from coevolve.schema import Recipe
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
@@ -491,15 +491,38 @@ def _check_domain(recipe: Recipe, sources: _Sources) -> None:
             f"{sources.of('domain.options')}: domain.options = {options!r}: rejected by "
             f"the {name} domain ({error}); allowed: {_options_of(cls)}"
         ) from error
+    try:
+        _check_categories(recipe, sources, domain)
+        _check_seeds(recipe, sources, domain)
+    finally:
+        domain.close()
+
+
+def _check_categories(recipe: Recipe, sources: _Sources, domain: Domain) -> None:
     valid = domain.categories()
     for index, category in enumerate(recipe.domain.categories):
         key = f"domain.categories[{index}]"
         if category not in valid or category in recipe.domain.categories[:index]:
-            problem = "listed twice" if category in valid else f"not a category of {name}"
+            problem = "listed twice" if category in valid else f"not a category of {recipe.domain.name}"
             raise RecipeError(
                 f"{sources.of(key)}: {key} = {category!r}: {problem}; "
                 f"allowed: {', '.join(valid)}"
             )
+
+
+def _check_seeds(recipe: Recipe, sources: _Sources, domain: Domain) -> None:
+    """`challenger.seeds_per_prompt > 0` needs example questions in every category."""
+    if recipe.challenger.seeds_per_prompt <= 0:
+        return
+    missing = [c for c in recipe.domain.categories or domain.categories()
+               if not domain.seed_questions(c, 1, recipe.seed)]
+    if missing:
+        raise RecipeError(
+            f"{sources.of('challenger.seeds_per_prompt')}: challenger.seeds_per_prompt = "
+            f"{recipe.challenger.seeds_per_prompt}, but the {recipe.domain.name} domain has no example "
+            f"questions for {', '.join(missing)}; allowed: 0, or give the domain seed questions "
+            "(generic: domain.options.seed_file with rows of every category)"
+        )
 
 
 def _resolve_option_paths(options: dict[str, Any], keys: Sequence[str], sources: _Sources) -> None:

@@ -52,9 +52,10 @@ class RunState:
     phase_seconds: dict[str, float] = field(default_factory=dict)  # Phase.key -> wall time
     datasets: dict[str, str] = field(default_factory=dict)  # iteration -> solver dataset file
     verl_checkpoints: dict[str, str] = field(default_factory=dict)  # role -> verl checkpoint dir
-    # Wall time of the parts a phase's time hides: "<phase key>:votes" (the solver sampling
-    # inside challenger training), "<phase key>:checkpoint", and "startup" (Ray, the workers,
-    # model loading; summed over every start of the run).
+    # Wall time of the parts a phase's time hides: "<phase key>:votes" (sampling the solver,
+    # its wake-up and weight sync included: for the challenger's rewards, or the dataset's
+    # labels), "<phase key>:checkpoint", and "startup" (Ray, the workers, model loading;
+    # summed over every start of the run).
     part_seconds: dict[str, float] = field(default_factory=dict)
 
     def is_done(self, phase: Phase) -> bool:

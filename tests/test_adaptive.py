@@ -53,8 +53,10 @@ def test_final_leader_range():
 def test_band_rule_stops_on_a_settled_leader_or_a_fixed_decision():
     loose = band_rule(BAND, confidence=0.95)
     strict = band_rule(BAND, confidence=0.999)
-    assert loose(["5"] * 4, 10)  # 1 - 2^-5 = 0.969 >= 0.95
-    assert not strict(["5"] * 4, 10)  # could still end anywhere in 4..10 of 10
+    # 4 of 4 agree: the leader is settled, but not the decision: P(p > 0.8) = 1 - 0.8^5 = 0.67
+    assert not loose(["5"] * 4, 10)
+    assert loose(["5"] * 20, 40)  # 20 of 20: P(p > 0.8) = 1 - 0.8^21 = 0.991
+    assert not strict(["5"] * 20, 40)
     assert strict(["5"] * 9, 10)  # 9 or 10 of 10: outside the band either way
     assert strict(["5"] * 5 + ["6"] * 3 + ["7"], 10)  # ends at 5 or 6 of 10, inside, label fixed
     assert not strict(["5"] * 5 + ["6"] * 4, 10)  # inside either way, but "6" could still tie
@@ -102,11 +104,9 @@ QUESTIONS = [Question("a", "add_sub_small", "What is 2 + 2?"), Question("b", "ad
 def test_sample_in_rounds_stops_each_question_on_its_own():
     sampler = CountingSampler(STREAMS)
     groups = sample_in_rounds(QUESTIONS, ARITH.solver_prompt, ARITH.extract_answer, sampler,
-                              Rounds(10, 4, 2), band_rule(BAND, 0.95, ARITH.equivalent))
-    assert len(groups[0].answers) == 4  # unanimous after the first round
-    # kept whatever comes (the leader "18" ends at 3..7 of 10 after 6 answers) but "17" stays
-    # within reach of the label until the end: a split vote runs to m
-    assert len(groups[1].answers) == 10
+                              Rounds(10, 4, 2), reward_rule(0.1, 0.95, ARITH.equivalent))
+    assert len(groups[0].answers) == 4  # unanimous after the first round: leader settled
+    assert len(groups[1].answers) == 10  # a split vote runs to m
     assert sampler.calls == [(2, 4), (1, 2), (1, 2), (1, 2)]  # one batched call per round
     assert groups[1].answers == tuple(STREAMS["9 + 9"])
 
@@ -145,7 +145,8 @@ def test_build_solver_dataset_with_adaptive_voting_counts_samples():
                              ["add_sub_small"] * 2, "it/")
     result = build_solver_dataset(ARITH, parsed, CountingSampler(STREAMS), 10, BAND,
                                   TextFilter(1, 50, (), 1.0), adaptive=ADAPTIVE)
-    assert result.vote_samples == 4 + 10
+    # 4 of 4 agreeing does not settle "outside the band" (P(p > 0.8) = 0.67): both run to m
+    assert result.vote_samples == 10 + 10
     assert [q.text for q in result.kept] == ["What is 9 + 9?"]
     assert result.kept[0].answer == "18"
 

@@ -1,7 +1,10 @@
 """The arithmetic of the benchmark scripts (tools/), on made-up timings."""
 
 import importlib.util
+import sys
 from pathlib import Path
+
+import pytest
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
@@ -9,6 +12,7 @@ TOOLS = Path(__file__).resolve().parents[1] / "tools"
 def load(name):
     spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -37,7 +41,7 @@ def test_bench_table_judges_each_goal():
         "rollout": [{"tokens_per_second": 70.0}, {"tokens_per_second": 63.0}],
         "iteration": {"parts": {"work": 95.0, "everything else": 5.0}, "wall_seconds": 100.0,
                       "peak_rss_bytes": 3 * 2**30},
-        "voting": {"comparisons": [{"setting": "s", "samples_full": 100, "samples_challenger": 30,
+        "voting": {"comparisons": [{"setting": "s", "questions": 10, "samples_full": 100, "samples_challenger": 30,
                                     "samples_dataset": 25, "ratio_challenger": 100 / 30, "ratio_dataset": 4.0,
                                     "reward_mean_abs_diff": 0.04, "band_decisions_changed": 0.01,
                                     "labels_changed": 0.0}],
@@ -48,9 +52,30 @@ def test_bench_table_judges_each_goal():
     assert rows["rollout tokens/s, server / plain generate"][2] == ">= 0.8: met"
     assert rows["iteration: everything else"][1:] == ("5 s = 5.0%", "< 10 %: met")
     assert rows["peak memory of the run (all processes)"][1] == "3.00 GiB"
-    assert rows["voting [s]"][2].startswith(">= 3x, < 0.05, < 2 %: met")
+    assert rows["voting, 10 questions, m = 10 [s]"][2] == ">= 3x, < 0.05, < 2 %: met"
     results["rollout"][1]["tokens_per_second"] = 50.0
     results["voting"]["comparisons"][0]["band_decisions_changed"] = 0.05
     rows = {row[0]: row for row in load("bench").table(results)}
     assert rows["rollout tokens/s, server / plain generate"][2] == ">= 0.8: NOT met"
-    assert "NOT met" in rows["voting [s]"][2]
+    assert "NOT met" in rows["voting, 10 questions, m = 10 [s]"][2]
+
+
+def test_adaptive_comparison_and_split_half_informative_share():
+    bench = load("bench_adaptive")
+    from coevolve.adaptive import AdaptiveVoting, vote_of_prefix
+    from coevolve.domains import build_domain
+
+    same = build_domain("arithmetic").equivalent
+    answers = [["4"] * 10, ["1", "2", "1", "3", "1", "2", "1", "2", "4", "1"]]
+    setting = AdaptiveVoting(first_round=4, round_size=2, confidence=0.95, reward_tolerance=0.1)
+    result = bench.compare(answers, 10, setting, (0.3, 0.8), same, "s")
+    # the unanimous question stops after 4 answers for the reward (leader settled), and its
+    # reward is 0 either way; the split one runs to 10
+    assert (result.samples_full, result.samples_challenger) == (20, 14)
+    assert result.reward_mean_abs_diff == 0.0
+    assert result.band_decisions_changed == 0.0 and result.labels_changed == 0.0
+    votes = [vote_of_prefix(a, 10, same) for a in answers]
+    info = bench.split_half_informative(answers, votes, (0.3, 0.8), 4, same)
+    # only the split question is kept (5 of 10 say "1"); first half 3/5 "1", second half 2/5
+    assert info["questions_in_band"] == 1
+    assert info["uniform"] == info["weighted"] == pytest.approx(1 - 0.4**4 - 0.6**4)

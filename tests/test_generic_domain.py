@@ -277,7 +277,8 @@ def recipe_file(folder: Path, options: dict[str, Any], base: str = "arithmetic-c
     """A recipe in `folder` deriving from the shipped `base` with the generic domain."""
     path = folder / "child.yaml"
     body = {"base": str(RECIPES_DIR / base), "name": "child",
-            "domain": {"name": "generic", "options": options}}
+            "domain": {"name": "generic", "options": options},
+            "challenger": {"seeds_per_prompt": 0}}  # no seed_file: nothing to show
     path.write_text(json.dumps(body))  # JSON is YAML
     return path
 
@@ -294,7 +295,7 @@ def test_recipe_drops_the_base_domains_options_when_the_domain_changes(tmp_path)
 
 def test_a_command_line_domain_switch_drops_the_files_options():
     recipe = load_recipe(RECIPES_DIR / "arithmetic-cpu.yaml",
-                         ["domain.name=generic", "domain.options.categories.geo=Ask."])
+                         ["domain.name=generic", "domain.options.categories.geo=Ask.", "challenger.seeds_per_prompt=0"])
     assert recipe.domain.options == {"categories": {"geo": "Ask."}}
 
 

@@ -350,3 +350,10 @@ def test_arithmetic_categories_are_checked_against_the_real_domain(tmp_path: Pat
     )
     assert ", ".join(valid) in str(caught.value)
     assert "arithmetic" in DOMAINS
+
+
+def test_seeds_per_prompt_needs_example_questions_in_every_category(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("base: " + str(RECIPES_DIR / "math.yaml") + "\nname: r\nchallenger:\n  seeds_per_prompt: 2\n")
+    with pytest.raises(RecipeError, match=r"r.yaml: challenger.seeds_per_prompt = 2, but the math domain has no example"):
+        load_recipe(recipe)

@@ -84,19 +84,20 @@ def table(results: dict) -> list[tuple[str, str, str]]:
     if "voting" in results:
         v = results["voting"]
         for c in v["comparisons"]:
-            worst = max(c["ratio_challenger"], c["ratio_dataset"])
             met = (min(c["ratio_challenger"], c["ratio_dataset"]) >= 3 and c["reward_mean_abs_diff"] < 0.05
                    and c["band_decisions_changed"] < 0.02)
-            rows.append((f"voting [{c['setting']}]",
+            labels = "n/a" if c["labels_changed"] is None else f"{c['labels_changed']:.1%}"
+            rows.append((f"voting, {c['questions']} questions, m = {c['samples_full'] // c['questions']} "
+                         f"[{c['setting']}]",
                          f"samples {c['samples_full']} -> {c['samples_challenger']} (challenger, "
                          f"{c['ratio_challenger']:.2f}x) / {c['samples_dataset']} (dataset, "
                          f"{c['ratio_dataset']:.2f}x); |reward diff| {c['reward_mean_abs_diff']:.3f}; "
-                         f"band changed {c['band_decisions_changed']:.1%}",
-                         f">= 3x, < 0.05, < 2 %: {'met' if met else 'NOT met'} (best ratio {worst:.2f}x)"))
+                         f"band changed {c['band_decisions_changed']:.1%}; labels changed {labels}",
+                         f">= 3x, < 0.05, < 2 %: {'met' if met else 'NOT met'}"))
         info = v["informative_groups"]
         if info["uniform"] is not None:
-            rows.append((f"informative solver groups (G={info['group_size']}, "
-                         f"{info['questions_in_band']} in-band questions)",
+            rows.append((f"informative solver groups (G={info['group_size']}, {info['questions_in_band']} "
+                         "kept questions; weights from half the answers, judged on the other half)",
                          f"uniform {info['uniform']:.1%} -> weighted {info['weighted']:.1%}", ""))
     return rows
 

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 from coevolve.adaptive import AdaptiveVoting, replay, vote_of_prefix  # noqa: E402
 from coevolve.domains import build_domain  # noqa: E402
 from coevolve.filters import in_band  # noqa: E402
-from coevolve.informative import informative_probability, weighted_informative_share  # noqa: E402
+from coevolve.informative import informative_probability, informative_weights  # noqa: E402
 from coevolve.recipe import DEFAULT_RECIPE, load_recipe  # noqa: E402
 from coevolve.rewards import uncertainty_reward  # noqa: E402
 
@@ -48,7 +48,7 @@ class Comparison:
     samples_dataset: int
     reward_mean_abs_diff: float
     band_decisions_changed: float
-    labels_changed: float
+    labels_changed: float | None  # among questions both keep; None when there are none
 
     @property
     def ratio_challenger(self) -> float:
@@ -80,7 +80,31 @@ def compare(answers: list[list[str | None]], m: int, adaptive: AdaptiveVoting, b
             kept += 1
             label_flips += not equivalent(full.answer, short.answer)
     return Comparison(setting, len(answers), m * len(answers), sum(used_reward), sum(used_band),
-                      float(np.mean(diffs)), flips / len(answers), label_flips / max(kept, 1))
+                      float(np.mean(diffs)), flips / len(answers), label_flips / kept if kept else None)
+
+
+def split_half_informative(answers, full_votes, band: tuple[float, float], group_size: int,
+                           equivalent) -> dict:
+    """Share of informative solver groups among kept questions, uniform vs weighted draws.
+
+    Not circular: each question's weight (`informative_weights`, floor included) comes from
+    how often the first half of its answers match its pseudo-label, and the chance of an
+    informative group is judged on the second half.
+    """
+    weights, chances = [], []
+    for sequence, vote in zip(answers, full_votes):
+        if not _kept(vote, band):
+            continue
+        half = len(sequence) // 2
+        first, second = sequence[:half], sequence[half:]
+        match = lambda part: sum(a is not None and equivalent(vote.answer, a) for a in part) / len(part)
+        weights.extend(informative_weights([match(first)], group_size))
+        chances.append(informative_probability(match(second), group_size))
+    if not chances:
+        return {"group_size": group_size, "questions_in_band": 0, "uniform": None, "weighted": None}
+    weighted = sum(w * c for w, c in zip(weights, chances)) / sum(weights)
+    return {"group_size": group_size, "questions_in_band": len(chances),
+            "uniform": float(np.mean(chances)), "weighted": float(weighted)}
 
 
 def _kept(vote, band: tuple[float, float]) -> bool:
@@ -132,11 +156,7 @@ def main() -> None:
 
     g = recipe.solver.group_size
     full_votes = [vote_of_prefix(seq, args.samples, domain.equivalent) for seq in answers]
-    in_band_p = [v.agreement for v in full_votes if _kept(v, band)]
-    chances = [informative_probability(p, g) for p in in_band_p]
-    informative = {"group_size": g, "questions_in_band": len(in_band_p),
-                   "uniform": float(np.mean(chances)) if chances else None,
-                   "weighted": weighted_informative_share(chances) if chances else None}
+    informative = split_half_informative(answers, full_votes, band, g, domain.equivalent)
     print(f"{len(questions)} questions x {args.samples} answers: {tokens} tokens in {seconds:.0f} s "
           f"({time.monotonic() - start:.0f} s in all)")
     print(f"{'setting':<52} {'full':>5} {'chall.':>6} {'ratio':>6} {'|dr|':>6} {'dataset':>7} "
@@ -145,8 +165,9 @@ def main() -> None:
         print(f"{r.setting:<52} {r.samples_full:>5} {r.samples_challenger:>6} {r.ratio_challenger:>6.2f} "
               f"{r.reward_mean_abs_diff:>6.3f} {r.samples_dataset:>7} {r.ratio_dataset:>6.2f} "
               f"{r.band_decisions_changed:>8.1%} {r.labels_changed:>9.1%}")
-    print(f"informative solver groups (G={g}) over {informative['questions_in_band']} in-band questions: "
-          f"uniform {informative['uniform']}, weighted {informative['weighted']}")
+    print(f"informative solver groups (G={g}) over {informative['questions_in_band']} kept questions, "
+          f"weights from half the answers, judged on the other half: uniform {informative['uniform']}, "
+          f"weighted {informative['weighted']}")
     agreement_hist = np.histogram([v.agreement for v in full_votes], bins=np.linspace(0, 1, 11))[0].tolist()
     print(f"agreement histogram of the full votes (0.0-0.1 ... 0.9-1.0): {agreement_hist}")
     if args.json:

@@ -9,6 +9,7 @@ from coevolve.backend import trainer as vtrainer
 from coevolve.backend.verl_config import compose, role_settings
 from coevolve.informative import informative_weights
 from coevolve.records import Question
+from coevolve.recipe import RecipeError
 
 if TYPE_CHECKING:
     from coevolve.loop import CoEvolution
@@ -47,6 +48,10 @@ def solver_data(run: "CoEvolution", questions, agreements):
     """
     dataset = vdata.SolverQuestions(run.domain, questions)
     if run.recipe.solver.question_sampling == "informative":
+        if None in agreements:
+            raise RecipeError(
+                "solver.question_sampling = 'informative' needs each question's vote agreement, "
+                "which this run's dataset file predates; resume with solver.question_sampling=uniform")
         weights = informative_weights(agreements, run.recipe.solver.group_size)
         picker = vdata.weighted_picker(dataset, weights, run.rng)
     else:

@@ -59,8 +59,9 @@ def load_questions(
         answer = row.get("answer")
         if answer is None and require_answer:
             raise QuestionFileError(f"{where}: key 'answer' is required in a held-out file")
-        if answer is not None and not isinstance(answer, (str, int, float)):
-            raise QuestionFileError(f"{where}: key 'answer' must be a string or a number, got {answer!r}")
+        if answer is not None and (isinstance(answer, bool) or not isinstance(answer, (str, int, float))
+                                   or not str(answer).strip()):
+            raise QuestionFileError(f"{where}: key 'answer' must be a non-empty string or a number, got {answer!r}")
         category = row.get("category", default_category)
         if category is None:
             raise QuestionFileError(f"{where}: no 'category' key, and the file sets no default category")
