@@ -284,10 +284,16 @@ def check_label(label: str) -> str:
 
 def checkpoint_label(path: Path, run_dir: Path) -> str:
     """A file name for a checkpoint: its path under `<run_dir>/checkpoints` with '_' for '/'
-    (`iter_001_solver`), else its folder's name (the base model's `SmolLM2-135M-Instruct`)."""
+    (`iter_001_solver`); another run's checkpoint gets that run's name in front
+    (`other_iter_003_solver`), so two runs' solvers never share a label; anything else its
+    folder's name (the base model's `SmolLM2-135M-Instruct`)."""
     path, checkpoints = path.resolve(), (run_dir / "checkpoints").resolve()
     if path.is_relative_to(checkpoints) and path != checkpoints:
         return "_".join(path.relative_to(checkpoints).parts)
+    parts = path.parts
+    if "checkpoints" in parts[1:-1]:
+        index = len(parts) - 1 - parts[::-1].index("checkpoints")
+        return "_".join((parts[index - 1], *parts[index + 1:]))
     return path.name
 
 

@@ -211,7 +211,8 @@ def test_check_checkpoint_accepts_a_model_directory(tmp_path):
         ("runs/r/checkpoints/iter_001/solver", "iter_001_solver", 1),  # a role of the run
         ("runs/r/checkpoints/iter_012/challenger", "iter_012_challenger", 12),
         (".cache/models/SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct", 0),  # the base model
-        ("runs/other/checkpoints/iter_003/solver", "solver", 3),  # another run's: folder name
+        ("runs/other/checkpoints/iter_003/solver", "other_iter_003_solver", 3),  # another run's
+        ("/models/my-solver", "my-solver", 0),
     ],
 )
 def test_checkpoint_label_and_iteration(tmp_path, monkeypatch, checkpoint, label, iteration):
