@@ -47,7 +47,7 @@ bench-adaptive: prepare-model
 
 # Where the time of one (shortened) default iteration goes, and the run's peak memory.
 bench-iteration: prepare-model
-	$(BIN)/python tools/bench_iteration.py challenger.steps=1 solver.steps=1 dataset.questions=16 eval.per_category=2
+	$(BIN)/python tools/bench_iteration.py challenger.steps=1 solver.steps=1 dataset.questions=24 dataset.band_low=0.0 dataset.band_high=1.0 eval.per_category=2
 
 bench-repetition: setup
 	$(BIN)/python tools/bench_repetition.py --n 8000 --seed 0
