@@ -40,7 +40,7 @@ def test_bench_table_judges_each_goal():
     results = {
         "rollout": [{"tokens_per_second": 70.0}, {"tokens_per_second": 63.0}],
         "iteration": {"parts": {"work": 95.0, "everything else": 5.0}, "wall_seconds": 100.0,
-                      "peak_rss_bytes": 3 * 2**30},
+                      "peak_pss_bytes": 3 * 2**30},
         "voting": {"comparisons": [{"setting": "s", "questions": 10, "samples_full": 100, "samples_challenger": 30,
                                     "samples_dataset": 25, "ratio_challenger": 100 / 30, "ratio_dataset": 4.0,
                                     "reward_mean_abs_diff": 0.04, "band_decisions_changed": 0.01,
@@ -51,7 +51,7 @@ def test_bench_table_judges_each_goal():
     rows = {row[0]: row for row in load("bench").table(results)}
     assert rows["rollout tokens/s, server / plain generate"][2] == ">= 0.8: met"
     assert rows["iteration: everything else"][1:] == ("5 s = 5.0%", "< 10 %: met")
-    assert rows["peak memory of the run (all processes)"][1] == "3.00 GiB"
+    assert rows["peak memory of the run (all processes, PSS)"][1] == "3.00 GiB"
     assert rows["voting, 10 questions, m = 10 [s]"][2] == ">= 3x, < 0.05, < 2 %: met"
     results["rollout"][1]["tokens_per_second"] = 50.0
     results["voting"]["comparisons"][0]["band_decisions_changed"] = 0.05

@@ -81,7 +81,7 @@ def table(results: dict) -> list[tuple[str, str, str]]:
                 goal = f"< 10 %: {'met' if seconds / total < 0.10 else 'NOT met'}"
             rows.append((f"iteration: {name}", f"{seconds:.0f} s = {seconds / total:.1%}", goal))
         rows.append(("iteration wall (incl. base eval)", f"{it['wall_seconds']:.0f} s", ""))
-        rows.append(("peak memory of the run (all processes)", f"{it['peak_rss_bytes'] / 2**30:.2f} GiB", ""))
+        rows.append(("peak memory of the run (all processes, PSS)", f"{it['peak_pss_bytes'] / 2**30:.2f} GiB", ""))
     if "repetition" in results:
         rep = results["repetition"]
         rows.append((f"repetition penalty, {rep['questions']} questions", f"{rep['seconds']:.2f} s", ""))
