@@ -106,14 +106,20 @@ def band_rule(
         low, high = final_leader_range(leader, drawn, max_samples)
         # The band is an interval: check every reachable count, not only the two ends.
         exact = {in_band(count / max_samples, *band) for count in range(low, high + 1)} == {keep}
-        posterior = beta(leader + 1, drawn - leader + 1)
-        inside = float(posterior.cdf(band[1]) - posterior.cdf(band[0]))
-        settled = exact or (inside if keep else 1.0 - inside) >= confidence
+        settled = exact or _band_posterior(leader, drawn, band, keep) >= confidence
         if not settled or not keep:
             return settled
         return leader - runner_up > max_samples - drawn or leader_confidence(leader, runner_up) >= confidence
 
     return stop
+
+
+def _band_posterior(leader: int, drawn: int, band: tuple[float, float], keep: bool) -> float:
+    """P(the leader's share is inside the band) if `keep`, else P(outside), under
+    Beta(v1 + 1, k − v1 + 1)."""
+    posterior = beta(leader + 1, drawn - leader + 1)
+    inside = float(posterior.cdf(band[1]) - posterior.cdf(band[0]))
+    return inside if keep else 1.0 - inside
 
 
 def reward_rule(tolerance: float, confidence: float, equivalent: Equivalence | None = None) -> StopRule:
@@ -183,11 +189,11 @@ def replay(answers: Sequence[str | None], rounds: Rounds, stop: StopRule) -> int
     the same experiment as sampling in rounds; the benchmark compares both this way.
     """
     drawn = 0
-    for size in rounds.sizes():
+    for size in rounds.sizes():  # the sizes add up to max_samples
         drawn += size
         if stop(answers[:drawn], rounds.max_samples):
             break
-    return min(drawn, rounds.max_samples)
+    return drawn
 
 
 def vote_of_prefix(answers: Sequence[str | None], used: int, equivalent: Equivalence | None = None) -> Vote:

@@ -54,6 +54,7 @@ def role_settings(recipe: Recipe, role: str, model_path: str, run_dir: Path) -> 
     """verl keys and values for one role (a leading '+' adds a key verl's YAML lacks)."""
     cfg: RoleConfig = getattr(recipe, role)
     cpu = recipe.resources.device == "cpu"
+    reuse_log_probs = reuses_rollout_log_probs(recipe, cfg)
     settings: dict[str, Any] = {
         "algorithm.adv_estimator": "grpo",
         "algorithm.use_kl_in_reward": False,
@@ -90,8 +91,8 @@ def role_settings(recipe: Recipe, role: str, model_path: str, run_dir: Path) -> 
         "actor_rollout_ref.rollout.tensor_model_parallel_size": 1,
         # With these, the actor takes the rollout's log-probs as pi_old instead of a forward
         # pass over every response (see reuses_rollout_log_probs).
-        "actor_rollout_ref.rollout.calculate_log_probs": reuses_rollout_log_probs(recipe, cfg),
-        "algorithm.rollout_correction.bypass_mode": reuses_rollout_log_probs(recipe, cfg),
+        "actor_rollout_ref.rollout.calculate_log_probs": reuse_log_probs,
+        "algorithm.rollout_correction.bypass_mode": reuse_log_probs,
         "+actor_rollout_ref.rollout.agent.agent_loop_manager_class": MANAGER_CLASS,
         "+actor_rollout_ref.rollout.custom.server_prefix": role,
         "reward.num_workers": 0,  # rewards are computed for the whole batch in the driver
