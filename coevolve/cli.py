@@ -2,7 +2,9 @@
 
 `coevolve train RECIPE [key=value ...] [--resume] [--dry-run]` runs a recipe;
 `coevolve eval CHECKPOINT --recipe RECIPE [key=value ...]` evaluates a checkpoint on its
-held-out sets. Bad input of either exits with code 2 and a message naming what to fix.
+held-out sets; `coevolve probe RECIPE [key=value ...]` measures, before any training, whether
+the model's majority votes would be right on the questions the band keeps. Bad input of any
+exits with code 2 and a message naming what to fix.
 """
 
 from __future__ import annotations
@@ -38,6 +40,18 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("overrides", nargs="*", help="key=value overrides, e.g. eval.samples=4")
     evaluate.add_argument("--label", help="name of the outputs under <run_dir>/eval/checkpoints/ "
                                           "(default: from the checkpoint path, e.g. iter_001_solver)")
+    probe = commands.add_parser(
+        "probe", help="before training: per category and vote temperature, greedy and majority "
+                      "accuracy and whether the in-band pseudo-labels are right (self-trainable)")
+    probe.add_argument("recipe", nargs="?", default=str(DEFAULT_RECIPE),
+                       help=f"recipe YAML (default: {DEFAULT_RECIPE.name})")
+    probe.add_argument("overrides", nargs="*", help="key=value overrides, e.g. vote.samples=8")
+    probe.add_argument("--model", help="Hugging Face model directory (default: the recipe's base model)")
+    probe.add_argument("--temperatures", default="0.2,0.5,1.0",
+                       help="comma-separated vote temperatures to measure (default: 0.2,0.5,1.0)")
+    probe.add_argument("--samples", type=int, help="votes per question (default: vote.samples)")
+    probe.add_argument("--split", choices=("dev", "test"),
+                       help="held-out split (default: dev when eval.dev_per_category > 0, else test)")
     return parser
 
 
@@ -53,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         recipe = load_recipe(Path(args.recipe), args.overrides)
         if args.command == "eval":
             return _evaluate(recipe, Path(args.checkpoint), args.label)
+        if args.command == "probe":
+            return _probe(recipe, args)
         if args.dry_run:
             from coevolve.backend.dry_run import dry_run
 
@@ -77,6 +93,23 @@ def _evaluate(recipe: Recipe, checkpoint: Path, label: str | None) -> int:
     print(result.markdown(), end="")
     print(f"[coevolve] eval written: {outputs.markdown}, {outputs.json}, "
           f"TensorBoard run {outputs.tensorboard}", flush=True)
+    return 0
+
+
+def _probe(recipe: Recipe, args: argparse.Namespace) -> int:
+    from coevolve.backend.probe_sampling import parse_temperatures, run_probe
+    from coevolve.loop import prepare_base_model
+    from coevolve.probe import markdown
+
+    temperatures = parse_temperatures(args.temperatures)  # checked before a model is loaded
+    split = args.split or ("dev" if recipe.eval.dev_per_category > 0 else "test")
+    if split == "test":
+        print("[coevolve] probe: measuring on the test split; settings chosen on it bias the "
+              "run's evaluation (set eval.dev_per_category for a disjoint dev split)", flush=True)
+    model = Path(args.model) if args.model else Path(prepare_base_model(recipe))
+    report, outputs = run_probe(recipe, model, temperatures, args.samples or recipe.vote.samples, split)
+    print(markdown(report), end="")
+    print(f"[coevolve] probe written: {outputs.markdown}, {outputs.json}, {outputs.plot}", flush=True)
     return 0
 
 

@@ -239,30 +239,60 @@ def _question_json(graded: GradedQuestion) -> dict[str, Any]:
 # --- what `coevolve eval` evaluates, checked before any model is loaded ------------------------
 
 
+SPLITS = ("test", "dev")
+
+
 def heldout_questions(domain: Domain, categories: Sequence[str], per_category: int,
-                      seed: int) -> list[Question]:
-    """The domain's held-out questions of `categories` (all of them when empty).
+                      seed: int, dev_per_category: int = 0, split: str = "test") -> list[Question]:
+    """The domain's held-out questions of `categories` (all of them when empty), of one split.
+
+    With `dev_per_category` = 0 every held-out question is in the test split. Otherwise the
+    domain is asked for `per_category + dev_per_category` questions per category, and each
+    category's first `per_category` form the test split (the same questions as without a dev
+    split, for domains that draw them in a fixed order), the rest the dev split: the two are
+    disjoint, so settings can be chosen on dev and reported on test.
 
     Raises EvalInputError when the domain has none, or a question has no true answer.
     """
+    if split not in SPLITS:
+        raise EvalInputError(f"held-out split {split!r}: allowed: {', '.join(SPLITS)}")
+    if split == "dev" and dev_per_category <= 0:
+        raise EvalInputError("the dev split is empty: set eval.dev_per_category to the number of "
+                             "development questions per category (disjoint from the test split)")
     try:
-        questions = domain.heldout(per_category, seed)
+        questions = domain.heldout(per_category + dev_per_category, seed)
     except QuestionFileError as err:  # a held-out file: its own message names file and line
         raise EvalInputError(str(err)) from err
     except ValueError as err:  # e.g. fewer distinct questions than eval.per_category
+        dev = f" + eval.dev_per_category = {dev_per_category}" if dev_per_category else ""
         raise EvalInputError(f"domain {domain.name or type(domain).__name__}: cannot provide "
-                             f"held-out questions with eval.per_category = {per_category} ({err})") from err
+                             f"held-out questions with eval.per_category = {per_category}{dev} "
+                             f"({err})") from err
     wanted = set(categories or domain.categories())
     questions = [q for q in questions if q.category in wanted]
+    if dev_per_category > 0:
+        questions = _split(questions, per_category, split)
     if not questions:
         raise EvalInputError(
-            f"domain {domain.name or type(domain).__name__} has no held-out questions in categories "
-            f"{', '.join(sorted(wanted))}; point domain.options.heldout_files at JSONL files "
-            "(math, generic) or use a domain that generates them (arithmetic, reasoning_gym)")
+            f"domain {domain.name or type(domain).__name__} has no held-out questions ({split} split) "
+            f"in categories {', '.join(sorted(wanted))}; point domain.options.heldout_files at JSONL "
+            "files (math, generic) or use a domain that generates them (arithmetic, reasoning_gym)")
     unanswered = [q.id for q in questions if q.answer is None]
     if unanswered:
         raise EvalInputError(f"held-out questions without a true answer: {', '.join(unanswered[:5])}")
     return questions
+
+
+def _split(questions: Sequence[Question], per_category: int, split: str) -> list[Question]:
+    """Each category's first `per_category` questions (test) or the ones after them (dev)."""
+    seen: dict[str, int] = {}
+    chosen = []
+    for question in questions:
+        index = seen.get(question.category, 0)
+        seen[question.category] = index + 1
+        if (index < per_category) == (split == "test"):
+            chosen.append(question)
+    return chosen
 
 
 def check_checkpoint(path: Path) -> None:

@@ -29,7 +29,8 @@ from coevolve.adaptive import AdaptiveVoting
 from coevolve.curriculum import Bandit, arm_rewards
 from coevolve.domains import build_domain
 from coevolve.domains.base import Domain
-from coevolve.evaluation import score_answers
+from coevolve.evaluation import heldout_questions, score_answers
+from coevolve.label_quality import WarnOncePerPhase, heldout_vote_quality, label_flip_rate, label_warning
 from coevolve.filters import TextFilter
 from coevolve.records import Question
 from coevolve.recipe import RecipeError, recipe_to_yaml
@@ -44,7 +45,7 @@ from coevolve.runstate import (
     write_atomically,
 )
 from coevolve.schema import Recipe
-from coevolve.selfplay import build_solver_dataset, challenger_message, parse_questions, score_challenger
+from coevolve.selfplay import answer_groups, build_solver_dataset, challenger_message, parse_questions, score_challenger, votes
 from coevolve.vote import agrees
 
 ROLES = ("challenger", "solver")
@@ -99,8 +100,8 @@ class CoEvolution:
         self.run_dir = Path(recipe.run_dir)
         self.domain: Domain = build_domain(recipe.domain.name, recipe.domain.options)
         self.categories = tuple(recipe.domain.categories or self.domain.categories())
-        self.heldout = [q for q in self.domain.heldout(recipe.eval.per_category, recipe.eval.seed)
-                        if q.category in self.categories]
+        self.heldout = heldout_questions(self.domain, self.categories, recipe.eval.per_category,
+                                         recipe.eval.seed, recipe.eval.dev_per_category)
         self.seeds = {c: self.domain.seed_questions(c, SEED_POOL, recipe.seed)
                       for c in self.categories} if recipe.challenger.seeds_per_prompt else {}
         self._seed_texts = [q.text for pool in self.seeds.values() for q in pool]
@@ -117,6 +118,8 @@ class CoEvolution:
         self.tracker = None
         self._step_metrics: dict[str, float] = {}
         self._step_texts: list[tuple[str, ...]] = []
+        self._phase_values: dict[str, list[float]] = {}  # metric -> values logged in this phase
+        self._label_warnings = WarnOncePerPhase()
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -154,10 +157,13 @@ class CoEvolution:
     def _run_phase(self, phase: Phase, progress: Progress) -> None:
         progress.say(phase, "starting")
         self._phase_key = phase.key
+        self._phase_values = {}
         start = time.monotonic()
         step = getattr(self, f"_phase_{phase.name}")(phase, progress)
         seconds = time.monotonic() - start
         self.state.global_step = step
+        self.state.metrics[phase.key] = {tag: float(np.mean(values))
+                                         for tag, values in self._phase_values.items() if values}
         self.state.completed.append(phase.key)
         self.state.phase_seconds[phase.key] = round(seconds, 2)
         self.state.bandits["curriculum"] = self.bandit.state_dict()
@@ -244,9 +250,28 @@ class CoEvolution:
         metrics.update({f"curriculum/prob/{c}": p for c, p in self.bandit.probabilities().items()})
         metrics.update({f"curriculum/{role}_arm_reward/{c}": r for c, r in rewards.items()})
         metrics.update(self._step_metrics)
-        self.tracker.scalars(metrics, batch.step)
+        self._log(metrics, batch.step)
+        if role == "solver":
+            self._warn_labels("the pseudo-label accuracy of the solver's questions (against the oracle)",
+                              metrics.get("solver/pseudo_label_accuracy"), batch.step)
         self.tracker.text(f"{role}/samples", self._step_texts[:8], _TEXT_HEADERS[role], batch.step)
         self._step_metrics, self._step_texts = {}, []
+
+    def _log(self, metrics: dict[str, float | None], step: int) -> None:
+        """Scalars to TensorBoard, also kept for the phase's summary in the run state."""
+        self.tracker.scalars(metrics, step)
+        for tag, value in metrics.items():
+            if value is not None:
+                self._phase_values.setdefault(tag, []).append(float(value))
+
+    def _warn_labels(self, what: str, value: float | None, step: int) -> None:
+        """Console and TensorBoard warning, once per phase, when labels are mostly wrong."""
+        message = self._label_warnings.first(self._phase_key, label_warning(
+            what, value, str(self.run_dir / "recipe.yaml")))
+        if message is None:
+            return
+        print(f"[coevolve] WARNING iteration {self._phase_key}: {message}", flush=True)
+        self.tracker.text("warnings/label_quality", [(self._phase_key, message)], ("phase", "warning"), step)
 
     def _add_seconds(self, part: str, seconds: float) -> None:
         self.state.part_seconds[part] = round(self.state.part_seconds.get(part, 0.0) + seconds, 2)
@@ -293,11 +318,15 @@ class CoEvolution:
             result = build_solver_dataset(self.domain, parsed, self.vote_sampler(), self.recipe.vote.samples,
                                           (d.band_low, d.band_high), self.text_filter, self._seed_texts,
                                           self.adaptive)
+        flip_rate = self._label_flip_rate(phase.iteration)
         path = self.run_dir / "data" / f"iter_{phase.iteration:03d}" / "solver_dataset.jsonl"
         save_dataset(result.kept, result.kept_agreements, path)
         self.state.datasets[str(phase.iteration)] = str(path)
         step = self.state.global_step + 1
         self._log_dataset(result, step)
+        self._log({"dataset/label_flip_rate": flip_rate}, step)
+        self._warn_labels("the pseudo-label accuracy of the kept questions (against the oracle)",
+                          result.pseudo_label_accuracy if result.kept else None, step)
         if not result.kept:
             raise RuntimeError(
                 f"iteration {phase.iteration}: no question kept out of {result.generated} "
@@ -305,6 +334,18 @@ class CoEvolution:
                 "dataset.questions"
             )
         return step
+
+    def _label_flip_rate(self, iteration: int) -> float | None:
+        """Share of the previous iteration's kept questions whose majority answer, voted again
+        by today's solver, is no longer their label (at most `dataset.flip_check_questions`)."""
+        previous = self.state.datasets.get(str(iteration - 1))
+        limit = self.recipe.dataset.flip_check_questions
+        if previous is None or limit == 0:
+            return None
+        questions = load_dataset(Path(previous))[0][:limit]
+        with self._timed("votes"), self.serving("solver"):
+            groups = answer_groups(self.domain, questions, self.vote_sampler(), self.recipe.vote.samples)
+        return label_flip_rate(questions, votes(self.domain, groups), self.domain.equivalent)
 
     def _log_dataset(self, result, step: int) -> None:
         metrics = {"dataset/questions_generated": result.generated,
@@ -314,7 +355,7 @@ class CoEvolution:
                    "dataset/pseudo_label_accuracy_all_voted": result.pseudo_label_accuracy_all,
                    "dataset/vote_samples_per_question": result.vote_samples / max(len(result.agreements), 1)}
         metrics.update({f"dataset/rejected/{k}": v for k, v in result.rejected.items()})
-        self.tracker.scalars(metrics, step)
+        self._log(metrics, step)
         self.tracker.histogram("dataset/agreement_hist", result.agreements, step)
         rows = [(q.category, q.text, q.answer) for q in result.kept[:16]]
         self.tracker.text("dataset/kept_questions", rows, ("category", "question", "pseudo-label"), step)
@@ -327,16 +368,44 @@ class CoEvolution:
         metrics = result.metrics("eval")
         if phase.name == BASE_EVAL:
             metrics["eval/base_accuracy"] = result.accuracy
-        self.tracker.scalars(metrics, step)
+        quality = self._heldout_vote_quality()
+        if quality is not None:
+            metrics["eval/majority_vote_accuracy"] = quality.majority_accuracy
+            metrics["eval/in_band_label_accuracy"] = quality.in_band_label_accuracy
+        self._log(metrics, step)
+        if quality is not None:
+            self._warn_labels("the held-out estimate of the pseudo-label accuracy (in-band majority "
+                              "votes at vote.temperature)", quality.in_band_label_accuracy, step)
         rows = [(q.category, q.text, q.answer, a, c[0]) for q, a, c in
                 zip(self.heldout[:12], graded, completions)]
         self.tracker.text("eval/samples", rows, ("category", "question", "true", "graded", "completion"), step)
+        right = [agrees(a, q.answer, self.domain.equivalent) for q, a in zip(self.heldout, graded)]
         write_atomically(self.run_dir / "eval" / f"{phase.key.replace('/', '_')}.json",
                          json.dumps({"accuracy": result.accuracy, "correct": result.correct,
-                                     "total": result.total}, indent=2))
+                                     "total": result.total,
+                                     "questions": [{"id": q.id, "category": q.category, "correct": r}
+                                                   for q, r in zip(self.heldout, right)]}, indent=2))
         print(f"[coevolve] {phase.key}: held-out accuracy {result.accuracy:.3f} "
               f"({sum(result.correct.values())}/{sum(result.total.values())})", flush=True)
         return step
+
+    def _heldout_vote_quality(self):
+        """Majority votes at the vote temperature on the first `eval.vote_per_category`
+        held-out questions of each category, or None when that is 0."""
+        per_category = self.recipe.eval.vote_per_category
+        if per_category == 0:
+            return None
+        taken: dict[str, int] = {}
+        subset = []
+        for question in self.heldout:
+            if taken.get(question.category, 0) < per_category:
+                taken[question.category] = taken.get(question.category, 0) + 1
+                subset.append(question)
+        with self._timed("votes"), self.serving("solver"):
+            groups = answer_groups(self.domain, subset, self.vote_sampler(), self.recipe.vote.samples)
+        d = self.recipe.dataset
+        return heldout_vote_quality(subset, votes(self.domain, groups), (d.band_low, d.band_high),
+                                    self.domain.equivalent)
 
     # --- sampling through the roles' rollout servers -------------------------------------------
 

@@ -57,6 +57,9 @@ class RunState:
     # labels), "<phase key>:checkpoint", and "startup" (Ray, the workers, model loading;
     # summed over every start of the run).
     part_seconds: dict[str, float] = field(default_factory=dict)
+    # Phase.key -> coevolve's own scalars of that phase, averaged over its steps (what
+    # `coevolve report` reads; verl's internals stay in TensorBoard only).
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def is_done(self, phase: Phase) -> bool:
         return phase.key in self.completed

@@ -118,6 +118,9 @@ class DatasetConfig:
         default_factory=lambda: ["image", "graph", "figure", "picture", "file", "diagram", "prove"]
     )
     max_rouge_l: float = 0.7  # drop a question this similar to a seed or an accepted question
+    # The previous iteration's kept questions voted on again (at most this many) to measure
+    # how many labels flip between iterations (dataset/label_flip_rate); 0: not measured.
+    flip_check_questions: int = 32
 
 
 @dataclass
@@ -133,9 +136,15 @@ class CurriculumConfig:
 class EvalConfig:
     """Held-out evaluation with true answers."""
 
-    per_category: int = 50
+    per_category: int = 50  # test-split questions per category (the in-loop evaluation's)
     max_new_tokens: int = 512
     seed: int = 1234  # held-out questions are drawn with this seed, never the training seed
+    # Development questions per category, disjoint from the test split: `coevolve probe`
+    # measures on them so that settings are chosen on dev and reported on test. 0: no dev split.
+    dev_per_category: int = 0
+    # Held-out questions per category that the solver also votes on at vote.temperature in
+    # every evaluation: the held-out estimate of pseudo-label accuracy. 0: not measured.
+    vote_per_category: int = 10
     # `coevolve eval` only: k samples per question for its majority-of-k accuracy, drawn with
     # vote.temperature/top_k/top_p and seeded by `seed`; 1 = greedy accuracy only. The
     # in-loop evaluation is always greedy.

@@ -164,7 +164,7 @@ def test_solver_template_replaces_question_and_keeps_other_braces():
     built = domain(solver_template="{question}\nPut it in \\boxed{}.")
     assert built.solver_prompt(Q) == "What is the capital of France?\nPut it in \\boxed{}."
     default = domain().solver_prompt(Q)  # the base class's step-by-step \boxed{} request
-    assert default.startswith(Q.text) and "\\boxed{answer}" in default
+    assert default.startswith(Q.text) and "\\boxed{}" in default and "{answer}" not in default
 
 
 # ---------------------------------------------------------------- answers

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,18 +71,12 @@ def evaluate_checkpoint(recipe: Recipe, checkpoint: Path,
 def _sample(recipe: Recipe, checkpoint: Path,
             messages: list[str]) -> tuple[list[str], list[list[str]] | None]:
     """One greedy completion per solver prompt, and k sampled ones unless eval.samples is 1."""
-    import torch
+    from coevolve.backend.sampler import DeviceUnavailable, SamplingParams, load_sampler, vote_params
 
-    from coevolve.backend.sampler import HFSampler, SamplingParams
-
-    device = recipe.resources.device
-    if device == "cuda" and not torch.cuda.is_available():
-        raise EvalInputError("resources.device = 'cuda' but no GPU is visible; "
-                             "add resources.device=cpu to evaluate on the CPU")
-    if device == "cpu":
-        torch.set_num_threads(recipe.resources.cpu_threads)
-    sampler = HFSampler(str(checkpoint), batch_size=recipe.vote.batch_size,
-                        dtype=recipe.model.dtype, device=device)
+    try:
+        sampler = load_sampler(recipe, checkpoint)
+    except DeviceUnavailable as err:
+        raise EvalInputError(str(err)) from err
     e, v = recipe.eval, recipe.vote
     print(f"[coevolve] eval {checkpoint}: {len(messages)} held-out questions, greedy", flush=True)
     greedy = sampler.generate(messages, SamplingParams(n=1, temperature=0.0, max_new_tokens=e.max_new_tokens),
@@ -91,8 +85,7 @@ def _sample(recipe: Recipe, checkpoint: Path,
         return [g[0] for g in greedy], None
     print(f"[coevolve] eval {checkpoint}: majority of {e.samples} samples "
           f"(T={v.temperature}, top_k={v.top_k}, top_p={v.top_p})", flush=True)
-    params = SamplingParams(n=e.samples, temperature=v.temperature, top_p=v.top_p, top_k=v.top_k,
-                            max_new_tokens=e.max_new_tokens)
+    params = replace(vote_params(recipe, e.samples), max_new_tokens=e.max_new_tokens)
     return [g[0] for g in greedy], sampler.generate(messages, params, seed=e.seed)
 
 

@@ -61,6 +61,29 @@ class SamplerStats:
         return self.generated_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
+def vote_params(recipe, n: int, temperature: float | None = None) -> SamplingParams:
+    """The recipe's vote sampling (`vote.*`) for n answers, at another temperature if given."""
+    v = recipe.vote
+    return SamplingParams(n=n, temperature=v.temperature if temperature is None else temperature,
+                          top_p=v.top_p, top_k=v.top_k, max_new_tokens=v.max_new_tokens)
+
+
+class DeviceUnavailable(RuntimeError):
+    """The recipe asks for a device this machine does not have."""
+
+
+def load_sampler(recipe, model_path) -> "HFSampler":
+    """An HFSampler of `model_path` on the recipe's device, dtype, threads and vote batch size."""
+    device = recipe.resources.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailable("resources.device = 'cuda' but no GPU is visible; "
+                           "add resources.device=cpu to sample on the CPU")
+    if device == "cpu":
+        torch.set_num_threads(recipe.resources.cpu_threads)
+    return HFSampler(str(model_path), batch_size=recipe.vote.batch_size, dtype=recipe.model.dtype,
+                     device=device)
+
+
 class HFSampler:
     """A model held in memory that answers chat prompts in batches."""
 

@@ -32,6 +32,7 @@ from coevolve.domains.answers import (
     question_request,
 )
 from coevolve.domains.base import Domain
+from coevolve.domains.base import solver_template as check_template
 from coevolve.records import Question
 
 MAX_QUESTION_CHARS = 500  # a longer <question> block is rambling, not an arithmetic question
@@ -255,13 +256,17 @@ class ArithmeticDomain(Domain):
     Options (a recipe's `domain.options`):
         categories: names of the built-in categories to use, in order (default: all).
         max_terms: cap on the number of literals in every category (default: none).
+        require_tags: false also accepts a question written without <question> tags, taken
+            from the first non-empty line (small models rarely use the tags).
+        solver_template: the solver's prompt with `{question}` where the question goes
+            (default: the base class's step-by-step request for a boxed answer).
     """
 
     def __init__(self, categories: Sequence[str] | None = None, max_terms: int | None = None,
-                 require_tags: bool = True) -> None:
-        """`require_tags=False` also accepts a question written without <question> tags, taken
-        from the first non-empty line (small models rarely use the tags)."""
+                 require_tags: bool = True, solver_template: str | None = None) -> None:
         self.require_tags = require_tags
+        self.template = None if solver_template is None else check_template("solver_template",
+                                                                              solver_template)
         known = {category.name: category for category in CATEGORIES}
         names = list(categories) if categories is not None else list(known)
         unknown = [name for name in names if name not in known]
@@ -285,6 +290,11 @@ class ArithmeticDomain(Domain):
             f"{_term_range(spec)} numbers, each with at most {spec.max_digits} digit(s).",
         ]
         return question_request(instructions, [seed.text for seed in seeds], "question")
+
+    def solver_prompt(self, question: Question) -> str:
+        if self.template is None:
+            return super().solver_prompt(question)
+        return self.template.replace("{question}", question.text)
 
     def parse_question(self, completion: str, category: str) -> str | None:
         """The normalised question ("What is 12 + 7 * 3?") if the block holds one of `category`.

@@ -25,6 +25,14 @@ class DomainOptionError(ValueError):
         super().__init__(f"domain.options.{key} = {value!r}: {problem}; allowed: {allowed}")
 
 
+def solver_template(key: str, value: object) -> str:
+    """A solver prompt template: a string with a `{question}` placeholder."""
+    if not isinstance(value, str) or "{question}" not in value:
+        raise DomainOptionError(key, value, "not a template with a {question} placeholder",
+                                "a string containing {question} (other braces are literal)")
+    return value
+
+
 class Domain(ABC):
     """Base class of all domains. Subclasses register themselves in `DOMAINS`."""
 
@@ -49,11 +57,12 @@ class Domain(ABC):
         """The question text cut out of the challenger's completion, or None if malformed."""
 
     def solver_prompt(self, question: Question) -> str:
-        """The user message that asks the solver to answer `question`."""
-        return (
-            f"{question.text}\n\n"
-            "Think step by step, then give the final answer as \\boxed{answer}."
-        )
+        """The user message that asks the solver to answer `question`.
+
+        The format is described, not shown as a template: small models copy a literal
+        `\\boxed{answer}` into their reply.
+        """
+        return f"{question.text}\n\nThink step by step, then write the final answer inside \\boxed{{}}."
 
     @abstractmethod
     def extract_answer(self, completion: str) -> str | None:

@@ -35,7 +35,7 @@ from coevolve.domains.answers import (
     last_number,
     question_request,
 )
-from coevolve.domains.base import Domain, DomainOptionError
+from coevolve.domains.base import Domain, DomainOptionError, solver_template
 from coevolve.domains.files import QuestionFileError, load_questions
 from coevolve.records import Question
 
@@ -85,13 +85,6 @@ def _categories(key: str, value: Any) -> tuple[tuple[str, str], ...]:
             raise DomainOptionError(f"{key}.{name}", instruction, "not an instruction",
                                     "a non-empty string telling the challenger what to write")
     return tuple((name, instruction.strip()) for name, instruction in value.items())
-
-
-def _template(key: str, value: Any) -> str:
-    if not isinstance(value, str) or "{question}" not in value:
-        raise DomainOptionError(key, value, "not a template with a {question} placeholder",
-                                "a string containing {question} (other braces are literal)")
-    return value
 
 
 def _choice(choices: tuple[str, ...]) -> Callable[[str, Any], str]:
@@ -164,7 +157,7 @@ def _paths(key: str, value: Any) -> tuple[str, ...]:
 
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "categories": _categories,
-    "solver_template": _template,
+    "solver_template": solver_template,
     "question_format": _choice(QUESTION_FORMATS),
     "question_regex": _regex,
     "max_question_chars": _number(1, strict=False, integer=True),

@@ -1,0 +1,105 @@
+"""`coevolve probe RECIPE`: sample a model on held-out questions at several vote temperatures.
+
+Why it exists: before a run, a user needs to know whether the solver's majority votes will be
+right on the questions the band keeps (see `coevolve/probe.py` for what is measured and how
+the verdict is reached). This module only samples, with plain batched `transformers.generate`
+(`HFSampler`, no verl or Ray), and writes the outputs: `<run_dir>/probe/probe.{json,md,png}`.
+Everything that can be checked (the model path, the held-out questions) is checked before the
+model is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from coevolve.domains import build_domain
+from coevolve.evaluation import EvalInputError, check_checkpoint, heldout_questions
+from coevolve.probe import ProbeReport, QuestionProbe, build_report, markdown, probe_questions
+from coevolve.runstate import write_atomically
+from coevolve.schema import Recipe
+
+
+@dataclass(frozen=True)
+class ProbeOutputs:
+    json: Path
+    markdown: Path
+    plot: Path
+
+
+def parse_temperatures(text: str) -> tuple[float, ...]:
+    """'0.2,0.5,1.0' -> (0.2, 0.5, 1.0); EvalInputError names the bad entry."""
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            value = -1.0
+        if not value > 0:
+            raise EvalInputError(f"--temperatures {text!r}: {part!r} is not a temperature > 0; "
+                                 "give a comma-separated list such as 0.2,0.5,1.0")
+        values.append(value)
+    return tuple(dict.fromkeys(values))
+
+
+def run_probe(recipe: Recipe, model: Path, temperatures: Sequence[float], samples: int,
+              split: str) -> tuple[ProbeReport, ProbeOutputs]:
+    """Probe `model` on the recipe's held-out `split` and write the outputs."""
+    check_checkpoint(model)
+    if samples < 2:
+        raise EvalInputError(f"--samples {samples}: a majority vote needs at least 2 answers")
+    domain = build_domain(recipe.domain.name, recipe.domain.options)
+    try:
+        e = recipe.eval
+        questions = heldout_questions(domain, recipe.domain.categories, e.per_category, e.seed,
+                                      e.dev_per_category, split)
+        greedy, sampled = _sample(recipe, model, [domain.solver_prompt(q) for q in questions],
+                                  temperatures, samples)
+        by_temperature = {t: probe_questions(domain, questions, greedy, sampled[t]) for t in temperatures}
+        report = build_report(domain, by_temperature, (recipe.dataset.band_low, recipe.dataset.band_high))
+    finally:
+        domain.close()
+    settings = {"recipe": recipe.name, "model": str(model), "split": split, "samples": samples,
+                "temperatures": list(temperatures), "vote": {"top_k": recipe.vote.top_k,
+                                                             "top_p": recipe.vote.top_p,
+                                                             "max_new_tokens": recipe.vote.max_new_tokens},
+                "solver_prompt_example": domain.solver_prompt(questions[0])}
+    return report, _write(report, by_temperature, settings, Path(recipe.run_dir) / "probe")
+
+
+def _sample(recipe: Recipe, model: Path, messages: list[str], temperatures: Sequence[float],
+            samples: int) -> tuple[list[str], dict[float, list[list[str]]]]:
+    from coevolve.backend.sampler import DeviceUnavailable, SamplingParams, load_sampler, vote_params
+
+    try:
+        sampler = load_sampler(recipe, model)
+    except DeviceUnavailable as err:
+        raise EvalInputError(str(err)) from err
+    print(f"[coevolve] probe {model}: {len(messages)} held-out questions, greedy", flush=True)
+    greedy = sampler.generate(messages, SamplingParams(n=1, temperature=0.0,
+                                                       max_new_tokens=recipe.eval.max_new_tokens))
+    sampled = {}
+    for temperature in temperatures:
+        print(f"[coevolve] probe {model}: {samples} votes per question at T={temperature:g}", flush=True)
+        sampled[temperature] = sampler.generate(messages, vote_params(recipe, samples, temperature),
+                                                seed=recipe.eval.seed)
+    return [g[0] for g in greedy], sampled
+
+
+def _write(report: ProbeReport, by_temperature: dict[float, list[QuestionProbe]], settings: dict,
+           folder: Path) -> ProbeOutputs:
+    from coevolve.plots import plot_probe
+
+    outputs = ProbeOutputs(folder / "probe.json", folder / "probe.md", folder / "probe.png")
+    answers = {str(t): [{"id": p.question.id, "category": p.question.category, "true": p.question.answer,
+                         "greedy": p.greedy_answer, "sampled": list(p.sampled_answers)} for p in probes]
+               for t, probes in by_temperature.items()}
+    write_atomically(outputs.json, json.dumps({"settings": settings, **report.to_json(),
+                                               "answers": answers}, indent=2))
+    write_atomically(outputs.markdown, f"# probe of {settings['model']} ({settings['split']} split)\n\n"
+                                       f"settings: `{json.dumps(settings)}`\n\n{markdown(report)}")
+    plot_probe(report, outputs.plot)
+    return outputs
+
