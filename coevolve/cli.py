@@ -3,7 +3,8 @@
 `coevolve train RECIPE [key=value ...] [--resume] [--dry-run]` runs a recipe;
 `coevolve eval CHECKPOINT --recipe RECIPE [key=value ...]` evaluates a checkpoint on its
 held-out sets; `coevolve probe RECIPE [key=value ...]` measures, before any training, whether
-the model's majority votes would be right on the questions the band keeps. Bad input of any
+the model's majority votes would be right on the questions the band keeps; `coevolve report
+RUN_DIR` writes a run's report (held-out gains with intervals, label quality). Bad input of any
 exits with code 2 and a message naming what to fix.
 """
 
@@ -52,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("--samples", type=int, help="votes per question (default: vote.samples)")
     probe.add_argument("--split", choices=("dev", "test"),
                        help="held-out split (default: dev when eval.dev_per_category > 0, else test)")
+    report = commands.add_parser(
+        "report", help="write <run_dir>/report.md and report.png: held-out accuracy per iteration "
+                       "and category with intervals, the gain over the base model, label quality")
+    report.add_argument("run_dir", help="a run directory, e.g. runs/arithmetic-cpu")
     return parser
 
 
@@ -62,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [arg for arg in extra if arg.startswith("-")]
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "report":
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return _report(Path(args.run_dir))
     args.overrides = [*args.overrides, *extra]
     try:
         recipe = load_recipe(Path(args.recipe), args.overrides)
@@ -93,6 +102,19 @@ def _evaluate(recipe: Recipe, checkpoint: Path, label: str | None) -> int:
     print(result.markdown(), end="")
     print(f"[coevolve] eval written: {outputs.markdown}, {outputs.json}, "
           f"TensorBoard run {outputs.tensorboard}", flush=True)
+    return 0
+
+
+def _report(run_dir: Path) -> int:
+    from coevolve.report import ReportError, summary, write_report
+
+    try:
+        report, md, png = write_report(run_dir)
+    except ReportError as err:
+        print(f"coevolve: {err}", file=sys.stderr)
+        return 2
+    print(summary(report))
+    print(f"[coevolve] report written: {md}, {png}", flush=True)
     return 0
 
 

@@ -271,7 +271,8 @@ def heldout_questions(domain: Domain, categories: Sequence[str], per_category: i
     wanted = set(categories or domain.categories())
     questions = [q for q in questions if q.category in wanted]
     if dev_per_category > 0:
-        questions = _split(questions, per_category, split)
+        test = first_per_category(questions, per_category)
+        questions = test if split == "test" else [q for q in questions if q not in test]
     if not questions:
         raise EvalInputError(
             f"domain {domain.name or type(domain).__name__} has no held-out questions ({split} split) "
@@ -283,14 +284,13 @@ def heldout_questions(domain: Domain, categories: Sequence[str], per_category: i
     return questions
 
 
-def _split(questions: Sequence[Question], per_category: int, split: str) -> list[Question]:
-    """Each category's first `per_category` questions (test) or the ones after them (dev)."""
-    seen: dict[str, int] = {}
+def first_per_category(questions: Sequence[Question], per_category: int) -> list[Question]:
+    """The first `per_category` questions of each category, in their order."""
+    taken: dict[str, int] = {}
     chosen = []
     for question in questions:
-        index = seen.get(question.category, 0)
-        seen[question.category] = index + 1
-        if (index < per_category) == (split == "test"):
+        if taken.get(question.category, 0) < per_category:
+            taken[question.category] = taken.get(question.category, 0) + 1
             chosen.append(question)
     return chosen
 

@@ -29,7 +29,7 @@ from coevolve.adaptive import AdaptiveVoting
 from coevolve.curriculum import Bandit, arm_rewards
 from coevolve.domains import build_domain
 from coevolve.domains.base import Domain
-from coevolve.evaluation import heldout_questions, score_answers
+from coevolve.evaluation import first_per_category, heldout_questions, score_answers
 from coevolve.label_quality import WarnOncePerPhase, heldout_vote_quality, label_flip_rate, label_warning
 from coevolve.filters import TextFilter
 from coevolve.records import Question
@@ -55,8 +55,8 @@ SEED_POOL = 16  # example questions per category, shown `challenger.seeds_per_pr
 class Progress:
     """Prints phase, step and an ETA from the measured time per unit of work."""
 
-    def __init__(self, recipe: Recipe, phases: list[Phase], heldout: int) -> None:
-        self.units = {p.key: _phase_units(recipe, p, heldout) for p in phases}
+    def __init__(self, recipe: Recipe, phases: list[Phase], heldout: int, heldout_votes: int) -> None:
+        self.units = {p.key: _phase_units(recipe, p, heldout, heldout_votes) for p in phases}
         self.done = 0.0
         self.spent = 0.0
         self.total = sum(self.units.values())
@@ -76,15 +76,16 @@ class Progress:
               f"elapsed {_clock(self.spent)} | ETA {eta}", flush=True)
 
 
-def _phase_units(recipe: Recipe, phase: Phase, heldout: int) -> float:
+def _phase_units(recipe: Recipe, phase: Phase, heldout: int, heldout_votes: int) -> float:
     """Rough cost of a phase in generated sequences (what dominates on the CPU)."""
-    c, s = recipe.challenger, recipe.solver
+    c, s, d, m = recipe.challenger, recipe.solver, recipe.dataset, recipe.vote.samples
+    evaluation = heldout + heldout_votes * m
     return {
-        "challenger": c.steps * c.batch_size * c.group_size * (1 + recipe.vote.samples),
-        "dataset": recipe.dataset.questions * (1 + recipe.vote.samples),
+        "challenger": c.steps * c.batch_size * c.group_size * (1 + m),
+        "dataset": d.questions * (1 + m) + min(d.flip_check_questions, d.questions) * m,
         "solver": s.steps * s.batch_size * s.group_size * 2,
-        "eval": heldout,
-        "eval_base": heldout,
+        "eval": evaluation,
+        "eval_base": evaluation,
     }[phase.name]
 
 
@@ -102,6 +103,8 @@ class CoEvolution:
         self.categories = tuple(recipe.domain.categories or self.domain.categories())
         self.heldout = heldout_questions(self.domain, self.categories, recipe.eval.per_category,
                                          recipe.eval.seed, recipe.eval.dev_per_category)
+        # The held-out questions the solver also votes on in every evaluation.
+        self.heldout_voted = first_per_category(self.heldout, recipe.eval.vote_per_category)
         self.seeds = {c: self.domain.seed_questions(c, SEED_POOL, recipe.seed)
                       for c in self.categories} if recipe.challenger.seeds_per_prompt else {}
         self._seed_texts = [q.text for pool in self.seeds.values() for q in pool]
@@ -131,7 +134,7 @@ class CoEvolution:
         base_model = prepare_base_model(self.recipe)
         self.state = self._open_run_dir(base_model)
         phases = plan(self.recipe.iterations)
-        progress = Progress(self.recipe, phases, len(self.heldout))
+        progress = Progress(self.recipe, phases, len(self.heldout), len(self.heldout_voted))
         for phase in phases:
             if self.state.is_done(phase):
                 progress.skip(phase)
@@ -152,7 +155,15 @@ class CoEvolution:
             ray_session.stop_ray()
             self.tracker.close()
             self.domain.close()
+        self._print_report()
         return self.state
+
+    def _print_report(self) -> None:
+        """The report's summary on the console, and report.md / report.png in the run."""
+        from coevolve.report import summary, write_report
+
+        report, md, png = write_report(self.run_dir)
+        print(f"[coevolve] {summary(report)}\n[coevolve] report: {md} ({png})", flush=True)
 
     def _run_phase(self, phase: Phase, progress: Progress) -> None:
         progress.say(phase, "starting")
@@ -392,19 +403,12 @@ class CoEvolution:
     def _heldout_vote_quality(self):
         """Majority votes at the vote temperature on the first `eval.vote_per_category`
         held-out questions of each category, or None when that is 0."""
-        per_category = self.recipe.eval.vote_per_category
-        if per_category == 0:
+        if not self.heldout_voted:
             return None
-        taken: dict[str, int] = {}
-        subset = []
-        for question in self.heldout:
-            if taken.get(question.category, 0) < per_category:
-                taken[question.category] = taken.get(question.category, 0) + 1
-                subset.append(question)
         with self._timed("votes"), self.serving("solver"):
-            groups = answer_groups(self.domain, subset, self.vote_sampler(), self.recipe.vote.samples)
+            groups = answer_groups(self.domain, self.heldout_voted, self.vote_sampler(), self.recipe.vote.samples)
         d = self.recipe.dataset
-        return heldout_vote_quality(subset, votes(self.domain, groups), (d.band_low, d.band_high),
+        return heldout_vote_quality(self.heldout_voted, votes(self.domain, groups), (d.band_low, d.band_high),
                                     self.domain.equivalent)
 
     # --- sampling through the roles' rollout servers -------------------------------------------

@@ -38,19 +38,30 @@ class Generation:
         return self.sequences * self.max_new_tokens
 
 
-def iteration_budget(recipe: Recipe, heldout_questions: int) -> list[Generation]:
-    """Every generation of one iteration, in the order the phases run."""
+def iteration_budget(recipe: Recipe, heldout_questions: int,
+                     heldout_vote_questions: int = 0) -> list[Generation]:
+    """Every generation of one iteration, in the order the phases run.
+
+    `heldout_vote_questions`: held-out questions the solver also votes on in an evaluation
+    (`eval.vote_per_category` of each category). The label-flip check of the dataset phase
+    is counted in every iteration, though the first has no previous labels to check.
+    """
     c, s, v, d = recipe.challenger, recipe.solver, recipe.vote, recipe.dataset
     challenger_rollouts = c.steps * c.batch_size * c.group_size
+    flip_checks = min(d.flip_check_questions, d.questions)
     return [
         Generation("challenger rollouts", "challenger", challenger_rollouts, c.max_new_tokens, True),
         Generation("solver votes for challenger rewards", "solver", challenger_rollouts * v.samples,
                    v.max_new_tokens, False),
         Generation("dataset questions", "challenger", d.questions, c.max_new_tokens, False),
         Generation("solver votes for the dataset", "solver", d.questions * v.samples, v.max_new_tokens, False),
+        Generation("solver votes on last iteration's labels (flips)", "solver", flip_checks * v.samples,
+                   v.max_new_tokens, False),
         Generation("solver rollouts", "solver", s.steps * s.batch_size * s.group_size, s.max_new_tokens, True),
         Generation("held-out evaluation (greedy)", "solver", heldout_questions, recipe.eval.max_new_tokens,
                    False),
+        Generation("held-out votes (label accuracy estimate)", "solver", heldout_vote_questions * v.samples,
+                   v.max_new_tokens, False),
     ]
 
 
@@ -115,9 +126,9 @@ def generation_hours(recipe: Recipe, budget: list[Generation],
     return wall_s / 3600, wall_s / 3600 * 2 * per_role
 
 
-def plan_dict(recipe: Recipe, heldout_questions: int,
+def plan_dict(recipe: Recipe, heldout_questions: int, heldout_vote_questions: int = 0,
               tokens_per_gpu_s: float = DECODE_TOKENS_PER_GPU_S) -> dict:
-    budget = iteration_budget(recipe, heldout_questions)
+    budget = iteration_budget(recipe, heldout_questions, heldout_vote_questions)
     return {
         "recipe": recipe.name,
         "iterations": recipe.iterations,

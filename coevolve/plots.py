@@ -83,6 +83,10 @@ def plot_report(report: "RunReport", path: Path) -> Path:
     _line(axes[1][0], [(i.iteration, i.questions_kept) for i in report.iterations], "questions kept")
     _line(axes[1][1], [(i.iteration, i.challenger_reward) for i in report.iterations],
           "challenger reward (mean over its steps)")
+    iterations = [e.iteration for e in report.evals] or [0]
+    for ax in axes.flat:
+        ax.set_xticks(iterations)
+        ax.set_xlim(min(iterations) - 0.3, max(iterations) + 0.3)
     fig.suptitle(f"run {report.name}")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,8 @@ Ray, no model, no GPU; the model path and held-out files need not exist yet.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import json
 from pathlib import Path
 
@@ -26,12 +28,12 @@ def dry_run(recipe: Recipe) -> Path:
     from verl.utils.config import validate_config
 
     out = Path(recipe.run_dir) / "dry_run"
-    heldout, missing = _heldout_count(recipe)
+    heldout, heldout_votes, missing = _heldout_count(recipe)
     for role in ROLES:
         config = compose(role_settings(recipe, role, recipe.model.path, Path(recipe.run_dir)))
         validate_config(config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
         write_atomically(out / f"verl_{role}.yaml", OmegaConf.to_yaml(config))
-    plan = plan_dict(recipe, heldout)
+    plan = plan_dict(recipe, heldout, heldout_votes)
     write_atomically(out / "plan.json", json.dumps(plan, indent=2))
     print(format_plan(plan))
     if missing:
@@ -40,8 +42,9 @@ def dry_run(recipe: Recipe) -> Path:
     return out
 
 
-def _heldout_count(recipe: Recipe) -> tuple[int, str]:
-    """Held-out questions the run would evaluate, and why none if its files are unreadable.
+def _heldout_count(recipe: Recipe) -> tuple[int, int, str]:
+    """Held-out questions the run would evaluate, those it also votes on, and why none if its
+    files are unreadable.
 
     A dry run sizes a run before its data is in place (a recipe's benchmark paths may still
     be placeholders), so an unreadable held-out file is reported, not fatal.
@@ -51,7 +54,9 @@ def _heldout_count(recipe: Recipe) -> tuple[int, str]:
     try:
         questions = domain.heldout(recipe.eval.per_category, recipe.eval.seed)
     except QuestionFileError as error:
-        return 0, str(error)
+        return 0, 0, str(error)
     finally:
         domain.close()
-    return sum(q.category in categories for q in questions), ""
+    per_category = Counter(q.category for q in questions if q.category in categories)
+    voted = sum(min(n, recipe.eval.vote_per_category) for n in per_category.values())
+    return sum(per_category.values()), voted, ""

@@ -1,0 +1,232 @@
+"""`coevolve report RUN_DIR`: did the solver get better, and were its labels right?
+
+Why it exists: TensorBoard shows curves, but a user deciding whether a run worked needs a few
+numbers with their uncertainty: held-out accuracy per iteration and category with 95 %
+intervals, the final solver's gain over the base model with a paired bootstrap interval
+(the same questions are answered by both, so the comparison is paired), and per iteration
+the pseudo-label accuracy, the questions kept and the challenger's reward.
+
+It reads only what the run committed: `state.json` (each phase's summary metrics and wall
+time) and `eval/<phase>.json` (every held-out question's greedy correctness). Pure Python
+with numpy and scipy; the PNG is drawn by `coevolve/plots.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from scipy.stats import bootstrap
+
+from coevolve.probe import Interval, proportion
+from coevolve.runstate import BASE_EVAL, STATE_FILE, load_state
+
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+
+
+class ReportError(ValueError):
+    """A run directory `coevolve report` cannot read; the message names the path."""
+
+
+@dataclass(frozen=True)
+class EvalPoint:
+    """Held-out greedy accuracy after one iteration (0 = the base model)."""
+
+    iteration: int
+    overall: Interval
+    per_category: dict[str, Interval]
+    correct: dict[str, bool]  # question id -> greedy answer right
+    categories_of: dict[str, str]  # question id -> category
+
+
+@dataclass(frozen=True)
+class IterationSummary:
+    """What one iteration's phases committed (None where the run did not measure it)."""
+
+    iteration: int
+    pseudo_label_accuracy: float | None  # kept questions' labels against the oracle
+    heldout_label_accuracy: float | None  # the held-out estimate (in-band majority votes)
+    label_flip_rate: float | None
+    questions_generated: float | None
+    questions_kept: float | None
+    challenger_reward: float | None
+    challenger_valid_rate: float | None
+    seconds: dict[str, float]  # phase name -> wall time
+
+
+@dataclass(frozen=True)
+class Gain:
+    """Accuracy of the last evaluation minus the base model's, on the same questions."""
+
+    category: str
+    questions: int
+    base: float
+    final: float
+    low: float  # paired bootstrap 95 % interval of final - base
+    high: float
+
+    @property
+    def difference(self) -> float:
+        return self.final - self.base
+
+
+@dataclass(frozen=True)
+class RunReport:
+    name: str
+    run_dir: str
+    categories: tuple[str, ...]
+    evals: tuple[EvalPoint, ...]
+    iterations: tuple[IterationSummary, ...]
+    gains: tuple[Gain, ...]  # overall ("all") first, then per category; empty before 2 evals
+
+
+def paired_gain(category: str, base: Sequence[bool], final: Sequence[bool]) -> Gain:
+    """final - base accuracy with a paired percentile bootstrap 95 % interval (scipy)."""
+    a, b = np.asarray(base, dtype=float), np.asarray(final, dtype=float)
+    if len(a) != len(b) or len(a) == 0:
+        raise ValueError(f"{category}: {len(a)} base and {len(b)} final answers; need the same questions")
+    if np.all(b - a == (b - a)[0]):  # no spread: bootstrap has nothing to resample
+        low = high = float((b - a)[0])
+    else:
+        result = bootstrap((a, b), lambda x, y, axis=-1: np.mean(y - x, axis=axis), paired=True,
+                           n_resamples=BOOTSTRAP_RESAMPLES, method="percentile",
+                           rng=np.random.default_rng(BOOTSTRAP_SEED))
+        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return Gain(category, len(a), float(a.mean()), float(b.mean()), low, high)
+
+
+def eval_point(iteration: int, raw: dict) -> EvalPoint:
+    """One `eval/<phase>.json` as an EvalPoint."""
+    per_category = {c: proportion(raw["correct"][c], raw["total"][c]) for c in sorted(raw["total"])}
+    questions = raw.get("questions", [])
+    return EvalPoint(iteration, proportion(sum(raw["correct"].values()), sum(raw["total"].values())),
+                     per_category, {q["id"]: bool(q["correct"]) for q in questions},
+                     {q["id"]: q["category"] for q in questions})
+
+
+def gains(base: EvalPoint, final: EvalPoint) -> tuple[Gain, ...]:
+    """Overall and per-category gains on the questions both evaluations answered."""
+    shared = [i for i in base.correct if i in final.correct]
+    if not shared:
+        return ()
+    out = [paired_gain("all", [base.correct[i] for i in shared], [final.correct[i] for i in shared])]
+    for category in sorted({base.categories_of[i] for i in shared}):
+        ids = [i for i in shared if base.categories_of[i] == category]
+        out.append(paired_gain(category, [base.correct[i] for i in ids], [final.correct[i] for i in ids]))
+    return tuple(out)
+
+
+def iteration_summary(iteration: int, metrics: dict[str, dict[str, float]],
+                      seconds: dict[str, float]) -> IterationSummary:
+    def get(phase: str, tag: str) -> float | None:
+        return metrics.get(f"{iteration}/{phase}", {}).get(tag)
+
+    return IterationSummary(
+        iteration=iteration,
+        pseudo_label_accuracy=get("dataset", "dataset/pseudo_label_accuracy"),
+        heldout_label_accuracy=get("eval", "eval/in_band_label_accuracy"),
+        label_flip_rate=get("dataset", "dataset/label_flip_rate"),
+        questions_generated=get("dataset", "dataset/questions_generated"),
+        questions_kept=get("dataset", "dataset/questions_kept"),
+        challenger_reward=get("challenger", "challenger/reward_mean"),
+        challenger_valid_rate=get("challenger", "challenger/format_valid_rate"),
+        seconds={key.split("/")[1]: value for key, value in seconds.items()
+                 if key.split("/")[0] == str(iteration)},
+    )
+
+
+def load_report(run_dir: Path) -> RunReport:
+    """The report of the run in `run_dir` from its committed files."""
+    run_dir = Path(run_dir)
+    try:
+        state = load_state(run_dir)
+    except ValueError as err:
+        raise ReportError(str(err)) from err
+    if state is None:
+        raise ReportError(f"{run_dir}: no {STATE_FILE}; not a coevolve run directory, or no phase has "
+                          "finished yet (give the run_dir of a run, e.g. runs/arithmetic-cpu)")
+    evals = []
+    for key in state.completed:
+        iteration, name = key.split("/")
+        if name in ("eval", BASE_EVAL):
+            path = run_dir / "eval" / f"{iteration}_{name}.json"
+            if not path.is_file():
+                raise ReportError(f"{path}: missing, though {STATE_FILE} lists {key} as done")
+            evals.append(eval_point(int(iteration), json.loads(path.read_text())))
+    iterations = sorted({int(k.split("/")[0]) for k in state.completed} - {0})
+    categories = tuple(sorted({c for e in evals for c in e.per_category}))
+    return RunReport(
+        name=run_dir.name, run_dir=str(run_dir), categories=categories, evals=tuple(evals),
+        iterations=tuple(iteration_summary(i, state.metrics, state.phase_seconds) for i in iterations),
+        gains=gains(evals[0], evals[-1]) if len(evals) > 1 else (),
+    )
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _interval(value: Interval) -> str:
+    return f"{value.k / value.n:.3f} [{value.low:.3f}, {value.high:.3f}] ({value.k}/{value.n})"
+
+
+def summary(report: RunReport) -> str:
+    """The few lines printed when a run ends: accuracy per iteration and the gain."""
+    lines = [f"held-out greedy accuracy of {report.name} (95 % Wilson interval):"]
+    lines += [f"  {'base model' if e.iteration == 0 else f'iteration {e.iteration}':<12} {_interval(e.overall)}"
+              for e in report.evals]
+    if report.gains:
+        g = report.gains[0]
+        lines.append(f"  gain over the base model: {100 * g.difference:+.1f} points, paired bootstrap 95 % "
+                     f"interval [{100 * g.low:+.1f}, {100 * g.high:+.1f}] on {g.questions} questions")
+    labels = [f"{_number(i.pseudo_label_accuracy)}" for i in report.iterations]
+    if labels:
+        lines.append(f"  pseudo-label accuracy of kept questions per iteration: {', '.join(labels)}")
+    return "\n".join(lines)
+
+
+def markdown(report: RunReport, plot_name: str = "report.png") -> str:
+    """The whole report: summary, per-category gains, per-iteration table, wall times."""
+    out = [f"# coevolve report: {report.name}", "", "```", summary(report), "```", "",
+           f"![report]({plot_name})", ""]
+    if report.gains:
+        out += ["## Gain of the final solver over the base model (greedy, same questions)", "",
+                "| category | questions | base | final | gain | paired bootstrap 95 % interval |",
+                "|---|---|---|---|---|---|"]
+        out += [f"| {g.category} | {g.questions} | {g.base:.3f} | {g.final:.3f} | {100 * g.difference:+.1f} | "
+                f"[{100 * g.low:+.1f}, {100 * g.high:+.1f}] |" for g in report.gains]
+        out.append("")
+    out += ["## Held-out accuracy per iteration and category (95 % Wilson interval)", "",
+            "| category | " + " | ".join(f"iteration {e.iteration}" for e in report.evals) + " |",
+            "|---|" + "---|" * len(report.evals)]
+    for category in report.categories:
+        cells = [_interval(e.per_category[category]) if category in e.per_category else "-" for e in report.evals]
+        out.append(f"| {category} | " + " | ".join(cells) + " |")
+    out.append("| all | " + " | ".join(_interval(e.overall) for e in report.evals) + " |")
+    out += ["", "## Per iteration", "",
+            "| iteration | pseudo-label accuracy (oracle) | held-out label estimate | label flips | "
+            "questions written | kept | challenger reward | challenger valid rate | seconds per phase |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for i in report.iterations:
+        seconds = ", ".join(f"{name} {value:.0f}" for name, value in i.seconds.items())
+        out.append(f"| {i.iteration} | {_number(i.pseudo_label_accuracy)} | {_number(i.heldout_label_accuracy)} | "
+                   f"{_number(i.label_flip_rate)} | {_number(i.questions_generated, 0)} | "
+                   f"{_number(i.questions_kept, 0)} | {_number(i.challenger_reward)} | "
+                   f"{_number(i.challenger_valid_rate)} | {seconds} |")
+    return "\n".join(out) + "\n"
+
+
+def write_report(run_dir: Path) -> tuple[RunReport, Path, Path]:
+    """`<run_dir>/report.md` and `<run_dir>/report.png`."""
+    from coevolve.plots import plot_report
+    from coevolve.runstate import write_atomically
+
+    report = load_report(run_dir)
+    md, png = Path(run_dir) / "report.md", Path(run_dir) / "report.png"
+    plot_report(report, png)
+    write_atomically(md, markdown(report, png.name))
+    return report, md, png

@@ -1,0 +1,191 @@
+"""`coevolve report` on a recorded run directory, and the label-quality measures and warning.
+
+The run directory is written by hand in the layout a run commits (state.json with phase
+summaries, eval/<phase>.json with every question's correctness), so the numbers are known.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from coevolve import cli
+from coevolve.label_quality import (
+    WarnOncePerPhase,
+    heldout_vote_quality,
+    label_flip_rate,
+    label_warning,
+)
+from coevolve.records import Question, Vote
+from coevolve.report import ReportError, load_report, markdown, paired_gain, summary, write_report
+from coevolve.runstate import RunState, save_state
+
+
+def eval_json(correct_by_category: dict[str, list[bool]]) -> dict:
+    questions = [{"id": f"{c}/{i}", "category": c, "correct": ok}
+                 for c, oks in correct_by_category.items() for i, ok in enumerate(oks)]
+    correct = {c: sum(oks) for c, oks in correct_by_category.items()}
+    total = {c: len(oks) for c, oks in correct_by_category.items()}
+    return {"accuracy": sum(correct.values()) / sum(total.values()), "correct": correct, "total": total,
+            "questions": questions}
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """A finished 1-iteration run: base 2/20 + 5/20 right, final 12/20 + 5/20 right."""
+    run = tmp_path / "demo"
+    base = {"mul": [True] * 2 + [False] * 18, "add": [True] * 5 + [False] * 15}
+    final = {"mul": [True] * 12 + [False] * 8, "add": [False] * 5 + [True] * 5 + [False] * 10}
+    (run / "eval").mkdir(parents=True)
+    (run / "eval" / "0_eval_base.json").write_text(json.dumps(eval_json(base)))
+    (run / "eval" / "1_eval.json").write_text(json.dumps(eval_json(final)))
+    state = RunState("c", "s", completed=["0/eval_base", "1/challenger", "1/dataset", "1/solver", "1/eval"],
+                     phase_seconds={"0/eval_base": 10, "1/challenger": 100, "1/dataset": 50,
+                                    "1/solver": 80, "1/eval": 10},
+                     metrics={"1/challenger": {"challenger/reward_mean": 0.25},
+                              "1/dataset": {"dataset/pseudo_label_accuracy": 0.8,
+                                            "dataset/questions_kept": 40, "dataset/questions_generated": 256},
+                              "1/eval": {"eval/in_band_label_accuracy": 0.7}})
+    save_state(state, run)
+    return run
+
+
+def test_report_reads_the_committed_numbers(run_dir):
+    report = load_report(run_dir)
+    assert [e.iteration for e in report.evals] == [0, 1]
+    assert (report.evals[0].overall.k, report.evals[0].overall.n) == (7, 40)
+    assert (report.evals[1].per_category["mul"].k, report.evals[1].per_category["mul"].n) == (12, 20)
+    overall, add, mul = report.gains
+    assert overall.category == "all" and overall.difference == pytest.approx(10 / 40)
+    assert overall.low > 0  # 10 more right, none lost: the interval excludes zero
+    assert add.difference == 0 and add.low < 0 < add.high  # 5 lost, 5 gained: no change
+    assert mul.difference == pytest.approx(0.5)
+    (it,) = report.iterations
+    assert it.pseudo_label_accuracy == 0.8 and it.questions_kept == 40 and it.challenger_reward == 0.25
+    assert it.heldout_label_accuracy == 0.7 and it.label_flip_rate is None
+    assert it.seconds == {"challenger": 100, "dataset": 50, "solver": 80, "eval": 10}
+
+
+def test_report_markdown_summary_and_png(run_dir):
+    report, md, png = write_report(run_dir)
+    text = md.read_text()
+    assert "| mul | 20 | 0.100 | 0.600 | +50.0 |" in text
+    assert "| 1 | 0.80 | 0.70 | - | 256 | 40 | 0.25 |" in text
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    assert "gain over the base model: +25.0 points" in summary(report)
+    assert markdown(report) == text
+
+
+def test_paired_bootstrap_interval_is_paired():
+    # Same answers shifted: every question gained -> the interval is the single value 1.0.
+    same = paired_gain("x", [False] * 10, [True] * 10)
+    assert same.low == same.high == 1.0
+    # 3 gained, 3 lost of 30: the interval straddles zero.
+    mixed = paired_gain("x", [True] * 3 + [False] * 27, [False] * 3 + [True] * 3 + [False] * 24)
+    assert mixed.difference == 0 and mixed.low < 0 < mixed.high
+    with pytest.raises(ValueError, match="same questions"):
+        paired_gain("x", [True], [True, False])
+
+
+def test_report_cli_errors_and_success(tmp_path, run_dir, capsys):
+    assert cli.main(["report", str(tmp_path / "nowhere")]) == 2
+    assert "no state.json" in capsys.readouterr().err
+    (run_dir / "eval" / "1_eval.json").unlink()
+    assert cli.main(["report", str(run_dir)]) == 2
+    assert "1_eval.json: missing" in capsys.readouterr().err
+
+
+def test_report_cli_prints_the_summary(run_dir, capsys):
+    assert cli.main(["report", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "iteration 1" in out and "report written" in out and (run_dir / "report.md").is_file()
+
+
+def test_report_before_any_phase_is_an_error(tmp_path):
+    with pytest.raises(ReportError, match="no state.json"):
+        load_report(tmp_path)
+
+
+# --- label quality ---------------------------------------------------------------------------
+
+def same(a: str, b: str) -> bool:
+    return a == b
+
+
+def test_heldout_vote_quality_counts_in_band_labels():
+    questions = [Question(str(i), "c", "t", answer) for i, answer in enumerate(["1", "2", "3"])]
+    votes = [Vote("1", 3, 0.5, 6),  # in band, right
+             Vote("9", 3, 0.5, 6),  # in band, wrong
+             Vote("3", 6, 1.0, 6)]  # right but unanimous: outside the band
+    quality = heldout_vote_quality(questions, votes, (0.3, 0.8), same)
+    assert quality.majority_accuracy == pytest.approx(2 / 3)
+    assert (quality.in_band, quality.in_band_correct, quality.in_band_label_accuracy) == (2, 1, 0.5)
+
+
+def test_label_flip_rate():
+    previous = [Question(str(i), "c", "t", label) for i, label in enumerate(["1", "2", "3", "4"])]
+    now = [Vote("1", 4, 1, 4), Vote("5", 4, 1, 4), Vote(None, 0, 0, 4), Vote("4", 2, 0.5, 4)]
+    assert label_flip_rate(previous, now, same) == 0.5  # "2" -> "5" and "3" -> nothing
+    assert label_flip_rate([], [], same) is None
+
+
+@pytest.mark.parametrize(
+    "value, warns",
+    [
+        (None, False),  # not measured: nothing to say
+        (0.49, True),  # mostly wrong labels
+        (0.5, False),  # the floor itself is not below it
+        (0.9, False),
+    ],
+)
+def test_label_warning_below_half_names_the_probe_command(value, warns):
+    message = label_warning("label accuracy", value, "runs/x/recipe.yaml")
+    assert (message is not None) == warns
+    if warns:
+        assert "coevolve probe runs/x/recipe.yaml" in message and "0.49" in message
+
+
+def test_warning_once_per_phase():
+    once = WarnOncePerPhase()
+    assert once.first("1/solver", "bad") == "bad"
+    assert once.first("1/solver", "bad again") is None
+    assert once.first("1/solver", None) is None
+    assert once.first("1/eval", "bad") == "bad"
+
+
+class RecordingTracker:
+    def __init__(self) -> None:
+        self.texts: list[tuple[str, list, int]] = []
+        self.scalar_calls: list[tuple[dict, int]] = []
+
+    def text(self, tag, rows, header, step) -> None:
+        self.texts.append((tag, list(rows), step))
+
+    def scalars(self, values, step) -> None:
+        self.scalar_calls.append((dict(values), step))
+
+
+def test_the_loop_warns_on_the_console_and_in_tensorboard_once_per_phase(tmp_path, capsys):
+    from coevolve.loop import CoEvolution
+    from coevolve.recipe import load_recipe
+
+    repo = Path(__file__).resolve().parents[1]
+    recipe = load_recipe(repo / "recipes" / "arithmetic-cpu.yaml", [f"run_dir={tmp_path}"])
+    run = CoEvolution(recipe)
+    run.tracker = RecordingTracker()
+    run._phase_key = "1/solver"
+    run._warn_labels("the pseudo-label accuracy", 0.25, step=7)
+    run._warn_labels("the pseudo-label accuracy", 0.1, step=8)  # same phase: silent
+    run._warn_labels("the pseudo-label accuracy", 0.9, step=9)
+    run._phase_key = "1/eval"
+    run._warn_labels("the held-out estimate", 0.4, step=10)
+    out = capsys.readouterr().out
+    assert out.count("WARNING") == 2
+    assert "iteration 1/solver: the pseudo-label accuracy is 0.25" in out
+    assert f"coevolve probe {tmp_path}/recipe.yaml" in out
+    assert [(tag, step) for tag, _, step in run.tracker.texts] == [
+        ("warnings/label_quality", 7), ("warnings/label_quality", 10)]
+    run._log({"dataset/questions_kept": 3, "dataset/label_flip_rate": None}, step=11)
+    assert run._phase_values == {"dataset/questions_kept": [3.0]}  # None is not averaged in
