@@ -8,7 +8,7 @@ RECIPE ?= recipes/arithmetic-cpu.yaml
 ARGS ?=
 RUN_DIR ?= runs
 
-.PHONY: setup test test-fast train-recipe tensorboard bench bench-repetition bench-rollout bench-finetune bench-adaptive bench-iteration prepare-model clean
+.PHONY: setup test test-fast train-recipe probe report baselines tensorboard bench bench-repetition bench-rollout bench-finetune bench-adaptive bench-iteration prepare-model clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,19 @@ prepare-model: setup
 
 train-recipe: setup
 	$(BIN)/coevolve train $(RECIPE) $(ARGS)
+
+# Before training: is the recipe's model in the regime where its majority votes are right?
+probe: prepare-model
+	$(BIN)/coevolve probe $(RECIPE) $(ARGS)
+
+report: setup
+	$(BIN)/coevolve report $(RUN_DIR)/$(basename $(notdir $(RECIPE)))
+
+# Base model vs the solver of the untrained challenger (challenger.steps=0) vs the full
+# co-evolution, same compute, paired on the same held-out questions. Two default runs: over an
+# hour on 2 cores, so run by hand, not in CI.
+baselines: prepare-model
+	$(BIN)/python tools/baselines.py $(RECIPE) $(ARGS)
 
 tensorboard: setup
 	$(BIN)/tensorboard --logdir $(RUN_DIR) --bind_all

@@ -240,6 +240,8 @@ class CoEvolution:
 
     def _train(self, phase: Phase, progress: Progress, steps: int) -> int:
         role = phase.name
+        if steps == 0:  # challenger.steps = 0: the base challenger, untrained
+            return self.state.global_step
         first = self.state.global_step + 1
         bridge = _bridge(self.tracker, role)
 
@@ -327,15 +329,16 @@ class CoEvolution:
                                  f"it{phase.iteration}/")
         with self._timed("votes"), self.serving("solver"):
             result = build_solver_dataset(self.domain, parsed, self.vote_sampler(), self.recipe.vote.samples,
-                                          (d.band_low, d.band_high), self.text_filter, self._seed_texts,
-                                          self.adaptive)
+                                          (d.band_low, d.band_high), self.text_filter,
+                                          () if d.keep_seed_copies else self._seed_texts, self.adaptive)
         flip_rate = self._label_flip_rate(phase.iteration)
         path = self.run_dir / "data" / f"iter_{phase.iteration:03d}" / "solver_dataset.jsonl"
         save_dataset(result.kept, result.kept_agreements, path)
         self.state.datasets[str(phase.iteration)] = str(path)
         step = self.state.global_step + 1
         self._log_dataset(result, step)
-        self._log({"dataset/label_flip_rate": flip_rate}, step)
+        self._log({"dataset/label_flip_rate": flip_rate,
+                   "dataset/kept_seed_copy_rate": _mean(self._copies_a_seed(q.text) for q in result.kept)}, step)
         self._warn_labels("the pseudo-label accuracy of the kept questions (against the oracle)",
                           result.pseudo_label_accuracy if result.kept else None, step)
         if not result.kept:

@@ -405,8 +405,12 @@ def _one_of(key: str, *choices: str) -> _Rule:
 
 def _role_rules(role: str) -> tuple[_Rule, ...]:
     """The checks shared by the challenger's and the solver's GRPO settings."""
-    sizes = ("steps", "batch_size", "micro_batch_size", "max_prompt_tokens", "max_new_tokens")
+    sizes = ("batch_size", "micro_batch_size", "max_prompt_tokens", "max_new_tokens")
+    # challenger.steps = 0 keeps the untrained challenger (R-Zero's "base challenger" baseline).
+    steps = (_at_least("challenger.steps", 0, " (0: the untrained base challenger writes the dataset)")
+             if role == "challenger" else _at_least(f"{role}.steps", 1))
     return (
+        steps,
         *(_at_least(f"{role}.{size}", 1) for size in sizes),
         _at_least(f"{role}.group_size", 2, " (GRPO compares the responses of a group)"),
         _positive(f"{role}.lr"),

@@ -118,6 +118,11 @@ class DatasetConfig:
         default_factory=lambda: ["image", "graph", "figure", "picture", "file", "diagram", "prove"]
     )
     max_rouge_l: float = 0.7  # drop a question this similar to a seed or an accepted question
+    # Keep a question that copies an example shown to the challenger (it still earns the
+    # challenger nothing). For challengers too small to write new valid questions: the
+    # dataset is then mostly the domain's own example questions, labelled by the solver's
+    # votes (dataset/kept_seed_copy_rate says how much).
+    keep_seed_copies: bool = False
     # The previous iteration's kept questions voted on again (at most this many) to measure
     # how many labels flip between iterations (dataset/label_flip_rate); 0: not measured.
     flip_check_questions: int = 32
