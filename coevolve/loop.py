@@ -44,6 +44,7 @@ from coevolve.runstate import (
     stale_checkpoints,
     write_atomically,
 )
+from coevolve.rewards import solver_reward
 from coevolve.schema import Recipe
 from coevolve.selfplay import answer_groups, build_solver_dataset, challenger_message, parse_questions, score_challenger, votes
 from coevolve.vote import agrees
@@ -477,7 +478,7 @@ class CoEvolution:
 
     def score_solver_batch(self, rollouts) -> tuple[list[float], dict[str, list[Any]]]:
         answers = [self.domain.extract_answer(r.response) for r in rollouts]
-        rewards = [float(agrees(a, r.ground_truth, self.domain.equivalent)) for a, r in zip(answers, rollouts)]
+        rewards = [solver_reward(a, r.ground_truth, self.domain.equivalent).total for a, r in zip(answers, rollouts)]
         truths = [r.extra_info.get("true_answer") or None for r in rollouts]
         checked = [(a, r.ground_truth, t) for a, r, t in zip(answers, rollouts, truths) if t is not None]
         self._step_metrics = {

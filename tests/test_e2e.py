@@ -26,6 +26,7 @@ REQUIRED_TAGS = [
     "solver/reward_mean", "solver/pseudo_label_accuracy", "eval/accuracy",
     "curriculum/q/short", "curriculum/q/long", "curriculum/prob/short", "curriculum/prob/long",
     "eval/accuracy/short", "eval/accuracy/long",
+    "eval/majority_vote_accuracy", "eval/in_band_label_accuracy",  # label quality without an oracle
     "challenger/actor/pg_loss", "solver/actor/pg_loss",  # verl's own metrics, per role
 ]
 
@@ -108,6 +109,8 @@ def test_coevolution_runs_resumes_and_trains_both_roles(tmp_path):
     text = second_log.read_text()
     assert second.returncode == 0, text[-4000:]
     assert "resuming" in text and f"after {committed[-1]}" in text
+    assert "held-out greedy accuracy of run" in text and "report:" in text  # the report's summary
+    assert (run_dir / "report.md").is_file() and (run_dir / "report.png").is_file()
     for key in committed:  # no finished phase is redone
         iteration, name = key.split("/")
         assert f"iteration {iteration} {name} starting" not in text, key
