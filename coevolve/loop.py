@@ -102,7 +102,8 @@ class CoEvolution:
         self.run_dir = Path(recipe.run_dir)
         self.domain: Domain = build_domain(recipe.domain.name, recipe.domain.options)
         self.categories = tuple(recipe.domain.categories or self.domain.categories())
-        self.heldout = heldout_questions(self.domain, self.categories, recipe.eval.per_category,
+        self.heldout = heldout_questions(self.domain, recipe.eval_categories or self.categories,
+                                         recipe.eval.per_category,
                                          recipe.eval.seed, recipe.eval.dev_per_category)
         # The held-out questions the solver also votes on in every evaluation.
         self.heldout_voted = first_per_category(self.heldout, recipe.eval.vote_per_category)

@@ -210,7 +210,8 @@ def _lookup(node: Any, key: str) -> Any:
 
 
 def _forget_other_domain(config: DictConfig, layer: DictConfig, sources: _Sources) -> DictConfig:
-    """`config` without its domain options and categories if `layer` names another domain.
+    """`config` without its domain options and categories (trained and evaluated) if `layer`
+    names another domain.
 
     Options and categories belong to the domain they were written for (arithmetic's
     `require_tags` means nothing to `generic`), so a recipe that switches `domain.name`
@@ -223,8 +224,9 @@ def _forget_other_domain(config: DictConfig, layer: DictConfig, sources: _Source
         return config
     config.domain.options = {}
     config.domain.categories = []
-    sources.forget("domain.options")
-    sources.forget("domain.categories")
+    config.eval.categories = []
+    for key in ("domain.options", "domain.categories", "eval.categories"):
+        sources.forget(key)
     return config
 
 
@@ -507,9 +509,16 @@ def _check_domain(recipe: Recipe, sources: _Sources) -> None:
 
 def _check_categories(recipe: Recipe, sources: _Sources, domain: Domain) -> None:
     valid = domain.categories()
-    for index, category in enumerate(recipe.domain.categories):
-        key = f"domain.categories[{index}]"
-        if category not in valid or category in recipe.domain.categories[:index]:
+    for key_prefix, categories in (("domain.categories", recipe.domain.categories),
+                                   ("eval.categories", recipe.eval.categories)):
+        _check_category_list(key_prefix, categories, valid, recipe, sources)
+
+
+def _check_category_list(prefix: str, categories: list[str], valid: tuple[str, ...], recipe: Recipe,
+                         sources: _Sources) -> None:
+    for index, category in enumerate(categories):
+        key = f"{prefix}[{index}]"
+        if category not in valid or category in categories[:index]:
             problem = "listed twice" if category in valid else f"not a category of {recipe.domain.name}"
             raise RecipeError(
                 f"{sources.of(key)}: {key} = {category!r}: {problem}; "

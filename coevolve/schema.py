@@ -141,6 +141,9 @@ class CurriculumConfig:
 class EvalConfig:
     """Held-out evaluation with true answers."""
 
+    # Categories evaluated; empty: domain.categories. May add categories the run does not train
+    # on, to see whether training on some categories helps or harms others.
+    categories: list[str] = field(default_factory=list)
     per_category: int = 50  # test-split questions per category (the in-loop evaluation's)
     max_new_tokens: int = 512
     seed: int = 1234  # held-out questions are drawn with this seed, never the training seed
@@ -185,3 +188,8 @@ class Recipe:
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+
+    @property
+    def eval_categories(self) -> list[str]:
+        """The categories evaluated: `eval.categories`, else `domain.categories` (empty: all)."""
+        return list(self.eval.categories or self.domain.categories)

@@ -50,7 +50,7 @@ def _heldout_count(recipe: Recipe) -> tuple[int, int, str]:
     be placeholders), so an unreadable held-out file is reported, not fatal.
     """
     domain = build_domain(recipe.domain.name, recipe.domain.options)
-    categories = set(recipe.domain.categories or domain.categories())
+    categories = set(recipe.eval_categories or domain.categories())
     try:
         questions = domain.heldout(recipe.eval.per_category, recipe.eval.seed)
     except QuestionFileError as error:

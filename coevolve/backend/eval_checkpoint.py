@@ -57,7 +57,7 @@ def evaluate_checkpoint(recipe: Recipe, checkpoint: Path,
     label = check_label(label or checkpoint_label(checkpoint, run_dir))
     domain = build_domain(recipe.domain.name, recipe.domain.options)
     try:
-        questions = heldout_questions(domain, recipe.domain.categories, recipe.eval.per_category,
+        questions = heldout_questions(domain, recipe.eval_categories, recipe.eval.per_category,
                                       recipe.eval.seed)
         greedy, sampled = _sample(recipe, checkpoint, [domain.solver_prompt(q) for q in questions])
         result = grade_checkpoint(domain, questions, greedy, sampled, str(checkpoint),

@@ -53,7 +53,7 @@ def run_probe(recipe: Recipe, model: Path, temperatures: Sequence[float], sample
     domain = build_domain(recipe.domain.name, recipe.domain.options)
     try:
         e = recipe.eval
-        questions = heldout_questions(domain, recipe.domain.categories, e.per_category, e.seed,
+        questions = heldout_questions(domain, recipe.eval_categories, e.per_category, e.seed,
                                       e.dev_per_category, split)
         greedy, sampled = _sample(recipe, model, [domain.solver_prompt(q) for q in questions],
                                   temperatures, samples)

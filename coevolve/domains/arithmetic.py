@@ -110,6 +110,8 @@ def _category(name: str, description: str, ops: str, required: Sequence[str], ma
 CATEGORIES: tuple[ArithmeticCategory, ...] = (
     _category("add_sub_small", "addition and subtraction of numbers below 100",
               "+-", ["+-"], 2, 1, (2, 3)),
+    _category("add_digits", "addition of two one-digit numbers", "+", ["+"], 1, 1, (2, 2)),
+    _category("sub_digits", "subtraction of two one-digit numbers", "-", ["-"], 1, 1, (2, 2)),
     _category("add_sub_digits", "addition or subtraction of two one-digit numbers",
               "+-", ["+-"], 1, 1, (2, 2)),
     _category("add_sub_large", "addition and subtraction with numbers of 3 or 4 digits",
