@@ -34,6 +34,7 @@ from coevolve.label_quality import WarnOncePerPhase, heldout_vote_quality, label
 from coevolve.filters import TextFilter
 from coevolve.records import Question
 from coevolve.recipe import RecipeError, recipe_to_yaml
+from coevolve.recipe_diff import describe, recipe_differences
 from coevolve.runstate import (
     BASE_EVAL,
     Phase,
@@ -194,13 +195,14 @@ class CoEvolution:
     def _open_run_dir(self, base_model: str) -> RunState:
         """Create the run directory, or check that it belongs to this same recipe."""
         saved = self.run_dir / "recipe.yaml"
-        text = recipe_to_yaml(self.recipe)
-        if saved.is_file() and saved.read_text() != text:
+        differences = recipe_differences(saved.read_text(), self.recipe) if saved.is_file() else []
+        if differences:
             raise RecipeError(
-                f"{self.run_dir}: holds a run of a different recipe (see {saved}); "
-                "resume with the same recipe and overrides, or choose another run_dir= or name="
+                f"{self.run_dir}: holds a run of a different recipe (see {saved}); differing keys "
+                f"(saved -> now): {describe(differences)}. Resume with the same recipe and overrides, "
+                "or choose another run_dir= or name="
             )
-        write_atomically(saved, text)
+        write_atomically(saved, recipe_to_yaml(self.recipe))  # new keys, at their defaults
         state = load_state(self.run_dir)
         if state is None:
             state = RunState(challenger_path=base_model, solver_path=base_model)

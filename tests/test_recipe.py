@@ -132,6 +132,9 @@ ERROR_CASES = [
     # a category listed twice
     (child("domain:\n  categories: [red, red]\n"), [],
      ["child.yaml", "domain.categories[1] = 'red'", "listed twice", "red, green, blue"]),
+    # an evaluated category the domain does not have
+    (child("eval:\n  categories: [red, teal]\n"), [],
+     ["child.yaml", "eval.categories[1] = 'teal'", "red, green, blue"]),
     # an option the domain's constructor does not take (TypeError)
     (child("domain:\n  options: {colour: 1}\n"), [],
      ["child.yaml", "domain.options", "colour", "size: int = 3"]),
@@ -350,6 +353,20 @@ def test_arithmetic_categories_are_checked_against_the_real_domain(tmp_path: Pat
     )
     assert ", ".join(valid) in str(caught.value)
     assert "arithmetic" in DOMAINS
+
+
+def test_eval_categories_default_to_the_trained_ones_and_go_with_a_domain_switch(tmp_path: Path) -> None:
+    default = load_recipe(DEFAULT_RECIPE)
+    assert set(default.domain.categories) < set(default.eval_categories)  # sub_digits: evaluated only
+    assert load_recipe(DEFAULT_RECIPE, ["eval.categories=[]"]).eval_categories == default.domain.categories
+    switched = load_recipe(DEFAULT_RECIPE, ["domain.name=reasoning_gym", "challenger.seeds_per_prompt=0"])
+    assert switched.eval.categories == [] and switched.domain.categories == []
+
+
+def test_challenger_steps_may_be_zero_but_not_the_solvers() -> None:
+    assert load_recipe(DEFAULT_RECIPE, ["challenger.steps=0"]).challenger.steps == 0
+    with pytest.raises(RecipeError, match="solver.steps = 0"):
+        load_recipe(DEFAULT_RECIPE, ["solver.steps=0"])
 
 
 def test_seeds_per_prompt_needs_example_questions_in_every_category(tmp_path: Path) -> None:
