@@ -66,11 +66,16 @@ def label_flip_rate(previous: Sequence[Question], votes: Sequence[Vote],
     return flips / len(previous)
 
 
-def label_warning(what: str, value: float | None, recipe_path: str) -> str | None:
-    """The console/TensorBoard warning when a label accuracy (or its estimate) is below 0.5."""
+def label_warning(what: str, value: float | None, recipe_path: str, support: str = "") -> str | None:
+    """The console/TensorBoard warning when a label accuracy (or its estimate) is below 0.5.
+
+    `support` says what the value was measured on (e.g. "2 of 7 questions"), so a reader can
+    tell a firm figure from a handful of questions.
+    """
     if value is None or value >= LABEL_ACCURACY_FLOOR:
         return None
-    return (f"{what} is {value:.2f}, below {LABEL_ACCURACY_FLOOR}: the solver is being trained towards "
+    measured = f" ({support})" if support else ""
+    return (f"{what} is {value:.2f}{measured}, below {LABEL_ACCURACY_FLOOR}: the solver is being trained towards "
             f"its own errors more often than not. Measure the regime per category and vote "
             f"temperature with `coevolve probe {recipe_path}` and restrict domain.categories / "
             f"lower vote.temperature as it recommends")

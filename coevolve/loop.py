@@ -281,10 +281,10 @@ class CoEvolution:
             if value is not None:
                 self._phase_values.setdefault(tag, []).append(float(value))
 
-    def _warn_labels(self, what: str, value: float | None, step: int) -> None:
+    def _warn_labels(self, what: str, value: float | None, step: int, support: str = "") -> None:
         """Console and TensorBoard warning, once per phase, when labels are mostly wrong."""
         message = self._label_warnings.first(self._phase_key, label_warning(
-            what, value, str(self.run_dir / "recipe.yaml")))
+            what, value, str(self.run_dir / "recipe.yaml"), support))
         if message is None:
             return
         print(f"[coevolve] WARNING iteration {self._phase_key}: {message}", flush=True)
@@ -344,7 +344,8 @@ class CoEvolution:
         self._log({"dataset/label_flip_rate": flip_rate,
                    "dataset/kept_seed_copy_rate": _mean(self._copies_a_seed(q.text) for q in result.kept)}, step)
         self._warn_labels("the pseudo-label accuracy of the kept questions (against the oracle)",
-                          result.pseudo_label_accuracy if result.kept else None, step)
+                          result.pseudo_label_accuracy if result.kept else None, step,
+                          f"{len(result.kept)} questions kept")
         if not result.kept:
             raise RuntimeError(
                 f"iteration {phase.iteration}: no question kept out of {result.generated} "
@@ -393,7 +394,8 @@ class CoEvolution:
         self._log(metrics, step)
         if quality is not None:
             self._warn_labels("the held-out estimate of the pseudo-label accuracy (in-band majority "
-                              "votes at vote.temperature)", quality.in_band_label_accuracy, step)
+                              "votes at vote.temperature)", quality.in_band_label_accuracy, step,
+                              f"right on {quality.in_band_correct} of {quality.in_band} in-band questions")
         rows = [(q.category, q.text, q.answer, a, c[0]) for q, a, c in
                 zip(self.heldout[:12], graded, completions)]
         self.tracker.text("eval/samples", rows, ("category", "question", "true", "graded", "completion"), step)

@@ -180,10 +180,11 @@ def test_the_loop_warns_on_the_console_and_in_tensorboard_once_per_phase(tmp_pat
     run._warn_labels("the pseudo-label accuracy", 0.1, step=8)  # same phase: silent
     run._warn_labels("the pseudo-label accuracy", 0.9, step=9)
     run._phase_key = "1/eval"
-    run._warn_labels("the held-out estimate", 0.4, step=10)
+    run._warn_labels("the held-out estimate", 0.4, step=10, support="right on 2 of 5")
     out = capsys.readouterr().out
     assert out.count("WARNING") == 2
-    assert "iteration 1/solver: the pseudo-label accuracy is 0.25" in out
+    assert "iteration 1/solver: the pseudo-label accuracy is 0.25, below" in out
+    assert "the held-out estimate is 0.40 (right on 2 of 5), below" in out
     assert f"coevolve probe {tmp_path}/recipe.yaml" in out
     assert [(tag, step) for tag, _, step in run.tracker.texts] == [
         ("warnings/label_quality", 7), ("warnings/label_quality", 10)]

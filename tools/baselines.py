@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from coevolve.recipe import load_recipe
-from coevolve.report import Gain, load_report, paired_gain
+from coevolve.report import Gain, gains, load_report
 
 
 def train(recipe: str, overrides: list[str]) -> None:
@@ -29,26 +29,12 @@ def train(recipe: str, overrides: list[str]) -> None:
     subprocess.run(command, check=True)
 
 
-def final_correct(run_dir: Path) -> tuple[dict[str, bool], dict[str, str]]:
-    last = load_report(run_dir).evals[-1]
-    return last.correct, last.categories_of
-
-
-def comparison(base: dict[str, bool], other: dict[str, bool], categories: dict[str, str]) -> list[Gain]:
-    shared = sorted(set(base) & set(other))
-    gains = [paired_gain("all", [base[i] for i in shared], [other[i] for i in shared])]
-    for category in sorted({categories[i] for i in shared}):
-        ids = [i for i in shared if categories[i] == category]
-        gains.append(paired_gain(category, [base[i] for i in ids], [other[i] for i in ids]))
-    return gains
-
-
 def table(rows: list[tuple[str, list[Gain]]]) -> str:
     lines = ["| comparison | category | questions | before | after | gain (points) | paired bootstrap 95 % |",
              "|---|---|---|---|---|---|---|"]
-    for name, gains in rows:
+    for name, row_gains in rows:
         lines += [f"| {name} | {g.category} | {g.questions} | {g.base:.3f} | {g.final:.3f} | "
-                  f"{100 * g.difference:+.1f} | [{100 * g.low:+.1f}, {100 * g.high:+.1f}] |" for g in gains]
+                  f"{100 * g.difference:+.1f} | [{100 * g.low:+.1f}, {100 * g.high:+.1f}] |" for g in row_gains]
     return "\n".join(lines) + "\n"
 
 
@@ -64,19 +50,18 @@ def main() -> int:
     train(args.recipe, args.overrides)
 
     full = load_report(full_dir)
-    base = full.evals[0]
-    base_challenger, _ = final_correct(base_challenger_dir)
-    coevolved, categories = final_correct(full_dir)
-    rows = [("base challenger vs base model", comparison(base.correct, base_challenger, categories)),
-            ("co-evolution vs base model", comparison(base.correct, coevolved, categories)),
-            ("co-evolution vs base challenger", comparison(base_challenger, coevolved, categories))]
+    base, coevolved = full.evals[0], full.evals[-1]
+    base_challenger = load_report(base_challenger_dir).evals[-1]
+    rows = [("base challenger vs base model", list(gains(base, base_challenger))),
+            ("co-evolution vs base model", list(gains(base, coevolved))),
+            ("co-evolution vs base challenger", list(gains(base_challenger, coevolved)))]
     text = (f"# Baselines of {recipe.name} (greedy held-out accuracy, same questions)\n\n"
             f"runs: `{full_dir}` (co-evolution), `{base_challenger_dir}` (challenger.steps=0); "
             f"overrides: `{' '.join(args.overrides) or 'none'}`\n\n" + table(rows))
     out = full_dir.with_name(full_dir.name + "-baselines.md")
     out.write_text(text)
     (out.with_suffix(".json")).write_text(json.dumps(
-        {name: [g.__dict__ for g in gains] for name, gains in rows}, indent=2))
+        {name: [g.__dict__ for g in row_gains] for name, row_gains in rows}, indent=2))
     print(text + f"\n[baselines] written: {out}", flush=True)
     return 0
 
