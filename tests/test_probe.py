@@ -139,3 +139,57 @@ def test_dev_and_test_splits_are_disjoint_and_test_is_unchanged_by_a_dev_split()
     assert {x.category for x in dev} == {"mul_small", "add_sub_small"}
     with pytest.raises(EvalInputError, match="eval.dev_per_category"):
         heldout_questions(domain, [], 5, 1234, split="dev")
+
+
+class OracleSampler:
+    """A fake model: greedy answers right; at T <= 0.5 4 of 6 votes right and 2 wrong, at
+    higher T every vote wrong; it reads the question from the solver prompt."""
+
+    def __init__(self, domain) -> None:
+        self.domain = domain
+        self.calls: list[tuple[int, float]] = []
+
+    def generate(self, messages, params, seed=0):
+        from coevolve.domains.arithmetic import true_answer
+
+        self.calls.append((params.n, params.temperature))
+        out = []
+        for message in messages:
+            truth = true_answer(message.split("?")[0] + "?")
+            wrong = str(int(truth) + 1)
+            if params.temperature == 0:
+                out.append([f"= {truth}"])
+            elif params.temperature <= 0.5:
+                out.append([f"= {truth}"] * 4 + [f"= {wrong}"] * 2)
+            else:
+                out.append([f"= {wrong}"] * params.n)
+        return out
+
+
+def test_run_probe_with_a_fake_sampler_gives_known_numbers_and_files(tmp_path):
+    from pathlib import Path
+
+    from coevolve.backend.probe_sampling import run_probe
+    from coevolve.recipe import DEFAULT_RECIPE, load_recipe
+
+    recipe = load_recipe(DEFAULT_RECIPE, [f"run_dir={tmp_path}", "eval.dev_per_category=3"])
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    sampler = OracleSampler(ArithmeticDomain())
+    report, outputs = run_probe(recipe, Path(model), (0.5, 1.0), 6, "dev", sampler=sampler)
+    assert sampler.calls == [(1, 0.0), (6, 0.5), (6, 1.0)]
+    cells = {(c.temperature, c.category): c for c in report.cells}
+    n = 3 * len(recipe.eval_categories)
+    cold, hot = cells[(0.5, ALL)], cells[(1.0, ALL)]
+    assert cold.questions == n and cold.greedy.k == n and cold.majority_accuracy.k == n
+    assert cold.sample_accuracy.k == 4 * n and cold.in_band_label_accuracy.k == n  # 4/6 in 0.6-1.0
+    assert cold.verdict == SELF_TRAINABLE
+    # unanimous wrong votes: agreement 1.0 is inside the band 0.6-1.0, so every question is a
+    # confident wrong label, and the category is not self-trainable at T=1.0
+    assert hot.majority_accuracy.k == 0 and hot.in_band.k == n and hot.in_band_label_accuracy.k == 0
+    assert hot.in_band_label_accuracy.high < 0.5 and hot.verdict == NOT_TRAINABLE
+    assert report.recommendation.vote_temperature == 0.5
+    assert set(report.recommendation.categories) == set(recipe.eval_categories)
+    for path in (outputs.json, outputs.markdown, outputs.plot):
+        assert path.is_file() and path.parent == tmp_path / "probe"

@@ -45,8 +45,12 @@ def parse_temperatures(text: str) -> tuple[float, ...]:
 
 
 def run_probe(recipe: Recipe, model: Path, temperatures: Sequence[float], samples: int,
-              split: str) -> tuple[ProbeReport, ProbeOutputs]:
-    """Probe `model` on the recipe's held-out `split` and write the outputs."""
+              split: str, sampler=None) -> tuple[ProbeReport, ProbeOutputs]:
+    """Probe `model` on the recipe's held-out `split` and write the outputs.
+
+    `sampler`: anything with HFSampler's `generate(messages, params, seed)`; default: `model`
+    loaded with the recipe's device, dtype and threads.
+    """
     check_checkpoint(model)
     if samples < 2:
         raise EvalInputError(f"--samples {samples}: a majority vote needs at least 2 answers")
@@ -55,8 +59,8 @@ def run_probe(recipe: Recipe, model: Path, temperatures: Sequence[float], sample
         e = recipe.eval
         questions = heldout_questions(domain, recipe.eval_categories, e.per_category, e.seed,
                                       e.dev_per_category, split)
-        greedy, sampled = _sample(recipe, model, [domain.solver_prompt(q) for q in questions],
-                                  temperatures, samples)
+        greedy, sampled = _sample(recipe, sampler or _load(recipe, model),
+                                  [domain.solver_prompt(q) for q in questions], temperatures, samples)
         by_temperature = {t: probe_questions(domain, questions, greedy, sampled[t]) for t in temperatures}
         report = build_report(domain, by_temperature, (recipe.dataset.band_low, recipe.dataset.band_high))
     finally:
@@ -69,20 +73,25 @@ def run_probe(recipe: Recipe, model: Path, temperatures: Sequence[float], sample
     return report, _write(report, by_temperature, settings, Path(recipe.run_dir) / "probe")
 
 
-def _sample(recipe: Recipe, model: Path, messages: list[str], temperatures: Sequence[float],
-            samples: int) -> tuple[list[str], dict[float, list[list[str]]]]:
-    from coevolve.backend.sampler import DeviceUnavailable, SamplingParams, load_sampler, vote_params
+def _load(recipe: Recipe, model: Path):
+    from coevolve.backend.sampler import DeviceUnavailable, load_sampler
 
     try:
-        sampler = load_sampler(recipe, model)
+        return load_sampler(recipe, model)
     except DeviceUnavailable as err:
         raise EvalInputError(str(err)) from err
-    print(f"[coevolve] probe {model}: {len(messages)} held-out questions, greedy", flush=True)
+
+
+def _sample(recipe: Recipe, sampler, messages: list[str], temperatures: Sequence[float],
+            samples: int) -> tuple[list[str], dict[float, list[list[str]]]]:
+    from coevolve.backend.sampler import SamplingParams, vote_params
+
+    print(f"[coevolve] probe: {len(messages)} held-out questions, greedy", flush=True)
     greedy = sampler.generate(messages, SamplingParams(n=1, temperature=0.0,
                                                        max_new_tokens=recipe.eval.max_new_tokens))
     sampled = {}
     for temperature in temperatures:
-        print(f"[coevolve] probe {model}: {samples} votes per question at T={temperature:g}", flush=True)
+        print(f"[coevolve] probe: {samples} votes per question at T={temperature:g}", flush=True)
         sampled[temperature] = sampler.generate(messages, vote_params(recipe, samples, temperature),
                                                 seed=recipe.eval.seed)
     return [g[0] for g in greedy], sampled
