@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 from coevolve.evaluation import EvalInputError
@@ -31,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--dry-run", action="store_true",
                        help="write each role's verl config, the resource plan and the iteration "
                             "budget to <run_dir>/dry_run/ without starting anything")
+    train.add_argument("--verbose", action="store_true",
+                       help="also show what verl, Ray and transformers print (by default it goes to "
+                            "<run_dir>/logs/run.log)")
     evaluate = commands.add_parser(
         "eval", help="evaluate a checkpoint on the recipe's held-out sets, greedy and majority-of-k")
     evaluate.add_argument("checkpoint", help="Hugging Face model directory (with config.json), e.g. "
@@ -85,13 +89,37 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.resume and not (Path(recipe.run_dir) / "state.json").is_file():
             raise RecipeError(f"--resume: {recipe.run_dir} has no finished phase to resume from")
-        from coevolve.loop import train
-
-        state = train(recipe)
+        return _train(recipe, verbose=args.verbose)
     except (RecipeError, EvalInputError) as err:
         print(f"coevolve: {err}", file=sys.stderr)
         return 2
-    print(f"[coevolve] finished: {recipe.run_dir} (phases {', '.join(state.completed)})")
+
+
+def _train(recipe: Recipe, verbose: bool) -> int:
+    """The run, with everything but coevolve's own progress in `<run_dir>/logs/run.log`."""
+    from coevolve.backend.ray_session import worker_failure
+    from coevolve.console import Console, quiet_output
+    from coevolve.loop import CoEvolution
+
+    log = Path(recipe.run_dir) / "logs" / "run.log"
+    console = Console()
+    if not verbose:
+        console.say(f"run {recipe.run_dir}: what verl, Ray and transformers print goes to {log} "
+                    "(--verbose shows it here)")
+    with quiet_output(log, quiet=not verbose) as terminal:
+        console.stream = terminal
+        try:
+            state = CoEvolution(recipe, console).run()
+        except Exception as err:  # noqa: BLE001 - re-raised unless a Ray worker's failure
+            message = worker_failure(err)
+            if message is None:
+                raise
+            traceback.print_exc()  # the whole story, into the log
+            console.say(f"ERROR {message}\nthe full traceback is in {log}; the run resumes from its last "
+                        f"committed phase with the same command")
+            return 1
+    console.stream = sys.stdout
+    console.say(f"finished: {recipe.run_dir} (phases {', '.join(state.completed)})")
     return 0
 
 

@@ -26,12 +26,14 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from coevolve.adaptive import AdaptiveVoting
+from coevolve.console import Console
 from coevolve.curriculum import Bandit, arm_rewards
 from coevolve.domains import build_domain
 from coevolve.domains.base import Domain
 from coevolve.evaluation import first_per_category, heldout_questions, score_answers
 from coevolve.label_quality import WarnOncePerPhase, heldout_vote_quality, label_flip_rate, label_warning
 from coevolve.filters import TextFilter
+from coevolve.progress import Eta, clock, eta_for
 from coevolve.records import Question
 from coevolve.recipe import RecipeError, recipe_to_yaml
 from coevolve.recipe_diff import describe, recipe_differences
@@ -54,52 +56,80 @@ ROLES = ("challenger", "solver")
 SEED_POOL = 16  # example questions per category, shown `challenger.seeds_per_prompt` at a time
 
 
-class Progress:
-    """Prints phase, step and an ETA from the measured time per unit of work."""
+# The numbers a phase's bar shows: metric tag -> short name (the first that exist).
+BAR_NUMBERS = {
+    "challenger": {"challenger/reward_mean": "reward", "challenger/format_valid_rate": "valid",
+                   "challenger/copied_example_rate": "copies"},
+    "solver": {"solver/reward_mean": "reward", "solver/pseudo_label_accuracy": "label acc",
+               "solver/true_reward_mean": "true reward"},
+    "dataset": {"dataset/questions_generated": "written", "dataset/questions_format_valid": "valid",
+                "dataset/questions_kept": "kept", "dataset/pseudo_label_accuracy": "label acc",
+                "dataset/label_flip_rate": "flips"},
+    "eval": {"eval/accuracy": "held-out acc", "eval/majority_vote_accuracy": "majority acc",
+             "eval/in_band_label_accuracy": "in-band label acc"},
+}
 
-    def __init__(self, recipe: Recipe, phases: list[Phase], heldout: int, heldout_votes: int) -> None:
-        self.units = {p.key: _phase_units(recipe, p, heldout, heldout_votes) for p in phases}
-        self.done = 0.0
+
+class Progress:
+    """The console's view of the run: one bar per phase with its key numbers, the run's ETA."""
+
+    def __init__(self, console: Console, eta: Eta) -> None:
+        self.console = console
+        self.eta = eta
         self.spent = 0.0
-        self.total = sum(self.units.values())
+        self._bar = None
+        self._phase: Phase | None = None
+        self._phase_started = 0.0
+
+    def say(self, text: str) -> None:
+        self.console.say(text)
+
+    def run_eta(self) -> str:
+        if self._phase is None:
+            return clock(self.eta.remaining())
+        bar = self._bar
+        fraction = bar.n / bar.total if bar is not None else 0.0
+        return clock(self.eta.remaining(self._phase, fraction, time.monotonic() - self._phase_started))
+
+    @contextmanager
+    def phase(self, phase: Phase, total: int, unit: str) -> Iterator[None]:
+        self._phase, self._phase_started = phase, time.monotonic()
+        with self.console.bar(f"iteration {phase.iteration} {phase.name}", total, unit) as bar:
+            self._bar = bar
+            bar.show({"run ETA": self.run_eta()})
+            try:
+                yield
+            finally:
+                self._bar = None
+        self._phase = None
+
+    def show(self, metrics: dict[str, float | None], advance: int = 0, kind: str = "") -> None:
+        """Move the bar on, with the phase's key numbers found in `metrics`."""
+        if self._bar is None:
+            return
+        names = BAR_NUMBERS.get(kind or _kind(self._phase), {})
+        numbers = {name: _short(metrics[tag]) for tag, name in names.items() if metrics.get(tag) is not None}
+        self._bar.show({**numbers, "run ETA": self.run_eta()}, advance)
 
     def finish(self, phase: Phase, seconds: float) -> None:
-        self.done += self.units[phase.key]
+        self.eta.finish(phase, seconds)
         self.spent += seconds
 
     def skip(self, phase: Phase) -> None:
-        self.total -= self.units[phase.key]
-
-    def say(self, phase: Phase, detail: str = "") -> None:
-        eta = "?"
-        if self.done:
-            eta = _clock(self.spent / self.done * (self.total - self.done))
-        print(f"[coevolve] iteration {phase.iteration} {phase.name} {detail} | "
-              f"elapsed {_clock(self.spent)} | ETA {eta}", flush=True)
+        if phase in self.eta.pending:
+            self.eta.pending.remove(phase)
 
 
-def _phase_units(recipe: Recipe, phase: Phase, heldout: int, heldout_votes: int) -> float:
-    """Rough cost of a phase in generated sequences (what dominates on the CPU)."""
-    c, s, d, m = recipe.challenger, recipe.solver, recipe.dataset, recipe.vote.samples
-    evaluation = heldout + heldout_votes * m
-    return {
-        "challenger": c.steps * c.batch_size * c.group_size * (1 + m),
-        "dataset": d.questions * (1 + m) + min(d.flip_check_questions, d.questions) * m,
-        "solver": s.steps * s.batch_size * s.group_size * 2,
-        "eval": evaluation,
-        "eval_base": evaluation,
-    }[phase.name]
-
-
-def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+def _short(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() and abs(value) >= 1 else f"{value:.2f}"
 
 
 class CoEvolution:
     """Runs (or resumes) the recipe's plan in its run directory."""
 
-    def __init__(self, recipe: Recipe) -> None:
+    def __init__(self, recipe: Recipe, console: Console | None = None) -> None:
         self.recipe = recipe
+        self.console = console or Console()
         self.run_dir = Path(recipe.run_dir)
         self.domain: Domain = build_domain(recipe.domain.name, recipe.domain.options)
         self.categories = tuple(recipe.domain.categories or self.domain.categories())
@@ -126,6 +156,9 @@ class CoEvolution:
         self._step_texts: list[tuple[str, ...]] = []
         self._phase_values: dict[str, list[float]] = {}  # metric -> values logged in this phase
         self._label_warnings = WarnOncePerPhase()
+        self.progress: Progress | None = None
+        self._phases = {"challenger": self._phase_challenger, "dataset": self._phase_dataset,
+                        "solver": self._phase_solver, "eval": self._phase_eval, BASE_EVAL: self._phase_eval}
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -136,22 +169,24 @@ class CoEvolution:
         started = time.monotonic()
         base_model = prepare_base_model(self.recipe)
         self.state = self._open_run_dir(base_model)
-        phases = plan(self.recipe.iterations)
-        progress = Progress(self.recipe, phases, len(self.heldout), len(self.heldout_voted))
-        for phase in phases:
-            if self.state.is_done(phase):
-                progress.skip(phase)
-        pending = self.state.pending(phases)
+        pending = self.state.pending(plan(self.recipe.iterations))
         if not pending:
-            print(f"[coevolve] {self.run_dir}: every phase is already done", flush=True)
+            self.console.say(f"{self.run_dir}: every phase is already done")
             return self.state
+        eta = eta_for(self.recipe, pending, len(self.heldout), len(self.heldout_voted))
+        self.progress = Progress(self.console, eta)
+        self.console.say(f"{len(pending)} phases to run; starting Ray and both trainers "
+                         f"(ETA {self.progress.run_eta()})")
         self.tracker = Tracker(self.run_dir, purge_step=self.state.global_step + 1)
         try:
             ray_session.start_ray(self.recipe)
             self._start_roles(base_model)
-            self._add_seconds("startup", time.monotonic() - started)
+            startup = time.monotonic() - started
+            self._add_seconds("startup", startup)
+            eta.finish_startup(startup)
+            self.console.say(f"started in {clock(startup)}")
             for phase in pending:
-                self._run_phase(phase, progress)
+                self._run_phase(phase)
         finally:
             for trainer in self.roles.values():
                 trainer.shutdown()
@@ -163,17 +198,18 @@ class CoEvolution:
 
     def _print_report(self) -> None:
         """The report's summary on the console, and report.md / report.png in the run."""
-        from coevolve.report import summary, write_report
+        from coevolve.report import run_table, summary, write_report
 
         report, md, png = write_report(self.run_dir)
-        print(f"[coevolve] {summary(report)}\n[coevolve] report: {md} ({png})", flush=True)
+        self.console.say(f"{summary(report)}\n{run_table(report)}\n{where(self.run_dir, md, png)}")
 
-    def _run_phase(self, phase: Phase, progress: Progress) -> None:
-        progress.say(phase, "starting")
+    def _run_phase(self, phase: Phase) -> None:
         self._phase_key = phase.key
         self._phase_values = {}
         start = time.monotonic()
-        step = getattr(self, f"_phase_{phase.name}")(phase, progress)
+        total, unit = self._phase_size(phase)
+        with self.progress.phase(phase, total, unit):
+            step = self._phases[phase.name](phase)
         seconds = time.monotonic() - start
         self.state.global_step = step
         self.state.metrics[phase.key] = {tag: float(np.mean(values))
@@ -189,8 +225,20 @@ class CoEvolution:
         save_state(self.state, self.run_dir)
         for stale in stale_checkpoints(self.state, self.run_dir):  # only after the commit
             shutil.rmtree(stale)
-        progress.finish(phase, seconds)
-        progress.say(phase, f"done in {_clock(seconds)}")
+        self.progress.finish(phase, seconds)
+        numbers = ", ".join(f"{name} {_short(self.state.metrics[phase.key][tag])}"
+                            for tag, name in BAR_NUMBERS.get(_kind(phase), {}).items()
+                            if tag in self.state.metrics[phase.key])
+        self.console.say(f"iteration {phase.iteration} {phase.name} done in {clock(seconds)}"
+                         f"{': ' + numbers if numbers else ''} | run ETA {self.progress.run_eta()}")
+
+    def _phase_size(self, phase: Phase) -> tuple[int, str]:
+        """The bar's length: training steps, or the phase's parts."""
+        if phase.name in ROLES:
+            return getattr(self.recipe, phase.name).steps, "steps"
+        if phase.name == "dataset":
+            return 3, "parts (questions, votes, flip check)"
+        return 2, "parts (greedy, votes)"
 
     def _open_run_dir(self, base_model: str) -> RunState:
         """Create the run directory, or check that it belongs to this same recipe."""
@@ -211,8 +259,8 @@ class CoEvolution:
         if state.rng:
             self.rng.bit_generator.state = state.rng
         if state.completed:
-            print(f"[coevolve] resuming {self.run_dir} after {state.completed[-1]} "
-                  f"(global step {state.global_step})", flush=True)
+            self.console.say(f"resuming {self.run_dir} after {state.completed[-1]} "
+                             f"(global step {state.global_step})")
         return state
 
     def _start_roles(self, base_model: str) -> None:
@@ -226,23 +274,21 @@ class CoEvolution:
 
     # --- phases: each returns the last global step it used ------------------------------------
 
-    def _phase_eval(self, phase: Phase, progress: Progress) -> int:
-        return self._evaluate(phase)
+    def _phase_eval(self, phase: Phase) -> int:
+        return self._evaluate(phase)  # the base model (eval_base) is evaluated like any solver
 
-    _phase_eval_base = _phase_eval  # the base model is evaluated like any solver
+    def _phase_challenger(self, phase: Phase) -> int:
+        return self._train(phase, self.recipe.challenger.steps)
 
-    def _phase_challenger(self, phase: Phase, progress: Progress) -> int:
-        return self._train(phase, progress, self.recipe.challenger.steps)
-
-    def _phase_solver(self, phase: Phase, progress: Progress) -> int:
+    def _phase_solver(self, phase: Phase) -> int:
         from coevolve.backend.session import solver_data
 
         questions, agreements = load_dataset(Path(self.state.datasets[str(phase.iteration)]))
         dataset, sampler = solver_data(self, questions, agreements)
         self.roles["solver"].set_data(dataset, sampler)
-        return self._train(phase, progress, self.recipe.solver.steps)
+        return self._train(phase, self.recipe.solver.steps)
 
-    def _train(self, phase: Phase, progress: Progress, steps: int) -> int:
+    def _train(self, phase: Phase, steps: int) -> int:
         role = phase.name
         if steps == 0:  # challenger.steps = 0: the base challenger, untrained
             return self.state.global_step
@@ -250,14 +296,13 @@ class CoEvolution:
         bridge = _bridge(self.tracker, role)
 
         def on_step(batch) -> None:
-            self._after_step(role, batch)
-            progress.say(phase, f"step {batch.step - first + 1}/{steps}")
+            self.progress.show(self._after_step(role, batch), advance=1)
 
         self.roles[role].run(steps, first, on_step, bridge)
         self._save_role(role, phase.iteration, first + steps - 1)
         return first + steps - 1
 
-    def _after_step(self, role: str, batch) -> None:
+    def _after_step(self, role: str, batch) -> dict[str, float | None]:
         """Curriculum update and coevolve's per-step metrics, at the step's number."""
         rewards = arm_rewards(batch.categories, batch.advantages)
         self.bandit.update(rewards)
@@ -273,6 +318,7 @@ class CoEvolution:
                               metrics.get("solver/pseudo_label_accuracy"), batch.step)
         self.tracker.text(f"{role}/samples", self._step_texts[:8], _TEXT_HEADERS[role], batch.step)
         self._step_metrics, self._step_texts = {}, []
+        return metrics
 
     def _log(self, metrics: dict[str, float | None], step: int) -> None:
         """Scalars to TensorBoard, also kept for the phase's summary in the run state."""
@@ -287,7 +333,7 @@ class CoEvolution:
             what, value, str(self.run_dir / "recipe.yaml"), support))
         if message is None:
             return
-        print(f"[coevolve] WARNING iteration {self._phase_key}: {message}", flush=True)
+        self.console.warn(f"iteration {self._phase_key}: {message}")
         self.tracker.text("warnings/label_quality", [(self._phase_key, message)], ("phase", "warning"), step)
 
     def _add_seconds(self, part: str, seconds: float) -> None:
@@ -320,7 +366,7 @@ class CoEvolution:
         setattr(self.state, f"{role}_path", str(hf_dir))
         self.state.verl_checkpoints[role] = str(verl_dir)
 
-    def _phase_dataset(self, phase: Phase, progress: Progress) -> int:
+    def _phase_dataset(self, phase: Phase) -> int:
         d = self.recipe.dataset
         categories = self.bandit.sample(d.questions)
         shown = self.recipe.challenger.seeds_per_prompt
@@ -331,11 +377,16 @@ class CoEvolution:
                                   max_tokens=self.recipe.challenger.max_new_tokens)
         parsed = parse_questions(self.domain, [c[0] for c in completions], categories,
                                  f"it{phase.iteration}/")
+        self.progress.show({"dataset/questions_generated": len(parsed),
+                            "dataset/questions_format_valid": sum(p is not None for p in parsed)}, 1)
         with self._timed("votes"), self.serving("solver"):
             result = build_solver_dataset(self.domain, parsed, self.vote_sampler(), self.recipe.vote.samples,
                                           (d.band_low, d.band_high), self.text_filter,
                                           () if d.keep_seed_copies else self._seed_texts, self.adaptive)
+        self.progress.show({"dataset/questions_kept": len(result.kept),
+                            "dataset/pseudo_label_accuracy": result.pseudo_label_accuracy}, 1)
         flip_rate = self._label_flip_rate(phase.iteration)
+        self.progress.show({"dataset/label_flip_rate": flip_rate}, 1)
         path = self.run_dir / "data" / f"iter_{phase.iteration:03d}" / "solver_dataset.jsonl"
         save_dataset(result.kept, result.kept_agreements, path)
         self.state.datasets[str(phase.iteration)] = str(path)
@@ -385,6 +436,7 @@ class CoEvolution:
         result, graded = score_answers(self.domain, self.heldout, completions)
         step = self.state.global_step + 1
         metrics = result.metrics("eval")
+        self.progress.show(metrics, 1)
         if phase.name == BASE_EVAL:
             metrics["eval/base_accuracy"] = result.accuracy
         quality = self._heldout_vote_quality()
@@ -392,6 +444,7 @@ class CoEvolution:
             metrics["eval/majority_vote_accuracy"] = quality.majority_accuracy
             metrics["eval/in_band_label_accuracy"] = quality.in_band_label_accuracy
         self._log(metrics, step)
+        self.progress.show(metrics, 1)
         if quality is not None:
             self._warn_labels("the held-out estimate of the pseudo-label accuracy (in-band majority "
                               "votes at vote.temperature)", quality.in_band_label_accuracy, step,
@@ -405,8 +458,6 @@ class CoEvolution:
                                      "total": result.total,
                                      "questions": [{"id": q.id, "category": q.category, "correct": r}
                                                    for q, r in zip(self.heldout, right)]}, indent=2))
-        print(f"[coevolve] {phase.key}: held-out accuracy {result.accuracy:.3f} "
-              f"({sum(result.correct.values())}/{sum(result.total.values())})", flush=True)
         return step
 
     def _heldout_vote_quality(self):
@@ -500,6 +551,18 @@ _TEXT_HEADERS = {
     "challenger": ("category", "question", "solver agreement", "reward", "completion"),
     "solver": ("category", "pseudo-label", "answer", "completion"),
 }
+
+
+def where(run_dir: Path, report_md: Path, report_png: Path) -> str:
+    """Where a finished run's outputs are."""
+    return "\n".join([f"report: {report_md} (plot {report_png})",
+                      f"checkpoints: {run_dir / 'checkpoints'} (Hugging Face, one folder per iteration and role)",
+                      f"TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'}",
+                      f"logs of verl, Ray and the workers: {run_dir / 'logs'}"])
+
+
+def _kind(phase: Phase) -> str:
+    return "eval" if phase.name == BASE_EVAL else phase.name
 
 
 def _bridge(tracker, role: str):

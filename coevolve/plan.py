@@ -32,6 +32,7 @@ class Generation:
     sequences: int
     max_new_tokens: int
     trained: bool  # whether these sequences also go through a GRPO update
+    phase: str  # the phase of the run that generates them (runstate.PHASES)
 
     @property
     def max_tokens(self) -> int:
@@ -50,18 +51,21 @@ def iteration_budget(recipe: Recipe, heldout_questions: int,
     challenger_rollouts = c.steps * c.batch_size * c.group_size
     flip_checks = min(d.flip_check_questions, d.questions)
     return [
-        Generation("challenger rollouts", "challenger", challenger_rollouts, c.max_new_tokens, True),
+        Generation("challenger rollouts", "challenger", challenger_rollouts, c.max_new_tokens, True,
+                   "challenger"),
         Generation("solver votes for challenger rewards", "solver", challenger_rollouts * v.samples,
-                   v.max_new_tokens, False),
-        Generation("dataset questions", "challenger", d.questions, c.max_new_tokens, False),
-        Generation("solver votes for the dataset", "solver", d.questions * v.samples, v.max_new_tokens, False),
+                   v.max_new_tokens, False, "challenger"),
+        Generation("dataset questions", "challenger", d.questions, c.max_new_tokens, False, "dataset"),
+        Generation("solver votes for the dataset", "solver", d.questions * v.samples, v.max_new_tokens, False,
+                   "dataset"),
         Generation("solver votes on last iteration's labels (flips)", "solver", flip_checks * v.samples,
-                   v.max_new_tokens, False),
-        Generation("solver rollouts", "solver", s.steps * s.batch_size * s.group_size, s.max_new_tokens, True),
+                   v.max_new_tokens, False, "dataset"),
+        Generation("solver rollouts", "solver", s.steps * s.batch_size * s.group_size, s.max_new_tokens, True,
+                   "solver"),
         Generation("held-out evaluation (greedy)", "solver", heldout_questions, recipe.eval.max_new_tokens,
-                   False),
+                   False, "eval"),
         Generation("held-out votes (label accuracy estimate)", "solver", heldout_vote_questions * v.samples,
-                   v.max_new_tokens, False),
+                   v.max_new_tokens, False, "eval"),
     ]
 
 

@@ -189,6 +189,24 @@ def summary(report: RunReport) -> str:
     return "\n".join(lines)
 
 
+def run_table(report: RunReport) -> str:
+    """Per iteration, as plain text for the console: held-out accuracy, label quality,
+    questions kept, the challenger's reward and the wall time of each phase."""
+    iterations = {i.iteration: i for i in report.iterations}
+    rows = [("iteration", "held-out acc", "label acc", "kept/written", "challenger reward", "time per phase")]
+    for e in report.evals:
+        i = iterations.get(e.iteration)
+        seconds = i.seconds if i else {}
+        rows.append((
+            "base model" if e.iteration == 0 else str(e.iteration), _number(e.overall.value),
+            _number(i.pseudo_label_accuracy) if i else "-",
+            f"{_number(i.questions_kept, 0)}/{_number(i.questions_generated, 0)}" if i else "-",
+            _number(i.challenger_reward) if i else "-",
+            " ".join(f"{name} {value / 60:.1f}m" for name, value in seconds.items()) or "-"))
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
 def markdown(report: RunReport, plot_name: str = "report.png") -> str:
     """The whole report: summary, per-category gains, per-iteration table, wall times."""
     out = [f"# coevolve report: {report.name}", "", "```", summary(report), "```", "",

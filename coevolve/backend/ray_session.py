@@ -101,3 +101,23 @@ def stop_ray() -> None:
 
     if ray.is_initialized():
         ray.shutdown()
+
+
+def worker_failure(err: BaseException) -> str | None:
+    """One line for an error raised in (or by the loss of) a Ray worker; None for any other."""
+    from ray.exceptions import ActorDiedError, RayError, RayTaskError, WorkerCrashedError
+
+    if not isinstance(err, RayError):
+        return None
+    if isinstance(err, RayTaskError):
+        cause = err.cause if isinstance(err.cause, BaseException) else None
+        what = f"{type(cause).__name__}: {_last_line(str(cause))}" if cause else _last_line(str(err))
+        return f"a Ray worker failed in {err.function_name}: {what}"
+    if isinstance(err, (ActorDiedError, WorkerCrashedError)):
+        return f"a Ray worker died ({type(err).__name__}): {_last_line(str(err))}"
+    return f"Ray failed ({type(err).__name__}): {_last_line(str(err))}"
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "(no message)"

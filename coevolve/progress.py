@@ -1,0 +1,117 @@
+"""How long the run has left: an ETA that counts start-up and learns each phase's speed.
+
+Every phase's cost is counted in work units from the plan's generation budget
+(`plan.iteration_budget`): one unit per generated token, `TRAINED_TOKEN_UNITS` per token that
+also goes through a GRPO update (the update costs far more than the decoding). Before anything
+is measured the estimate uses `PRIOR_SECONDS_PER_UNIT`; once phases finish, the machine's
+speed (measured / prior seconds, start-up included) scales the prior, and a phase kind that
+has finished once (a challenger phase, say) uses its own measured seconds per unit.
+
+Pure arithmetic on the recipe and the seconds measured; `Clock` can be faked in tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from coevolve.plan import iteration_budget
+from coevolve.runstate import BASE_EVAL, Phase
+from coevolve.schema import Recipe
+
+# Measured on a 2-core AMD EPYC machine, SmolLM2-135M in float32 (the default recipe's
+# phases): decoding costs ~5 ms per generated token in batch, a token that is also trained on
+# ~8 times that (its forward and backward passes in the update); starting Ray, both trainers
+# and their rollout servers ~100 s. Only the first ETA rests on these; the rest is measured.
+PRIOR_SECONDS_PER_UNIT = 0.005
+TRAINED_TOKEN_UNITS = 8.0
+PRIOR_STARTUP_SECONDS = 100.0
+STARTUP = "startup"
+
+
+def phase_units(recipe: Recipe, heldout: int, heldout_votes: int) -> dict[str, float]:
+    """Work units of each phase kind of one iteration ('eval_base' costs what 'eval' does)."""
+    units: dict[str, float] = {}
+    for g in iteration_budget(recipe, heldout, heldout_votes):
+        units[g.phase] = units.get(g.phase, 0.0) + g.max_tokens * (TRAINED_TOKEN_UNITS if g.trained else 1.0)
+    if recipe.challenger.steps == 0:  # the base challenger: its phase trains nothing
+        units["challenger"] = 0.0
+    units[BASE_EVAL] = units["eval"]
+    return units
+
+
+def _kind(phase: Phase) -> str:
+    return "eval" if phase.name == BASE_EVAL else phase.name
+
+
+@dataclass
+class Eta:
+    """Seconds left for the pending phases; `finish` each phase (and start-up) as it ends."""
+
+    units: dict[str, float]  # phase name -> units
+    pending: list[Phase]
+    startup_pending: bool = True
+    prior_rate: float = PRIOR_SECONDS_PER_UNIT
+    prior_startup: float = PRIOR_STARTUP_SECONDS
+    _measured_seconds: float = 0.0
+    _measured_prior: float = 0.0
+    _rates: dict[str, list[float]] = field(default_factory=dict)  # kind -> [seconds, units]
+
+    def speed(self) -> float:
+        """Measured / prior seconds so far: > 1 on a slower machine than the prior's."""
+        return self._measured_seconds / self._measured_prior if self._measured_prior else 1.0
+
+    def phase_seconds(self, phase: Phase) -> float:
+        """The expected wall time of `phase`."""
+        units = self.units[phase.name]
+        seconds, measured_units = self._rates.get(_kind(phase), (0.0, 0.0))
+        if measured_units:
+            return units * seconds / measured_units
+        return units * self.prior_rate * self.speed()
+
+    def remaining(self, current: Phase | None = None, fraction_done: float = 0.0,
+                  seconds_in_current: float = 0.0) -> float:
+        """Seconds left, the current phase counted by its expected time minus what it has had
+        (never below its not-done fraction's share)."""
+        total = self.prior_startup * self.speed() if self.startup_pending else 0.0
+        for phase in self.pending:
+            expected = self.phase_seconds(phase)
+            if phase == current:
+                expected = max(expected - seconds_in_current, expected * (1.0 - fraction_done))
+            total += expected
+        return total
+
+    def finish_startup(self, seconds: float) -> None:
+        if self.startup_pending:
+            self.startup_pending = False
+            self._measured(seconds, self.prior_startup)
+
+    def finish(self, phase: Phase, seconds: float) -> None:
+        if phase in self.pending:
+            self.pending.remove(phase)
+        units = self.units[phase.name]
+        if units <= 0:
+            return
+        self._measured(seconds, units * self.prior_rate)
+        rate = self._rates.setdefault(_kind(phase), [0.0, 0.0])
+        rate[0] += seconds
+        rate[1] += units
+
+    def _measured(self, seconds: float, prior: float) -> None:
+        self._measured_seconds += seconds
+        self._measured_prior += prior
+
+
+def clock(seconds: float | None) -> str:
+    """'1h02m', '12m05s' or '?'."""
+    if seconds is None:
+        return "?"
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    if hours:
+        return f"{hours}h{rest // 60:02d}m"
+    return f"{rest // 60}m{rest % 60:02d}s"
+
+
+def eta_for(recipe: Recipe, pending: Iterable[Phase], heldout: int, heldout_votes: int) -> Eta:
+    return Eta(phase_units(recipe, heldout, heldout_votes), list(pending))
