@@ -8,7 +8,7 @@ RECIPE ?= recipes/arithmetic-cpu.yaml
 ARGS ?=
 RUN_DIR ?= runs
 
-.PHONY: setup test test-fast train-recipe probe report baselines tensorboard bench bench-repetition bench-rollout bench-finetune bench-adaptive bench-iteration prepare-model clean
+.PHONY: setup test test-fast train-recipe probe report baselines tensorboard dashboard bench bench-repetition bench-rollout bench-finetune bench-adaptive bench-iteration prepare-model clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,12 @@ baselines: prepare-model
 
 tensorboard: setup
 	$(BIN)/tensorboard --logdir $(RUN_DIR) --bind_all
+
+# The co-evolution dashboard of the default run, in headless Chromium (installed from Debian's
+# packages if missing), to docs/dashboard.png. ARGS=--write-layout for runs of earlier versions.
+dashboard: setup
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	$(BIN)/python tools/dashboard_screenshot.py $(RUN_DIR)/$(basename $(notdir $(RECIPE))) --out docs/dashboard.png $(ARGS)
 
 # Issue 5's table: rollout ratio, time shares of an iteration, peak memory, repetition
 # penalty, adaptive voting; ~15 minutes on 2 cores. Results also land in runs/bench/.

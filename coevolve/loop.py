@@ -28,6 +28,7 @@ import numpy as np
 from coevolve.adaptive import AdaptiveVoting
 from coevolve.console import Console
 from coevolve.curriculum import Bandit, arm_rewards
+from coevolve.dashboard import LAYOUT, VERL_PREFIX
 from coevolve.domains import build_domain
 from coevolve.domains.base import Domain
 from coevolve.evaluation import first_per_category, heldout_questions, score_answers
@@ -178,6 +179,7 @@ class CoEvolution:
         self.console.say(f"{len(pending)} phases to run; starting Ray and both trainers "
                          f"(ETA {self.progress.run_eta()})")
         self.tracker = Tracker(self.run_dir, purge_step=self.state.global_step + 1)
+        self.tracker.dashboard(LAYOUT)
         try:
             ray_session.start_ray(self.recipe)
             self._start_roles(base_model)
@@ -568,7 +570,8 @@ def _kind(phase: Phase) -> str:
 def _bridge(tracker, role: str):
     from coevolve.backend.trainer import MetricsBridge
 
-    return MetricsBridge(lambda data, step: tracker.scalars({f"{role}/{k}": v for k, v in data.items()}, step))
+    return MetricsBridge(lambda data, step: tracker.scalars({f"{VERL_PREFIX}/{role}/{k}": v
+                                                              for k, v in data.items()}, step))
 
 
 def _informative_rate(batch) -> float:

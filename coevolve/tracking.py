@@ -43,6 +43,12 @@ class Tracker:
         lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
         self._writer.add_text(tag, "\n".join(lines), global_step=step)
 
+    def dashboard(self, layout: Mapping[str, Mapping[str, Sequence[str]]]) -> None:
+        """TensorBoard's custom-scalars page: {section: {chart: [tag regexes]}}, one chart a
+        multi-line plot."""
+        self._writer.add_custom_scalars({section: {chart: ["Multiline", list(tags)] for chart, tags in charts.items()}
+                                         for section, charts in layout.items()})
+
     def flush(self) -> None:
         self._writer.flush()
 

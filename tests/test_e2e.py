@@ -27,7 +27,7 @@ REQUIRED_TAGS = [
     "curriculum/q/short", "curriculum/q/long", "curriculum/prob/short", "curriculum/prob/long",
     "eval/accuracy/short", "eval/accuracy/long",
     "eval/majority_vote_accuracy", "eval/in_band_label_accuracy",  # label quality without an oracle
-    "challenger/actor/pg_loss", "solver/actor/pg_loss",  # verl's own metrics, per role
+    "verl/challenger/actor/pg_loss", "verl/solver/actor/pg_loss",  # verl's own metrics, out of the way
 ]
 
 
@@ -126,6 +126,11 @@ def test_coevolution_runs_resumes_and_trains_both_roles(tmp_path):
     missing = [t for t in REQUIRED_TAGS if t not in events]
     assert not missing, f"missing tags {missing}; have {sorted(events)}"
     assert "dataset/agreement_hist" in others, others
+    from coevolve.dashboard import LAYOUT, unmatched_charts
+
+    assert "custom_scalars__config__" in others  # the co-evolution dashboard
+    assert unmatched_charts(LAYOUT, list(events)) == []  # no chart of it is empty
+    assert not [t for t in events if t.split("/")[1:2] == ["actor"] and not t.startswith("verl/")]
     for text in ("challenger/samples", "solver/samples", "eval/samples", "dataset/kept_questions"):
         assert f"{text}/text_summary" in others, others
     for tag in ("challenger/reward_mean", "solver/reward_mean", "dataset/questions_generated", "eval/accuracy"):
