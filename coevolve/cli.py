@@ -11,6 +11,8 @@ exits with code 2 and a message naming what to fix.
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -99,7 +101,7 @@ def _train(recipe: Recipe, verbose: bool) -> int:
     """The run, with everything but coevolve's own progress in `<run_dir>/logs/run.log`."""
     from coevolve.backend.ray_session import worker_failure
     from coevolve.console import Console, quiet_output
-    from coevolve.loop import CoEvolution
+    from coevolve.loop import CoEvolution, RunStopped
 
     log = Path(recipe.run_dir) / "logs" / "run.log"
     console = Console()
@@ -110,6 +112,10 @@ def _train(recipe: Recipe, verbose: bool) -> int:
         console.stream = terminal
         try:
             state = CoEvolution(recipe, console).run()
+        except (RunStopped, KeyboardInterrupt) as err:
+            signum = err.signum if isinstance(err, RunStopped) else signal.SIGINT
+            console.say(stopped_message(recipe, signal.Signals(signum).name))
+            return 128 + signum
         except Exception as err:  # noqa: BLE001 - re-raised unless a Ray worker's failure
             message = worker_failure(err)
             if message is None:
@@ -121,6 +127,17 @@ def _train(recipe: Recipe, verbose: bool) -> int:
     console.stream = sys.stdout
     console.say(f"finished: {recipe.run_dir} (phases {', '.join(state.completed)})")
     return 0
+
+
+def stopped_message(recipe: Recipe, why: str) -> str:
+    """What a stopped run kept and how to go on."""
+    from coevolve.runstate import load_state
+
+    state = load_state(Path(recipe.run_dir))
+    committed = ", ".join(state.completed) if state and state.completed else "nothing yet"
+    command = shlex.join(["coevolve", "train", *sys.argv[2:]]) if sys.argv[1:2] == ["train"] else "the same command"
+    return (f"stopped by {why}; Ray and both trainers were shut down. Committed phases: {committed} "
+            f"(a phase in progress is redone). Resume with the same command: {command}")
 
 
 def _evaluate(recipe: Recipe, checkpoint: Path, label: str | None) -> int:

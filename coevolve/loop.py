@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import time
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -182,6 +183,7 @@ class CoEvolution:
         self.tracker.dashboard(LAYOUT)
         try:
             ray_session.start_ray(self.recipe)
+            signal.signal(signal.SIGTERM, _stop)  # after ray.init, which sets its own
             self._start_roles(base_model)
             startup = time.monotonic() - started
             self._add_seconds("startup", startup)
@@ -553,6 +555,18 @@ _TEXT_HEADERS = {
     "challenger": ("category", "question", "solver agreement", "reward", "completion"),
     "solver": ("category", "pseudo-label", "answer", "completion"),
 }
+
+
+class RunStopped(Exception):
+    """The run was asked to stop (SIGTERM: a scheduler's preemption, `timeout`, `kill`)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise RunStopped(signum)
 
 
 def where(run_dir: Path, report_md: Path, report_png: Path) -> str:

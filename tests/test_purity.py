@@ -17,6 +17,15 @@ PURE_MODULES = [
     "coevolve.recipe",
     "coevolve.evaluation",
     "coevolve.cli",
+    "coevolve.console",
+    "coevolve.progress",
+    "coevolve.dashboard",
+    "coevolve.probe",
+    "coevolve.report",
+    "coevolve.label_quality",
+    "coevolve.recipe_diff",
+    "coevolve.plan",
+    "coevolve.loop",  # the backend is imported only inside the methods that start it
 ]
 
 HEAVY = ("torch", "verl", "ray", "transformers")
