@@ -97,12 +97,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _train(recipe: Recipe, verbose: bool) -> int:
+def _train(recipe: Recipe, verbose: bool, backend=None) -> int:
     """The run, with everything but coevolve's own progress in `<run_dir>/logs/run.log`."""
-    from coevolve.backend.ray_session import worker_failure
     from coevolve.console import Console, quiet_output
     from coevolve.loop import CoEvolution, RunStopped
 
+    if backend is None:
+        from coevolve.backend.verl_backend import VerlBackend
+
+        backend = VerlBackend()
     log = Path(recipe.run_dir) / "logs" / "run.log"
     console = Console()
     if not verbose:
@@ -111,13 +114,13 @@ def _train(recipe: Recipe, verbose: bool) -> int:
     with quiet_output(log, quiet=not verbose) as terminal:
         console.stream = terminal
         try:
-            state = CoEvolution(recipe, console).run()
+            state = CoEvolution(recipe, backend, console).run()
         except (RunStopped, KeyboardInterrupt) as err:
             signum = err.signum if isinstance(err, RunStopped) else signal.SIGINT
             console.say(stopped_message(recipe, signal.Signals(signum).name))
             return 128 + signum
         except Exception as err:  # noqa: BLE001 - re-raised unless a Ray worker's failure
-            message = worker_failure(err)
+            message = backend.describe_failure(err)
             if message is None:
                 raise
             traceback.print_exc()  # the whole story, into the log
@@ -165,7 +168,7 @@ def _report(run_dir: Path) -> int:
 
 def _probe(recipe: Recipe, args: argparse.Namespace) -> int:
     from coevolve.backend.probe_sampling import parse_temperatures, run_probe
-    from coevolve.loop import prepare_base_model
+    from coevolve.backend.models import prepare_base_model
     from coevolve.probe import markdown
 
     temperatures = parse_temperatures(args.temperatures)  # checked before a model is loaded

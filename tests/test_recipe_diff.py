@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from fake_backend import FakeBackend
 from coevolve.loop import CoEvolution
 from coevolve.recipe import DEFAULT_RECIPE, RecipeError, load_recipe, recipe_to_yaml
 from coevolve.recipe_diff import ABSENT, recipe_differences
@@ -49,11 +50,11 @@ def test_an_upgraded_run_directory_opens_and_is_rewritten_with_the_new_keys(tmp_
     old = older_version(recipe_to_yaml(recipe), "curriculum.initial_q", "vote.batch_size")
     assert "initial_q" not in old and "batch_size: 64" not in old
     (tmp_path / "recipe.yaml").write_text(old)
-    run = CoEvolution(recipe)
+    run = CoEvolution(recipe, FakeBackend())
     state = run._open_run_dir("base-model")
     assert state.completed == []
     assert (tmp_path / "recipe.yaml").read_text() == recipe_to_yaml(recipe)
 
     changed = load_recipe(DEFAULT_RECIPE, [f"run_dir={tmp_path}", "vote.samples=9"])
     with pytest.raises(RecipeError, match=r"vote.samples: 6 -> 9"):
-        CoEvolution(changed)._open_run_dir("base-model")
+        CoEvolution(changed, FakeBackend())._open_run_dir("base-model")

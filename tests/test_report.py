@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fake_backend import FakeBackend
 from coevolve import cli
 from coevolve.label_quality import (
     WarnOncePerPhase,
@@ -173,7 +174,7 @@ def test_the_loop_warns_on_the_console_and_in_tensorboard_once_per_phase(tmp_pat
 
     repo = Path(__file__).resolve().parents[1]
     recipe = load_recipe(repo / "recipes" / "arithmetic-cpu.yaml", [f"run_dir={tmp_path}"])
-    run = CoEvolution(recipe)
+    run = CoEvolution(recipe, FakeBackend())
     run.tracker = RecordingTracker()
     run._phase_key = "1/solver"
     run._warn_labels("the pseudo-label accuracy", 0.25, step=7)

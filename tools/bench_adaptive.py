@@ -113,14 +113,14 @@ def _kept(vote, band: tuple[float, float]) -> bool:
 
 def sample_answers(recipe, questions, m: int, seed: int) -> tuple[list[list[str | None]], float, int]:
     """Every question's m answers in drawn order, the seconds it took and the tokens made."""
-    from coevolve.backend.sampler import HFSampler, SamplingParams
-    from coevolve.loop import prepare_base_model
+    from coevolve.backend.sampler import HFSampler
+    from coevolve.sampling import vote_params
+    from coevolve.backend.models import prepare_base_model
 
     v = recipe.vote
     sampler = HFSampler(prepare_base_model(recipe), batch_size=v.batch_size, dtype=recipe.model.dtype)
     domain = build_domain(recipe.domain.name, recipe.domain.options)
-    params = SamplingParams(n=m, temperature=v.temperature, top_p=v.top_p, top_k=v.top_k,
-                            max_new_tokens=v.max_new_tokens)
+    params = vote_params(recipe, m)
     completions = sampler.generate([domain.solver_prompt(q) for q in questions], params, seed=seed)
     stats = sampler.last_stats
     return [[domain.extract_answer(c) for c in group] for group in completions], stats.seconds, stats.generated_tokens

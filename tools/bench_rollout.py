@@ -34,7 +34,8 @@ import torch  # noqa: E402
 
 from coevolve.backend.hf_rollout import HFRolloutServer  # noqa: E402
 from coevolve.backend.models import DEFAULT_MODEL_DIR  # noqa: E402
-from coevolve.backend.sampler import HFSampler, SamplingParams  # noqa: E402
+from coevolve.backend.sampler import HFSampler  # noqa: E402
+from coevolve.sampling import SamplingParams  # noqa: E402
 
 
 @dataclass(frozen=True)

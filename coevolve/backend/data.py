@@ -11,7 +11,6 @@ back into (item info, response text) pairs, row by row, never by index arithmeti
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -20,7 +19,7 @@ from torch.utils.data import Dataset, Sampler
 
 from coevolve.curriculum import Bandit
 from coevolve.domains.base import Domain
-from coevolve.records import Question
+from coevolve.records import Question, Rollout
 from coevolve.selfplay import challenger_message
 
 _STRIDE = 1_000_000_000  # index = category position * _STRIDE + serial number
@@ -124,15 +123,6 @@ def weighted_picker(dataset: SolverQuestions, weights: Sequence[float],
     probs = {c: np.asarray([weights[i] for i in idx], dtype=float) for c, idx in members.items()}
     probs = {c: p / p.sum() for c, p in probs.items()}
     return lambda category: int(rng.choice(members[category], p=probs[category]))
-
-
-@dataclass(frozen=True)
-class Rollout:
-    """One generated response with the info of the item it answers."""
-
-    extra_info: dict[str, Any]
-    ground_truth: str
-    response: str
 
 
 def decode_rollouts(batch, tokenizer) -> list[Rollout]:

@@ -71,7 +71,8 @@ def evaluate_checkpoint(recipe: Recipe, checkpoint: Path,
 def _sample(recipe: Recipe, checkpoint: Path,
             messages: list[str]) -> tuple[list[str], list[list[str]] | None]:
     """One greedy completion per solver prompt, and k sampled ones unless eval.samples is 1."""
-    from coevolve.backend.sampler import DeviceUnavailable, SamplingParams, load_sampler, vote_params
+    from coevolve.backend.sampler import DeviceUnavailable, load_sampler
+    from coevolve.sampling import greedy_params, vote_params
 
     try:
         sampler = load_sampler(recipe, checkpoint)
@@ -79,7 +80,7 @@ def _sample(recipe: Recipe, checkpoint: Path,
         raise EvalInputError(str(err)) from err
     e, v = recipe.eval, recipe.vote
     print(f"[coevolve] eval {checkpoint}: {len(messages)} held-out questions, greedy", flush=True)
-    greedy = sampler.generate(messages, SamplingParams(n=1, temperature=0.0, max_new_tokens=e.max_new_tokens),
+    greedy = sampler.generate(messages, greedy_params(e.max_new_tokens),
                               seed=e.seed)
     if e.samples == 1:
         return [g[0] for g in greedy], None

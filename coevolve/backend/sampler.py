@@ -17,6 +17,8 @@ from typing import Sequence
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from coevolve.sampling import SamplingParams
+
 
 def end_of_sequence_ids(model, tokenizer) -> frozenset[int]:
     """Every token that ends a generation: the generation config's and the tokenizer's EOS."""
@@ -38,17 +40,6 @@ def cut_response(tokens: list[int], limit: int, eos_ids: frozenset[int]) -> int:
 
 
 @dataclass(frozen=True)
-class SamplingParams:
-    """How to sample: n completions per prompt; temperature 0 means greedy."""
-
-    n: int = 1
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0  # 0 = no top-k cut
-    max_new_tokens: int = 256
-
-
-@dataclass(frozen=True)
 class SamplerStats:
     """Work done by one `generate` call."""
 
@@ -59,13 +50,6 @@ class SamplerStats:
     @property
     def tokens_per_second(self) -> float:
         return self.generated_tokens / self.seconds if self.seconds > 0 else 0.0
-
-
-def vote_params(recipe, n: int, temperature: float | None = None) -> SamplingParams:
-    """The recipe's vote sampling (`vote.*`) for n answers, at another temperature if given."""
-    v = recipe.vote
-    return SamplingParams(n=n, temperature=v.temperature if temperature is None else temperature,
-                          top_p=v.top_p, top_k=v.top_k, max_new_tokens=v.max_new_tokens)
 
 
 class DeviceUnavailable(RuntimeError):

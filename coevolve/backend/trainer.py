@@ -6,18 +6,20 @@ alive in between. Three small hooks make that possible without copying `fit()`:
 
 1. `PhaseTrainer._load_checkpoint` (called by `fit()` right after it zeroes its step) sets
    the step to the run's global step, so every phase continues one step axis.
-2. `PhaseTrainer._update_actor` hands the step's batch (advantages, categories, rewards) to
-   the driver, which updates the bandit curriculum and logs.
+2. `PhaseTrainer._update_actor` hands the step's batch (advantages, categories, rewards and
+   the scorer's result) to the loop's `on_step`, which updates the bandit curriculum and logs.
 3. `ScoringAgentLoopManager` turns off verl's per-sample reward workers and scores the whole
-   generated batch in the driver: the challenger's reward needs the whole batch (repetition
-   penalty) and the frozen solver's votes.
+   generated batch in the driver with the role's scorer (coevolve/scoring.py): the
+   challenger's reward needs the whole batch (repetition penalty) and the frozen solver's votes.
+
+verl builds the agent loop manager itself, from a class name in the config, so the role's
+scorer and tokenizer reach it through `_ROLE_IO`, which only this module reads and writes.
 """
 
 from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -28,12 +30,21 @@ from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 
 from coevolve.backend import data as vdata
-from coevolve.backend.data import Rollout
+from coevolve.roles import StepBatch
+from coevolve.sampling import SamplingParams
+from coevolve.scoring import ScoredBatch, Scorer
 
-# role -> function scoring a generated batch: rollouts -> (rewards, extra info per rollout)
-Scorer = Callable[[list[Rollout]], tuple[list[float], dict[str, list[Any]]]]
-SCORERS: dict[str, Scorer] = {}
-TOKENIZERS: dict[str, Any] = {}
+
+class _RoleIO:
+    """A role's scorer and tokenizer, and the last batch it scored (until its update)."""
+
+    def __init__(self, scorer: Scorer, tokenizer: Any) -> None:
+        self.scorer = scorer
+        self.tokenizer = tokenizer
+        self.scored: ScoredBatch | None = None
+
+
+_ROLE_IO: dict[str, _RoleIO] = {}
 
 
 class ScoringAgentLoopManager(AgentLoopManager):
@@ -45,23 +56,14 @@ class ScoringAgentLoopManager(AgentLoopManager):
 
     def generate_sequences(self, prompts):
         output = super().generate_sequences(prompts)
-        rollouts = vdata.decode_rollouts(output, TOKENIZERS[self.role])
-        scores, extra = SCORERS[self.role](rollouts)
-        output.batch["rm_scores"] = RewardManagerBase.assemble_rm_scores(output, scores)
-        for key, values in extra.items():
+        io = _ROLE_IO[self.role]
+        scored = io.scorer(vdata.decode_rollouts(output, io.tokenizer))
+        io.scored = scored
+        output.batch["rm_scores"] = RewardManagerBase.assemble_rm_scores(output, scored.rewards)
+        for key, values in scored.extras.items():
             output.non_tensor_batch[key] = vdata.as_object_array(values)
-        output.meta_info["reward_extra_keys"] = list(extra)
+        output.meta_info["reward_extra_keys"] = list(scored.extras)
         return output
-
-
-@dataclass(frozen=True)
-class StepBatch:
-    """What the driver learns from one training step of a role."""
-
-    step: int
-    categories: list[str]
-    advantages: list[float]
-    rewards: list[float]
 
 
 class PhaseTrainer(RayPPOTrainer):
@@ -77,8 +79,11 @@ class PhaseTrainer(RayPPOTrainer):
     def _update_actor(self, batch):
         output = super()._update_actor(batch)
         if self.on_step is not None:
+            role = self.config.actor_rollout_ref.rollout.custom["server_prefix"]
+            scored, _ROLE_IO[role].scored = _ROLE_IO[role].scored, None
             self.on_step(StepBatch(self.global_steps, vdata.categories_of(batch),
-                                   vdata.sequence_advantages(batch), vdata.sequence_rewards(batch)))
+                                   vdata.sequence_advantages(batch), vdata.sequence_rewards(batch),
+                                   scored or ScoredBatch([])))
         return output
 
 
@@ -106,7 +111,7 @@ class RoleTrainer:
     """A role's verl trainer kept alive for the whole run, run `steps` at a time."""
 
     def __init__(self, role: str, config, dataset, val_dataset, sampler, tokenizer,
-                 gpus_per_node: int, nnodes: int) -> None:
+                 gpus_per_node: int, nnodes: int, scorer: Scorer) -> None:
         from verl.single_controller.ray import RayWorkerGroup, ResourcePoolManager
         from verl.trainer.ppo.utils import Role, need_reference_policy
         from verl.utils.dataset.rl_dataset import collate_fn
@@ -119,7 +124,7 @@ class RoleTrainer:
         managers = ResourcePoolManager(
             resource_pool_spec={pool: [gpus_per_node] * nnodes}, mapping={worker_role: pool}
         )
-        TOKENIZERS[role] = tokenizer
+        _ROLE_IO[role] = _RoleIO(scorer, tokenizer)
         self.trainer = PhaseTrainer(
             config=config, tokenizer=tokenizer,
             role_worker_mapping={worker_role: ray.remote(ActorRolloutRefWorker)},
@@ -140,11 +145,13 @@ class RoleTrainer:
             num_workers=0, drop_last=True, collate_fn=collate_fn, sampler=sampler,
         )
 
-    def run(self, steps: int, first_step: int, on_step: Callable[[StepBatch], None],
-            bridge: MetricsBridge) -> float:
-        """Train `steps` GRPO steps numbered first_step..first_step+steps-1; returns seconds."""
+    def train(self, steps: int, first_step: int, on_step: Callable[[StepBatch], None],
+              on_metrics: Callable[[dict[str, float], int], None]) -> float:
+        """Train `steps` GRPO steps numbered first_step..first_step+steps-1; returns seconds.
+        verl's own metrics go to `on_metrics`."""
         import verl.utils.tracking as tracking
 
+        bridge = MetricsBridge(on_metrics)
         start = time.monotonic()
         self.trainer.step_offset = first_step - 1
         self.trainer.total_training_steps = first_step - 1 + steps
@@ -174,6 +181,11 @@ class RoleTrainer:
             yield
         finally:
             self.trainer.checkpoint_manager.sleep_replicas()
+
+    def sample(self, messages: Sequence[str], params: SamplingParams, seed: int) -> list[list[str]]:
+        """`params.n` completions per user message from this role's rollout servers."""
+        return sample_from_servers(self.servers(), self.trainer.tokenizer, messages, params.n,
+                                   params.request(), seed=seed)
 
     def servers(self) -> list[Any]:
         """The rollout server actors, which also serve coevolve's own sampling."""
@@ -206,8 +218,7 @@ class RoleTrainer:
         for pool in t.resource_pool_manager.resource_pool_dict.values():
             for group in pool.pgs or []:
                 remove_placement_group(group)
-        SCORERS.pop(self.role, None)
-        TOKENIZERS.pop(self.role, None)
+        _ROLE_IO.pop(self.role, None)
 
 
 def sample_from_servers(servers: Sequence[Any], tokenizer, messages: Sequence[str], n: int,

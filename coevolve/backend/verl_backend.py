@@ -1,0 +1,88 @@
+"""The verl backend: Ray, and each role as a verl GRPO trainer (the loop's `roles.Backend`).
+
+The CLI hands a `VerlBackend` to the loop; the loop builds both roles through it from
+explicit inputs (`roles.RoleInputs`) and never imports this package.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from coevolve.backend import data as vdata
+from coevolve.backend import ray_session
+from coevolve.backend import trainer as vtrainer
+from coevolve.backend.models import prepare_base_model
+from coevolve.backend.verl_config import compose, role_settings
+from coevolve.informative import informative_weights
+from coevolve.records import Question
+from coevolve.recipe import RecipeError
+from coevolve.roles import RoleInputs
+from coevolve.schema import Recipe
+
+
+class VerlBackend:
+    """Ray started (or joined) for the run; roles built as live verl trainers."""
+
+    def prepare_model(self, recipe: Recipe) -> str:
+        return prepare_base_model(recipe)
+
+    def start(self, recipe: Recipe) -> None:
+        ray_session.start_ray(recipe)
+
+    def build_role(self, inputs: RoleInputs) -> "VerlRole":
+        return VerlRole(inputs)
+
+    def stop(self) -> None:
+        ray_session.stop_ray()
+
+    def describe_failure(self, err: BaseException) -> str | None:
+        return ray_session.worker_failure(err)
+
+
+class VerlRole(vtrainer.RoleTrainer):
+    """A role's verl trainer with the dataset and curriculum sampler of its role."""
+
+    def __init__(self, inputs: RoleInputs) -> None:
+        from verl.utils import hf_tokenizer
+
+        self.inputs = inputs
+        recipe, role = inputs.recipe, inputs.role
+        config = compose(role_settings(recipe, role, inputs.base_model, inputs.run_dir))
+        if role == "challenger":
+            dataset = vdata.ChallengerPrompts(inputs.domain, inputs.categories, inputs.seeds,
+                                              seeds_per_prompt=recipe.challenger.seeds_per_prompt)
+            sampler = vdata.CurriculumSampler(inputs.bandit, vdata.challenger_picker(dataset),
+                                              batch_size=recipe.challenger.batch_size)
+        else:
+            # The solver's real questions exist only after the first dataset phase; until then it
+            # trains on nothing, and verl needs some dataset to build its loaders.
+            dataset = self._placeholder()
+            sampler = vdata.CurriculumSampler(inputs.bandit, lambda category: 0, allowed=inputs.categories[:1],
+                                              batch_size=recipe.solver.batch_size)
+        super().__init__(role, config, dataset, self._placeholder(), sampler, hf_tokenizer(inputs.base_model),
+                         recipe.resources.gpus_per_node, recipe.resources.nnodes, inputs.scorer)
+
+    def set_questions(self, questions: Sequence[Question], agreements: Sequence[float | None]) -> None:
+        """The solver's dataset for a phase and its curriculum sampler (categories present only).
+
+        With `solver.question_sampling: informative`, questions are drawn within their category in
+        proportion to their chance of an informative GRPO group (coevolve/informative.py).
+        """
+        i = self.inputs
+        dataset = vdata.SolverQuestions(i.domain, list(questions))
+        if i.recipe.solver.question_sampling == "informative":
+            if None in agreements:
+                raise RecipeError(
+                    "solver.question_sampling = 'informative' needs each question's vote agreement, "
+                    "which this run's dataset file predates; resume with solver.question_sampling=uniform")
+            weights = informative_weights(list(agreements), i.recipe.solver.group_size)
+            picker = vdata.weighted_picker(dataset, weights, i.rng)
+        else:
+            picker = vdata.solver_picker(dataset, i.rng)
+        sampler = vdata.CurriculumSampler(i.bandit, picker, allowed=sorted(dataset.by_category),
+                                          batch_size=i.recipe.solver.batch_size)
+        self.set_data(dataset, sampler)
+
+    def _placeholder(self) -> vdata.SolverQuestions:
+        question = Question("placeholder", self.inputs.categories[0], "placeholder", "placeholder")
+        return vdata.SolverQuestions(self.inputs.domain, [question], oracle=False)

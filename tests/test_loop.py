@@ -1,0 +1,136 @@
+"""The co-evolution loop against the fake backend (tests/fake_backend.py): every phase, resume
+after a crash at each phase boundary, the TensorBoard output, a worker's failure and SIGTERM,
+in seconds. The verl end-to-end test (test_e2e.py) runs the same loop on the real backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from coevolve import cli
+from coevolve.console import Console
+from coevolve.loop import CoEvolution
+from coevolve.recipe import load_recipe
+from coevolve.runstate import plan
+from fake_backend import FakeBackend
+from test_e2e import REQUIRED_TAGS, tensorboard_tags
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def recipe(run_dir: Path, *extra: str):
+    return load_recipe(REPO / "recipes" / "base.yaml", [
+        "model.path=unused", "model.source=none", "name=fake", "resources.device=cpu", "resources.rollout=hf",
+        "domain.name=toy_domain:ToyDomain", f"run_dir={run_dir}", "iterations=2", "seed=3",
+        "challenger.steps=2", "challenger.batch_size=2", "challenger.group_size=2",
+        "solver.steps=2", "solver.batch_size=2", "solver.group_size=2",
+        "vote.samples=3", "dataset.questions=12", "dataset.band_low=0.0", "dataset.band_high=1.0",
+        "dataset.min_words=1", "dataset.max_rouge_l=1.0", "dataset.flip_check_questions=4",
+        "eval.per_category=3", "eval.vote_per_category=2", *extra])
+
+
+def run(run_dir: Path, backend: FakeBackend | None = None, *extra: str):
+    return CoEvolution(recipe(run_dir, *extra), backend or FakeBackend(), Console(live=False)).run()
+
+
+def outcome(run_dir: Path) -> dict:
+    """Everything a run decides, times left out."""
+    state = json.loads((run_dir / "state.json").read_text())
+    files = sorted(p for p in run_dir.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl")
+                   and "tensorboard" not in p.parts and p.name != "state.json")
+    return {"completed": state["completed"], "global_step": state["global_step"], "bandits": state["bandits"],
+            "rng": state["rng"], "metrics": state["metrics"],
+            "files": {str(p.relative_to(run_dir)): p.read_text() for p in files}}
+
+
+def test_every_phase_runs_in_order_and_logs_what_the_verl_run_logs(tmp_path, capsys):
+    backend = FakeBackend()
+    state = run(tmp_path, backend)
+    assert state.completed == [p.key for p in plan(2)]
+    assert backend.calls[0] == "start" and backend.calls[-3:] == ["challenger.shutdown", "solver.shutdown", "stop"]
+    trains = [c for c in backend.calls if ".train(" in c]
+    assert trains == ["challenger.train(2..3)", "solver.train(5..6)", "challenger.train(8..9)", "solver.train(11..12)"]
+    for iteration in (1, 2):
+        kept = (tmp_path / "data" / f"iter_{iteration:03d}" / "solver_dataset.jsonl").read_text().splitlines()
+        assert kept and all(json.loads(row)["label_source"] == "majority_vote" for row in kept)
+        for role in ("challenger", "solver"):
+            config = json.loads((tmp_path / "checkpoints" / f"iter_{iteration:03d}" / role / "config.json").read_text())
+            assert config["version"] == 2 * iteration  # two updates per phase
+    events, others = tensorboard_tags(tmp_path)
+    assert [t for t in REQUIRED_TAGS if t not in events] == []
+    assert "custom_scalars__config__" in others and "dataset/agreement_hist" in others
+    assert len(events["eval/accuracy"]) == 3 and len(events["challenger/reward_mean"]) == 4
+    out = capsys.readouterr().out
+    assert "iteration 2 solver 2/2 steps" in out and f"held-out greedy accuracy of {tmp_path.name}" in out
+    assert (tmp_path / "report.md").is_file()
+
+
+@pytest.mark.parametrize("crash_at", [p.key for p in plan(2)[1:]])
+def test_a_crash_at_any_phase_boundary_resumes_to_the_same_run(tmp_path, crash_at):
+    uninterrupted = tmp_path / "uninterrupted"
+    run(uninterrupted)
+
+    class Crash(Exception):
+        pass
+
+    class CrashingRun(CoEvolution):
+        def _run_phase(self, phase):
+            if phase.key == crash_at:
+                raise Crash(phase.key)
+            super()._run_phase(phase)
+
+    resumed = tmp_path / "resumed"
+    with pytest.raises(Crash):
+        CrashingRun(recipe(resumed), FakeBackend(), Console(live=False)).run()
+    before = json.loads((resumed / "state.json").read_text())["completed"]
+    assert before[-1] == plan(2)[[p.key for p in plan(2)].index(crash_at) - 1].key
+    backend = FakeBackend()
+    run(resumed, backend)
+    assert outcome(resumed) == outcome(uninterrupted)
+    events, _ = tensorboard_tags(resumed)
+    for tag in ("challenger/reward_mean", "solver/reward_mean", "eval/accuracy", "dataset/questions_kept"):
+        assert len(events[tag]) == len(set(events[tag])), (tag, events[tag])  # no step logged twice
+    restored = [c for c in backend.calls if ".restore(" in c]
+    saved = {key.split("/")[1] for key in before} & {"challenger", "solver"}  # roles with a checkpoint
+    assert sorted(c.split(".")[0] for c in restored) == sorted(saved)
+
+
+def test_a_worker_failure_is_one_line_and_the_log_has_the_traceback(tmp_path, capfd):
+    r = recipe(tmp_path)
+    assert cli._train(r, verbose=False, backend=FakeBackend(fail_role="solver")) == 1
+    out = capfd.readouterr().out
+    assert "ERROR a fake worker failed: solver: worker died in step 5" in out
+    assert "Traceback" not in out
+    log = (tmp_path / "logs" / "run.log").read_text()
+    assert "Traceback" in log and "FakeWorkerError" in log
+    assert json.loads((tmp_path / "state.json").read_text())["completed"][-1] == "1/dataset"
+
+
+def test_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path, capfd):
+    class PreemptedBackend(FakeBackend):
+        def build_role(self, inputs):
+            role = super().build_role(inputs)
+            if inputs.role == "solver":
+                train = role.train
+
+                def preempted(*args, **kwargs):
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return train(*args, **kwargs)
+
+                role.train = preempted
+            return role
+
+    backend = PreemptedBackend()
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert cli._train(recipe(tmp_path), verbose=False, backend=backend) == 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    out = capfd.readouterr().out
+    assert "stopped by SIGTERM" in out and "Committed phases: 0/eval_base, 1/challenger, 1/dataset" in out
+    assert backend.calls[-3:] == ["challenger.shutdown", "solver.shutdown", "stop"]
+    assert run(tmp_path).completed == [p.key for p in plan(2)]  # the same command resumes
