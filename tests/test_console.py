@@ -7,7 +7,6 @@ import io
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,7 @@ from coevolve.progress import (
     phase_units,
 )
 from coevolve.recipe import DEFAULT_RECIPE, load_recipe
-from coevolve.runstate import Phase, plan
+from coevolve.runstate import Phase, run_phases
 
 RECIPE = load_recipe(DEFAULT_RECIPE, [])
 
@@ -64,7 +63,7 @@ def test_eta_is_within_30_percent_by_the_middle_of_a_run_on_a_slower_machine():
     (the slow machine's times: 2x, with training slower still): from the middle of the run on,
     the estimate is within 30 % of the time really left."""
     heldout, votes = 280, 20
-    phases = plan(RECIPE.iterations)
+    phases = run_phases(RECIPE.iterations)
     eta = eta_for(RECIPE, phases, heldout, votes)
     units = phase_units(RECIPE, heldout, votes)
     per_unit = {"eval_base": 0.012, "challenger": 0.016, "dataset": 0.011, "solver": 0.014, "eval": 0.009}

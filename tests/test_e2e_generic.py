@@ -12,7 +12,7 @@ import json
 import pytest
 from test_e2e import REPO, overrides, start, tensorboard_tags, wait_for
 
-from coevolve.runstate import plan
+from coevolve.runstate import run_phases
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def test_a_yaml_only_domain_trains_and_evaluates_per_category(tmp_path):
     assert process.returncode == 0, log.read_text()[-4000:]
 
     state = json.loads((run_dir / "state.json").read_text())
-    assert state["completed"] == [phase.key for phase in plan(1)]
+    assert state["completed"] == [phase.key for phase in run_phases(1)]
     saved = (run_dir / "recipe.yaml").read_text()
     assert "name: generic" in saved and str(REPO / "recipes/data/capitals/heldout.jsonl") in saved
     dataset = [json.loads(line) for line in

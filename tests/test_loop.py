@@ -15,7 +15,7 @@ from coevolve import cli
 from coevolve.console import Console
 from coevolve.loop import CoEvolution
 from coevolve.recipe import load_recipe
-from coevolve.runstate import plan
+from coevolve.runstate import run_phases
 from fake_backend import FakeBackend
 from test_e2e import REQUIRED_TAGS, tensorboard_tags
 
@@ -50,7 +50,7 @@ def outcome(run_dir: Path) -> dict:
 def test_every_phase_runs_in_order_and_logs_what_the_verl_run_logs(tmp_path, capsys):
     backend = FakeBackend()
     state = run(tmp_path, backend)
-    assert state.completed == [p.key for p in plan(2)]
+    assert state.completed == [p.key for p in run_phases(2)]
     assert backend.calls[0] == "start" and backend.calls[-3:] == ["challenger.shutdown", "solver.shutdown", "stop"]
     trains = [c for c in backend.calls if ".train(" in c]
     assert trains == ["challenger.train(2..3)", "solver.train(5..6)", "challenger.train(8..9)", "solver.train(11..12)"]
@@ -69,7 +69,7 @@ def test_every_phase_runs_in_order_and_logs_what_the_verl_run_logs(tmp_path, cap
     assert (tmp_path / "report.md").is_file()
 
 
-@pytest.mark.parametrize("crash_at", [p.key for p in plan(2)[1:]])
+@pytest.mark.parametrize("crash_at", [p.key for p in run_phases(2)[1:]])
 def test_a_crash_at_any_phase_boundary_resumes_to_the_same_run(tmp_path, crash_at):
     uninterrupted = tmp_path / "uninterrupted"
     run(uninterrupted)
@@ -87,7 +87,7 @@ def test_a_crash_at_any_phase_boundary_resumes_to_the_same_run(tmp_path, crash_a
     with pytest.raises(Crash):
         CrashingRun(recipe(resumed), FakeBackend(), Console(live=False)).run()
     before = json.loads((resumed / "state.json").read_text())["completed"]
-    assert before[-1] == plan(2)[[p.key for p in plan(2)].index(crash_at) - 1].key
+    assert before[-1] == run_phases(2)[[p.key for p in run_phases(2)].index(crash_at) - 1].key
     backend = FakeBackend()
     run(resumed, backend)
     assert outcome(resumed) == outcome(uninterrupted)
@@ -133,4 +133,4 @@ def test_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path, capfd):
     out = capfd.readouterr().out
     assert "stopped by SIGTERM" in out and "Committed phases: 0/eval_base, 1/challenger, 1/dataset" in out
     assert backend.calls[-3:] == ["challenger.shutdown", "solver.shutdown", "stop"]
-    assert run(tmp_path).completed == [p.key for p in plan(2)]  # the same command resumes
+    assert run(tmp_path).completed == [p.key for p in run_phases(2)]  # the same command resumes

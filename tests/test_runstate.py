@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from coevolve.runstate import Phase, RunState, load_state, plan, save_state
+from coevolve.runstate import Phase, RunState, load_state, run_phases, save_state
 
 
 def test_plan_starts_with_base_eval_then_four_phases_per_iteration():
-    keys = [p.key for p in plan(2)]
+    keys = [p.key for p in run_phases(2)]
     assert keys == [
         "0/eval_base",
         "1/challenger", "1/dataset", "1/solver", "1/eval",
@@ -24,7 +24,7 @@ def test_state_round_trip_and_pending(tmp_path):
     save_state(state, tmp_path)
     loaded = load_state(tmp_path)
     assert loaded == state
-    assert [p.key for p in loaded.pending(plan(1))] == ["1/dataset", "1/solver", "1/eval"]
+    assert [p.key for p in loaded.pending(run_phases(1))] == ["1/dataset", "1/solver", "1/eval"]
     assert not list(tmp_path.glob(".state.json.tmp-*"))  # no temporary left behind
 
 

@@ -22,21 +22,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from coevolve.adaptive import AdaptiveVoting, replay, vote_of_prefix  # noqa: E402
-from coevolve.domains import build_domain  # noqa: E402
-from coevolve.filters import in_band  # noqa: E402
-from coevolve.informative import informative_probability, informative_weights  # noqa: E402
-from coevolve.recipe import DEFAULT_RECIPE, load_recipe  # noqa: E402
-from coevolve.rewards import uncertainty_reward  # noqa: E402
+from coevolve.adaptive import AdaptiveVoting, replay, vote_of_prefix
+from coevolve.domains import build_domain
+from coevolve.filters import in_band
+from coevolve.informative import informative_probability, informative_weights
+from coevolve.recipe import DEFAULT_RECIPE, load_recipe
+from coevolve.rewards import uncertainty_reward
 
 
 @dataclass(frozen=True)

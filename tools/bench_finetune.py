@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coevolve.backend.models import DEFAULT_MODEL_DIR  # noqa: E402
+from coevolve.schema import DEFAULT_MODEL_DIR
 
 
 def update_seconds(model, batch: torch.Tensor, micro: int, lr: float) -> float:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,9 +33,8 @@ from pathlib import Path
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from coevolve.recipe import DEFAULT_RECIPE  # noqa: E402
+from coevolve.recipe import DEFAULT_RECIPE
 
 
 class PeakMemory:

@@ -22,20 +22,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from coevolve.backend.hf_rollout import HFRolloutServer  # noqa: E402
-from coevolve.backend.models import DEFAULT_MODEL_DIR  # noqa: E402
-from coevolve.backend.sampler import HFSampler  # noqa: E402
-from coevolve.sampling import SamplingParams  # noqa: E402
+from coevolve.backend.hf_rollout import HFRolloutServer
+from coevolve.schema import DEFAULT_MODEL_DIR
+from coevolve.backend.sampler import HFSampler
+from coevolve.sampling import SamplingParams
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,11 @@ local cache named by the recipe's `model.path`. Nothing is downloaded from a mod
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coevolve.backend.models import DEFAULT_MODEL_DIR, prepare_smollm2  # noqa: E402
+from coevolve.backend.models import prepare_smollm2
+from coevolve.schema import DEFAULT_MODEL_DIR
 
 
 def main() -> None:

@@ -8,15 +8,14 @@ Ray, no model, no GPU; the model path and held-out files need not exist yet.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import json
 from pathlib import Path
 
-from coevolve.backend.verl_config import ROLES, compose, role_settings
+from coevolve.backend.verl_config import compose, role_settings
 from coevolve.domains import build_domain
-from coevolve.domains.files import QuestionFileError
+from coevolve.evaluation import EvalInputError, recipe_heldout
 from coevolve.plan import format_plan, plan_dict
+from coevolve.roles import ROLES
 from coevolve.runstate import write_atomically
 from coevolve.schema import Recipe
 
@@ -43,20 +42,17 @@ def dry_run(recipe: Recipe) -> Path:
 
 
 def _heldout_count(recipe: Recipe) -> tuple[int, int, str]:
-    """Held-out questions the run would evaluate, those it also votes on, and why none if its
-    files are unreadable.
+    """Held-out questions the run would evaluate, those it also votes on, and why none if they
+    cannot be read.
 
     A dry run sizes a run before its data is in place (a recipe's benchmark paths may still
-    be placeholders), so an unreadable held-out file is reported, not fatal.
+    be placeholders), so unreadable held-out questions are reported, not fatal.
     """
     domain = build_domain(recipe.domain.name, recipe.domain.options)
-    categories = set(recipe.eval_categories or domain.categories())
     try:
-        questions = domain.heldout(recipe.eval.per_category, recipe.eval.seed)
-    except QuestionFileError as error:
+        questions, voted = recipe_heldout(recipe, domain)
+    except EvalInputError as error:
         return 0, 0, str(error)
     finally:
         domain.close()
-    per_category = Counter(q.category for q in questions if q.category in categories)
-    voted = sum(min(n, recipe.eval.vote_per_category) for n in per_category.values())
-    return sum(per_category.values()), voted, ""
+    return len(questions), len(voted), ""

@@ -29,7 +29,7 @@ from coevolve.evaluation import (
     checkpoint_iteration,
     checkpoint_label,
     grade_checkpoint,
-    heldout_questions,
+    recipe_heldout,
 )
 from coevolve.runstate import write_atomically
 from coevolve.schema import Recipe
@@ -57,8 +57,7 @@ def evaluate_checkpoint(recipe: Recipe, checkpoint: Path,
     label = check_label(label or checkpoint_label(checkpoint, run_dir))
     domain = build_domain(recipe.domain.name, recipe.domain.options)
     try:
-        questions = heldout_questions(domain, recipe.eval_categories, recipe.eval.per_category,
-                                      recipe.eval.seed)
+        questions, _ = recipe_heldout(recipe, domain)
         greedy, sampled = _sample(recipe, checkpoint, [domain.solver_prompt(q) for q in questions])
         result = grade_checkpoint(domain, questions, greedy, sampled, str(checkpoint),
                                   domain.name or recipe.domain.name)

