@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("verl")
 
-from coevolve.backend import hf_rollout  # noqa: E402
+from coevolve.backend import hf_replica, hf_requests  # noqa: E402
 from coevolve.backend.hf_rollout import HFRolloutServer, request_limit  # noqa: E402
 from coevolve.backend.models import build_tiny_model  # noqa: E402
 
@@ -260,7 +260,7 @@ def test_save_pretrained_round_trips_in_float32(tiny, tmp_path):
 
 
 def test_server_name_carries_the_role_prefix():
-    assert hf_rollout.server_name("solver_", 1) == "solver_hf_rollout_server_1"
+    assert hf_requests.server_name("solver_", 1) == "solver_hf_rollout_server_1"
 
 
 @pytest.mark.parametrize(
@@ -273,6 +273,6 @@ def test_server_name_carries_the_role_prefix():
 def test_adapter_refuses_weight_formats_it_cannot_load(tiny, kwargs, match):
     from verl.workers.config import HFModelConfig, RolloutConfig
 
-    adapter = hf_rollout.HFServerAdapter(RolloutConfig(name="hf"), HFModelConfig(path=str(tiny)), None)
+    adapter = hf_replica.HFServerAdapter(RolloutConfig(name="hf"), HFModelConfig(path=str(tiny)), None)
     with pytest.raises(ValueError, match=match):
         asyncio.run(adapter.update_weights(iter([]), **kwargs))

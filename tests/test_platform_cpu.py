@@ -107,4 +107,4 @@ def test_hf_rollout_registration_is_idempotent_and_refuses_another():
         "_ROLLOUT_REGISTRY[('hf', 'async')] = 'someone.else.Adapter'\n"
         "try:\n    platform_cpu.register_hf_rollout()\nexcept ValueError:\n    print('refused')\n"
     )
-    assert out.split() == ["coevolve.backend.hf_rollout.HFServerAdapter", "HFReplica", "refused"]
+    assert out.split() == ["coevolve.backend.hf_replica.HFServerAdapter", "HFReplica", "refused"]

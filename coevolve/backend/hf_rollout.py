@@ -17,13 +17,15 @@ second than a single one. So:
    raises instead of leaving the rollout on stale weights.
 4. `coevolve.backend.platform_cpu.register_hf_rollout` makes `rollout.name=hf` known to verl
    in every process, by import path (importing this module there would be circular).
+
+Requests and their grouping are in `hf_requests.py`; verl's replica and adapter in
+`hf_replica.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -31,217 +33,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ray
 import torch
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    LogitsProcessor,
-    LogitsProcessorList,
-    StoppingCriteria,
-    StoppingCriteriaList,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
-)
-from verl.workers.rollout.base import BaseRollout
-from verl.workers.rollout.replica import RolloutReplica, TokenOutput
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, StoppingCriteriaList
+from verl.workers.rollout.replica import TokenOutput
 
+from coevolve.backend.hf_requests import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_TORCH_THREADS,
+    DEFAULT_WINDOW_MS,
+    ChosenTokenLogprobs,
+    RowLimits,
+    model_path,
+    logits_processors,
+    Request,
+    server_setting,
+    parse_sampling_params,
+    plan_chunks,
+    request_limit,
+)
 from coevolve.backend.models import save_atomically
 from coevolve.backend.sampler import cut_response, end_of_sequence_ids
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_MAX_BATCH = 64
-DEFAULT_WINDOW_MS = 10.0
-DEFAULT_TORCH_THREADS = 2
-
-# Sampling parameters this server does not implement, with the values that mean "off".
-# A request may carry them at such a value (verl always sends repetition_penalty=1.0).
-_NEUTRAL_PARAMS: dict[str, tuple[Any, ...]] = {
-    "repetition_penalty": (1.0,),
-    "presence_penalty": (0.0,),
-    "frequency_penalty": (0.0,),
-    "min_p": (0.0,),
-    "ignore_eos": (False,),
-    "seed": (None,),
-    "stop": (None, []),
-    "stop_token_ids": (None, []),
-}
-_SUPPORTED_PARAMS = {
-    "temperature", "top_p", "top_k", "logprobs", "max_tokens", "max_new_tokens", "min_tokens"
-}
-
-
-def server_name(prefix: str, replica_rank: int) -> str:
-    """Name of the Ray actor serving replica `replica_rank`; the prefix keeps two trainers apart."""
-    return f"{prefix}hf_rollout_server_{replica_rank}"
-
-
-def _custom(config: Any) -> Mapping[str, Any]:
-    """The rollout config's free-form `custom` dict (None in verl's defaults)."""
-    return getattr(config, "custom", None) or {}
-
-
-def _setting(config: Any, key: str, env: str, default: float) -> float:
-    """A server setting: `rollout.custom[key]`, else the environment variable `env`, else default."""
-    custom = _custom(config)
-    if custom.get(key) is not None:
-        return float(custom[key])
-    return float(os.environ.get(env, default))
-
-
-def _model_path(model_config: Any) -> str:
-    """`local_path` (else `path`) of verl's model config, a dataclass or a dict-like."""
-    def value(key: str) -> Any:
-        if isinstance(model_config, Mapping):
-            return model_config.get(key)
-        return getattr(model_config, key, None)
-
-    path = value("local_path") or value("path")
-    if not path:
-        raise ValueError(f"model config has neither local_path nor path: {model_config!r}")
-    return os.path.expanduser(str(path))
-
-
-# ---------------------------------------------------------------------------------------------
-# Requests and how they are grouped
-
-
-@dataclass(frozen=True)
-class SamplingKey:
-    """How a request samples. Requests with equal keys can share one `generate` call.
-
-    Rule: temperature 0 means greedy, and then top_p/top_k are irrelevant and normalised away.
-    Otherwise tokens are drawn after temperature, then top-k, then top-p, as vLLM does.
-    """
-
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0  # 0 = off (verl sends -1)
-    min_tokens: int = 0  # end-of-sequence is masked until this many tokens (vLLM's min_tokens)
-    logprobs: bool = False
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0.0
-
-
-def parse_sampling_params(params: Mapping[str, Any]) -> tuple[SamplingKey, int | None]:
-    """verl's sampling dict -> (key, explicit max_tokens or None). Raises on what is not supported."""
-    unknown = set(params) - _SUPPORTED_PARAMS - set(_NEUTRAL_PARAMS)
-    if unknown:
-        raise ValueError(f"hf rollout: unsupported sampling parameters {sorted(unknown)}")
-    for name, neutral in _NEUTRAL_PARAMS.items():
-        if name in params and params[name] not in neutral:
-            raise ValueError(f"hf rollout: {name}={params[name]!r} is not supported (only {neutral[0]!r})")
-    temperature = float(params.get("temperature", 1.0))
-    top_p = float(params.get("top_p", 1.0))
-    top_k = int(params.get("top_k", -1))
-    min_tokens = int(params.get("min_tokens", 0))
-    logprobs = params.get("logprobs", False)
-    if temperature < 0 or not 0 < top_p <= 1 or top_k < -1 or min_tokens < 0:
-        raise ValueError(
-            f"hf rollout: bad sampling parameters temperature={temperature} top_p={top_p} top_k={top_k} "
-            f"min_tokens={min_tokens}"
-        )
-    if logprobs not in (True, False, None):
-        raise ValueError(f"hf rollout: logprobs must be a bool (the chosen token's only), got {logprobs!r}")
-    if temperature == 0:
-        temperature, top_p, top_k = 0.0, 1.0, 0
-    key = SamplingKey(temperature, top_p, max(top_k, 0), min_tokens, bool(logprobs))
-    max_tokens = params.get("max_tokens", params.get("max_new_tokens"))
-    return key, None if max_tokens is None else int(max_tokens)
-
-
-def request_limit(
-    prompt_len: int, max_tokens: int | None, prompt_length: int, response_length: int, max_model_len: int
-) -> int:
-    """New tokens allowed for one request, as verl's vLLM server computes it.
-
-    Without an explicit `max_tokens` the limit is the response length, capped by what is left
-    of prompt_length + response_length; the result is clamped to [1, context left].
-    """
-    room = max_model_len - prompt_len
-    if room < 1:
-        raise ValueError(f"prompt of {prompt_len} tokens leaves no room in a {max_model_len}-token context")
-    if max_tokens is None:
-        max_tokens = min(response_length, prompt_length + response_length - prompt_len)
-    return max(1, min(max_tokens, room))
-
-
-@dataclass
-class _Request:
-    prompt_ids: list[int]
-    key: SamplingKey
-    max_tokens: int
-    future: asyncio.Future
-
-
-def plan_chunks(requests: Iterable[_Request], max_batch: int) -> list[list[_Request]]:
-    """Group requests by sampling key, sort each group by prompt length, cut into max_batch pieces."""
-    groups: dict[SamplingKey, list[_Request]] = {}
-    for request in requests:
-        groups.setdefault(request.key, []).append(request)
-    chunks = []
-    for group in groups.values():
-        group.sort(key=lambda r: len(r.prompt_ids))  # similar lengths pad little
-        chunks += [group[lo : lo + max_batch] for lo in range(0, len(group), max_batch)]
-    return chunks
-
-
-class ChosenTokenLogprobs(LogitsProcessor):
-    """Records log p(chosen token) under the fully processed distribution, one step at a time.
-
-    Placed last in the processor list, it sees step t's final scores before the token is
-    drawn; the drawn token shows up as the last input id at step t+1 (or at the end of the
-    returned sequences), so only one step's (batch, vocab) scores are ever held.
-    """
-
-    def __init__(self) -> None:
-        self._pending: torch.Tensor | None = None
-        self._steps: list[torch.Tensor] = []
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        self._settle(input_ids[:, -1])
-        self._pending = scores
-        return scores
-
-    def _settle(self, chosen: torch.Tensor) -> None:
-        if self._pending is not None:
-            picked = self._pending.gather(1, chosen[:, None]).squeeze(1)
-            self._steps.append(picked - torch.logsumexp(self._pending, dim=-1))
-            self._pending = None
-
-    def finish(self, sequences: torch.Tensor) -> torch.Tensor:
-        """(batch, new tokens) log-probs, once generation has returned `sequences`."""
-        self._settle(sequences[:, -1])
-        return torch.stack(self._steps, dim=1)
-
-
-class RowLimits(StoppingCriteria):
-    """Stops each row at its own new-token limit, so a chunk ends when its last row is done."""
-
-    def __init__(self, limits: list[int], prompt_width: int) -> None:
-        self.limits = torch.tensor(limits)
-        self.prompt_width = prompt_width
-
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-        return (input_ids.shape[1] - self.prompt_width) >= self.limits
-
-
-def _processors(key: SamplingKey) -> list[LogitsProcessor]:
-    """Sampling warpers in vLLM's order; generate() is told to add none of its own."""
-    if key.greedy:
-        return []
-    warpers: list[LogitsProcessor] = []
-    if key.temperature != 1.0:
-        warpers.append(TemperatureLogitsWarper(key.temperature))
-    if key.top_k > 0:
-        warpers.append(TopKLogitsWarper(key.top_k))
-    if key.top_p < 1.0:
-        warpers.append(TopPLogitsWarper(key.top_p))
-    return warpers
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,9 +95,9 @@ class HFRolloutServer:
     def __init__(self, config: Any, model_config: Any, replica_rank: int) -> None:
         self.config = config
         self.replica_rank = replica_rank
-        self.max_batch = int(_setting(config, "max_batch", "COEVOLVE_ROLLOUT_MAX_BATCH", DEFAULT_MAX_BATCH))
-        self.window_s = _setting(config, "window_ms", "COEVOLVE_ROLLOUT_WINDOW_MS", DEFAULT_WINDOW_MS) / 1000
-        threads = int(_setting(config, "torch_threads", "COEVOLVE_TORCH_THREADS", DEFAULT_TORCH_THREADS))
+        self.max_batch = int(server_setting(config, "max_batch", "COEVOLVE_ROLLOUT_MAX_BATCH", DEFAULT_MAX_BATCH))
+        self.window_s = server_setting(config, "window_ms", "COEVOLVE_ROLLOUT_WINDOW_MS", DEFAULT_WINDOW_MS) / 1000
+        threads = int(server_setting(config, "torch_threads", "COEVOLVE_TORCH_THREADS", DEFAULT_TORCH_THREADS))
         torch.set_num_threads(threads)
         # All model work (generate, load, save) runs in this one thread: calls never overlap,
         # and torch keeps a single OpenMP team instead of one per pool thread.
@@ -292,7 +105,7 @@ class HFRolloutServer:
         self._executor.submit(torch.set_num_threads, threads).result()
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
-        path = _model_path(model_config)
+        path = model_path(model_config)
         # float32: bf16 matmuls are 15-50x slower on CPUs without AVX-512/AMX
         self.model = AutoModelForCausalLM.from_pretrained(
             path, dtype=torch.float32, attn_implementation="sdpa"
@@ -304,7 +117,7 @@ class HFRolloutServer:
         max_model_len = getattr(config, "max_model_len", None) or self.model.config.max_position_embeddings
         self.max_model_len = int(max_model_len)
         self.global_steps: int | None = None
-        self._queue: asyncio.Queue[_Request] | None = None
+        self._queue: asyncio.Queue[Request] | None = None
         self._worker: asyncio.Task | None = None
         self._worker_loop: asyncio.AbstractEventLoop | None = None
         self._stats = _Stats()
@@ -343,7 +156,7 @@ class HFRolloutServer:
             len(prompt), max_tokens, self.config.prompt_length, self.config.response_length, self.max_model_len
         )
         self._ensure_worker()
-        request = _Request(prompt, key, limit, asyncio.get_running_loop().create_future())
+        request = Request(prompt, key, limit, asyncio.get_running_loop().create_future())
         self._queue.put_nowait(request)
         return await request.future
 
@@ -357,7 +170,7 @@ class HFRolloutServer:
 
     async def _serve_forever(self) -> None:
         queue = self._queue
-        batch: list[_Request] = []
+        batch: list[Request] = []
         try:
             while True:
                 batch = await self._collect(queue)
@@ -367,7 +180,7 @@ class HFRolloutServer:
             _fail(batch + _drain(queue), RuntimeError(f"hf rollout batcher stopped: {exc!r}"))
             raise
 
-    async def _collect(self, queue: asyncio.Queue[_Request]) -> list[_Request]:
+    async def _collect(self, queue: asyncio.Queue[Request]) -> list[Request]:
         """The first request, then more until the queue has been quiet for the window.
 
         verl's agent-loop workers send their requests in bursts a few milliseconds apart;
@@ -387,7 +200,7 @@ class HFRolloutServer:
         batch += _drain(queue)
         return [r for r in batch if not r.future.done()]  # a cancelled caller needs no answer
 
-    async def _run_chunk(self, chunk: list[_Request]) -> None:
+    async def _run_chunk(self, chunk: list[Request]) -> None:
         """One generate call for the chunk; its result or its error reaches every caller."""
         try:
             loop = asyncio.get_running_loop()
@@ -415,7 +228,7 @@ class HFRolloutServer:
         )
 
     @torch.no_grad()
-    def _generate_chunk(self, chunk: list[_Request]) -> tuple[list[list[int]], torch.Tensor | None, float]:
+    def _generate_chunk(self, chunk: list[Request]) -> tuple[list[list[int]], torch.Tensor | None, float]:
         """Runs in the model thread: left-pad, generate, return new tokens per row (and log-probs)."""
         key = chunk[0].key
         width = max(len(r.prompt_ids) for r in chunk)
@@ -425,7 +238,7 @@ class HFRolloutServer:
             input_ids[row, width - len(request.prompt_ids) :] = torch.tensor(request.prompt_ids)
             attention_mask[row, width - len(request.prompt_ids) :] = 1
         max_new = max(r.max_tokens for r in chunk)
-        processors = _processors(key)
+        processors = logits_processors(key)
         recorder = ChosenTokenLogprobs() if key.logprobs else None
         if recorder is not None:
             processors.append(recorder)
@@ -520,14 +333,14 @@ def _is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, (dict, list, tuple)) and len(value) == 0)
 
 
-def _drain(queue: asyncio.Queue[_Request]) -> list[_Request]:
+def _drain(queue: asyncio.Queue[Request]) -> list[Request]:
     items = []
     while not queue.empty():
         items.append(queue.get_nowait())
     return items
 
 
-def _fail(requests: Iterable[_Request], exc: BaseException) -> None:
+def _fail(requests: Iterable[Request], exc: BaseException) -> None:
     for request in requests:
         if not request.future.done():
             request.future.set_exception(exc)
@@ -536,77 +349,3 @@ def _fail(requests: Iterable[_Request], exc: BaseException) -> None:
 def _alias_present(key: str, own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> bool:
     """Whether another name of the same (tied) parameter is in `state`."""
     return any(other in state for other, tensor in own.items() if other != key and tensor is own[key])
-
-
-# ---------------------------------------------------------------------------------------------
-# verl glue: the replica (launches the server actor) and the adapter (in the trainer worker)
-
-
-def _server_prefix(config: Any) -> str:
-    return str(_custom(config).get("server_prefix", ""))
-
-
-class HFReplica(RolloutReplica):
-    """One rollout replica = one HFRolloutServer actor, named so the trainer can find it."""
-
-    async def launch_servers(self) -> None:
-        prefix = _server_prefix(self.config)
-        server = (
-            ray.remote(HFRolloutServer)
-            .options(
-                name=server_name(prefix, self.replica_rank), num_cpus=0, max_concurrency=self.max_concurrency
-            )
-            .remote(config=self.config, model_config=self.model_config, replica_rank=self.replica_rank)
-        )
-        self.servers = [server]
-        self._server_handle = server
-        self._server_address = f"hf://{prefix}{self.replica_rank}"  # unique: keys the load balancer
-
-    def rollout_worker_use_gpu(self) -> bool:
-        return False
-
-
-class HFServerAdapter(BaseRollout):
-    """Lives in each trainer worker; the replica's leader rank pushes new weights to the server."""
-
-    def __init__(self, config: Any, model_config: Any, device_mesh: Any, replica_rank: int = -1) -> None:
-        super().__init__(config, model_config, device_mesh)
-        rank = int(os.environ.get("RANK", 0))
-        world = (
-            self.config.tensor_model_parallel_size
-            * self.config.data_parallel_size
-            * self.config.pipeline_model_parallel_size
-        )
-        self.replica_rank = rank // world if replica_rank == -1 else replica_rank
-        self.is_leader = rank % world == 0
-
-    async def resume(self, tags: list[str]) -> None:
-        pass
-
-    async def release(self) -> None:
-        pass
-
-    async def update_weights(
-        self,
-        weights: Iterable[tuple[str, torch.Tensor]],
-        wire_format: str = "named_tensors",
-        global_steps: int | None = None,
-        peft_config: dict | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """Gather the full tensors (every rank: DTensor gathers are collective), leader sends."""
-        if wire_format != "named_tensors":
-            raise ValueError(f"hf rollout takes wire_format='named_tensors' only, got {wire_format!r}")
-        if peft_config is not None:
-            raise ValueError("hf rollout cannot load LoRA adapters: set actor_rollout_ref.model.lora.merge=true")
-        state = {}
-        for name, tensor in weights:
-            if hasattr(tensor, "full_tensor"):
-                tensor = tensor.full_tensor()
-            state[name] = tensor.detach().cpu()
-        if not self.is_leader:
-            return
-        server = ray.get_actor(server_name(_server_prefix(self.config), self.replica_rank))
-        await server.load_weights.remote(state)
-        if global_steps is not None:
-            await server.set_global_steps.remote(global_steps)

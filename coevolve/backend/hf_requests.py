@@ -1,0 +1,205 @@
+"""Requests to the CPU rollout server (hf_rollout.py): its settings, sampling parameters and
+length limits, how requests are grouped into batches, and the logits processors of a group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import LogitsProcessor, StoppingCriteria, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+DEFAULT_MAX_BATCH = 64
+DEFAULT_WINDOW_MS = 10.0
+DEFAULT_TORCH_THREADS = 2
+
+# Sampling parameters this server does not implement, with the values that mean "off".
+# A request may carry them at such a value (verl always sends repetition_penalty=1.0).
+_NEUTRAL_PARAMS: dict[str, tuple[Any, ...]] = {
+    "repetition_penalty": (1.0,),
+    "presence_penalty": (0.0,),
+    "frequency_penalty": (0.0,),
+    "min_p": (0.0,),
+    "ignore_eos": (False,),
+    "seed": (None,),
+    "stop": (None, []),
+    "stop_token_ids": (None, []),
+}
+_SUPPORTED_PARAMS = {
+    "temperature", "top_p", "top_k", "logprobs", "max_tokens", "max_new_tokens", "min_tokens"
+}
+
+
+def server_name(prefix: str, replica_rank: int) -> str:
+    """Name of the Ray actor serving replica `replica_rank`; the prefix keeps two trainers apart."""
+    return f"{prefix}hf_rollout_server_{replica_rank}"
+
+
+def custom_settings(config: Any) -> Mapping[str, Any]:
+    """The rollout config's free-form `custom` dict (None in verl's defaults)."""
+    return getattr(config, "custom", None) or {}
+
+
+def server_setting(config: Any, key: str, env: str, default: float) -> float:
+    """A server setting: `rollout.custom[key]`, else the environment variable `env`, else default."""
+    custom = custom_settings(config)
+    if custom.get(key) is not None:
+        return float(custom[key])
+    return float(os.environ.get(env, default))
+
+
+def model_path(model_config: Any) -> str:
+    """`local_path` (else `path`) of verl's model config, a dataclass or a dict-like."""
+    def value(key: str) -> Any:
+        if isinstance(model_config, Mapping):
+            return model_config.get(key)
+        return getattr(model_config, key, None)
+
+    path = value("local_path") or value("path")
+    if not path:
+        raise ValueError(f"model config has neither local_path nor path: {model_config!r}")
+    return os.path.expanduser(str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests and how they are grouped
+
+
+@dataclass(frozen=True)
+class SamplingKey:
+    """How a request samples. Requests with equal keys can share one `generate` call.
+
+    Rule: temperature 0 means greedy, and then top_p/top_k are irrelevant and normalised away.
+    Otherwise tokens are drawn after temperature, then top-k, then top-p, as vLLM does.
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off (verl sends -1)
+    min_tokens: int = 0  # end-of-sequence is masked until this many tokens (vLLM's min_tokens)
+    logprobs: bool = False
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+def parse_sampling_params(params: Mapping[str, Any]) -> tuple[SamplingKey, int | None]:
+    """verl's sampling dict -> (key, explicit max_tokens or None). Raises on what is not supported."""
+    unknown = set(params) - _SUPPORTED_PARAMS - set(_NEUTRAL_PARAMS)
+    if unknown:
+        raise ValueError(f"hf rollout: unsupported sampling parameters {sorted(unknown)}")
+    for name, neutral in _NEUTRAL_PARAMS.items():
+        if name in params and params[name] not in neutral:
+            raise ValueError(f"hf rollout: {name}={params[name]!r} is not supported (only {neutral[0]!r})")
+    temperature = float(params.get("temperature", 1.0))
+    top_p = float(params.get("top_p", 1.0))
+    top_k = int(params.get("top_k", -1))
+    min_tokens = int(params.get("min_tokens", 0))
+    logprobs = params.get("logprobs", False)
+    if temperature < 0 or not 0 < top_p <= 1 or top_k < -1 or min_tokens < 0:
+        raise ValueError(
+            f"hf rollout: bad sampling parameters temperature={temperature} top_p={top_p} top_k={top_k} "
+            f"min_tokens={min_tokens}"
+        )
+    if logprobs not in (True, False, None):
+        raise ValueError(f"hf rollout: logprobs must be a bool (the chosen token's only), got {logprobs!r}")
+    if temperature == 0:
+        temperature, top_p, top_k = 0.0, 1.0, 0
+    key = SamplingKey(temperature, top_p, max(top_k, 0), min_tokens, bool(logprobs))
+    max_tokens = params.get("max_tokens", params.get("max_new_tokens"))
+    return key, None if max_tokens is None else int(max_tokens)
+
+
+def request_limit(
+    prompt_len: int, max_tokens: int | None, prompt_length: int, response_length: int, max_model_len: int
+) -> int:
+    """New tokens allowed for one request, as verl's vLLM server computes it.
+
+    Without an explicit `max_tokens` the limit is the response length, capped by what is left
+    of prompt_length + response_length; the result is clamped to [1, context left].
+    """
+    room = max_model_len - prompt_len
+    if room < 1:
+        raise ValueError(f"prompt of {prompt_len} tokens leaves no room in a {max_model_len}-token context")
+    if max_tokens is None:
+        max_tokens = min(response_length, prompt_length + response_length - prompt_len)
+    return max(1, min(max_tokens, room))
+
+
+@dataclass
+class Request:
+    prompt_ids: list[int]
+    key: SamplingKey
+    max_tokens: int
+    future: asyncio.Future
+
+
+def plan_chunks(requests: Iterable[Request], max_batch: int) -> list[list[Request]]:
+    """Group requests by sampling key, sort each group by prompt length, cut into max_batch pieces."""
+    groups: dict[SamplingKey, list[Request]] = {}
+    for request in requests:
+        groups.setdefault(request.key, []).append(request)
+    chunks = []
+    for group in groups.values():
+        group.sort(key=lambda r: len(r.prompt_ids))  # similar lengths pad little
+        chunks += [group[lo : lo + max_batch] for lo in range(0, len(group), max_batch)]
+    return chunks
+
+
+class ChosenTokenLogprobs(LogitsProcessor):
+    """Records log p(chosen token) under the fully processed distribution, one step at a time.
+
+    Placed last in the processor list, it sees step t's final scores before the token is
+    drawn; the drawn token shows up as the last input id at step t+1 (or at the end of the
+    returned sequences), so only one step's (batch, vocab) scores are ever held.
+    """
+
+    def __init__(self) -> None:
+        self._pending: torch.Tensor | None = None
+        self._steps: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self._settle(input_ids[:, -1])
+        self._pending = scores
+        return scores
+
+    def _settle(self, chosen: torch.Tensor) -> None:
+        if self._pending is not None:
+            picked = self._pending.gather(1, chosen[:, None]).squeeze(1)
+            self._steps.append(picked - torch.logsumexp(self._pending, dim=-1))
+            self._pending = None
+
+    def finish(self, sequences: torch.Tensor) -> torch.Tensor:
+        """(batch, new tokens) log-probs, once generation has returned `sequences`."""
+        self._settle(sequences[:, -1])
+        return torch.stack(self._steps, dim=1)
+
+
+class RowLimits(StoppingCriteria):
+    """Stops each row at its own new-token limit, so a chunk ends when its last row is done."""
+
+    def __init__(self, limits: list[int], prompt_width: int) -> None:
+        self.limits = torch.tensor(limits)
+        self.prompt_width = prompt_width
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        return (input_ids.shape[1] - self.prompt_width) >= self.limits
+
+
+def logits_processors(key: SamplingKey) -> list[LogitsProcessor]:
+    """Sampling warpers in vLLM's order; generate() is told to add none of its own."""
+    if key.greedy:
+        return []
+    warpers: list[LogitsProcessor] = []
+    if key.temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(key.temperature))
+    if key.top_k > 0:
+        warpers.append(TopKLogitsWarper(key.top_k))
+    if key.top_p < 1.0:
+        warpers.append(TopPLogitsWarper(key.top_p))
+    return warpers
