@@ -550,10 +550,10 @@ def save_dataset(questions: list[Question], agreements: list[float], path: Path)
     write_atomically(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
-def load_dataset(path: Path) -> tuple[list[Question], list[float | None]]:
-    """Questions and vote agreements (None in files written before agreements were kept)."""
+def load_dataset(path: Path) -> tuple[list[Question], list[float]]:
+    """Questions and the agreement of the vote that labelled each."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    agreements = [row.pop("vote_agreement", None) for row in rows]
+    agreements = [float(row.pop("vote_agreement")) for row in rows]
     return [Question(**row) for row in rows], agreements
 
 

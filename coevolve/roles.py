@@ -66,7 +66,7 @@ class RoleTrainer(Protocol):
     def sample(self, messages: Sequence[str], params: SamplingParams, seed: int) -> list[list[str]]:
         """`params.n` completions per user message."""
 
-    def set_questions(self, questions: Sequence[Question], agreements: Sequence[float | None]) -> None:
+    def set_questions(self, questions: Sequence[Question], agreements: Sequence[float]) -> None:
         """The solver's training questions for the next phase (pseudo-labelled)."""
 
     def save(self, path: Path, step: int) -> None:

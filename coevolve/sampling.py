@@ -2,7 +2,7 @@
 
 The loop's votes and evaluations, the probe, `coevolve eval` and the tools build it from the
 recipe here; the backend turns it into what its engine wants (the rollout servers' request
-dicts, `HFSampler`'s arguments).
+dicts, `HFGenerator`'s arguments).
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ class FakeRole:
         return [Rollout({"category": category, "true_answer": truth or ""}, question.answer or "",
                         self.complete(prompt, k, step, params)) for k in range(size)]
 
-    def set_questions(self, questions: Sequence[Question], agreements: Sequence[float | None]) -> None:
+    def set_questions(self, questions: Sequence[Question], agreements: Sequence[float]) -> None:
         self.questions = list(questions)
 
     def serving(self, step: int):

@@ -5,7 +5,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from coevolve.backend.models import build_tiny_model  # noqa: E402
-from coevolve.backend.sampler import HFSampler  # noqa: E402
+from coevolve.backend.hf_generate import HFGenerator  # noqa: E402
 from coevolve.sampling import SamplingParams  # noqa: E402
 
 
@@ -29,7 +29,7 @@ def test_tiny_model_reloads_as_a_plain_hf_model(tiny):
     ],
 )
 def test_sampler_shapes_order_and_seed(tiny, params, seeds_equal):
-    sampler = HFSampler(str(tiny), batch_size=4)
+    sampler = HFGenerator(str(tiny), batch_size=4)
     messages = ["What is 1 + 2?", "What is 3 * 4 + 11?", "Hi"]
     first = sampler.generate(messages, params, seed=5)
     second = sampler.generate(messages, params, seed=5)
@@ -44,6 +44,6 @@ def test_sampler_batches_do_not_change_greedy_outputs(tiny):
     # left padding in a mixed-length batch must not change what a prompt generates
     messages = ["What is 1 + 2?", "What is 3 * 4 + 11 * 7 + 2?"]
     greedy = SamplingParams(n=1, temperature=0.0, max_new_tokens=6)
-    batched = HFSampler(str(tiny), batch_size=8).generate(messages, greedy)
-    single = HFSampler(str(tiny), batch_size=1).generate(messages, greedy)
+    batched = HFGenerator(str(tiny), batch_size=8).generate(messages, greedy)
+    single = HFGenerator(str(tiny), batch_size=1).generate(messages, greedy)
     assert batched == single

@@ -177,7 +177,7 @@ def test_run_probe_with_a_fake_sampler_gives_known_numbers_and_files(tmp_path):
     model.mkdir()
     (model / "config.json").write_text("{}")
     sampler = OracleSampler(ArithmeticDomain())
-    report, outputs = run_probe(recipe, Path(model), (0.5, 1.0), 6, "dev", sampler=sampler)
+    report, outputs = run_probe(recipe, Path(model), (0.5, 1.0), 6, "dev", generator=sampler)
     assert sampler.calls == [(1, 0.0), (6, 0.5), (6, 1.0)]
     cells = {(c.temperature, c.category): c for c in report.cells}
     n = 3 * len(recipe.eval_categories)

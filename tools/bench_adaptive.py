@@ -111,12 +111,12 @@ def _kept(vote, band: tuple[float, float]) -> bool:
 
 def sample_answers(recipe, questions, m: int, seed: int) -> tuple[list[list[str | None]], float, int]:
     """Every question's m answers in drawn order, the seconds it took and the tokens made."""
-    from coevolve.backend.sampler import HFSampler
+    from coevolve.backend.hf_generate import HFGenerator
     from coevolve.sampling import vote_params
     from coevolve.backend.models import prepare_base_model
 
     v = recipe.vote
-    sampler = HFSampler(prepare_base_model(recipe), batch_size=v.batch_size, dtype=recipe.model.dtype)
+    sampler = HFGenerator(prepare_base_model(recipe), batch_size=v.batch_size, dtype=recipe.model.dtype)
     domain = build_domain(recipe.domain.name, recipe.domain.options)
     params = vote_params(recipe, m)
     completions = sampler.generate([domain.solver_prompt(q) for q in questions], params, seed=seed)

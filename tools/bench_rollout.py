@@ -4,7 +4,7 @@ verl's agent loop sends every sample of a step to the rollout server at once, on
 per sample. The server should turn that burst into batched `generate` calls and lose little
 against calling `generate` on the same batches directly. This measures, on the same prompts:
 
-  (a) `HFSampler.generate`: the prompts expanded n times, sorted, cut into --batch rows;
+  (a) `HFGenerator.generate`: the prompts expanded n times, sorted, cut into --batch rows;
   (b) `HFRolloutServer`: n copies of each prompt as concurrent requests (max_batch = --batch);
   (c) with --single, the server answering one request at a time (max_batch = 1), as the spike did.
 
@@ -32,7 +32,7 @@ import torch
 
 from coevolve.backend.hf_rollout import HFRolloutServer
 from coevolve.schema import DEFAULT_MODEL_DIR
-from coevolve.backend.sampler import HFSampler
+from coevolve.backend.hf_generate import HFGenerator
 from coevolve.sampling import SamplingParams
 
 
@@ -55,14 +55,14 @@ def questions(count: int) -> list[str]:
     return [f"What is {3 + i} + {7 * i} * {i % 5 + 2}?{tails[i % len(tails)]}" for i in range(count)]
 
 
-def bench_sampler(sampler: HFSampler, messages: list[str], args: argparse.Namespace) -> Result:
-    # HFSampler reads unset generation options from the model's generation_config.
+def bench_sampler(sampler: HFGenerator, messages: list[str], args: argparse.Namespace) -> Result:
+    # HFGenerator reads unset generation options from the model's generation_config.
     sampler.model.generation_config.min_new_tokens = None if args.natural_length else args.max_new_tokens
     params = SamplingParams(n=args.n, temperature=args.temperature, max_new_tokens=args.max_new_tokens)
     sampler.generate(messages, params, seed=args.seed)
     stats = sampler.last_stats
     batches = -(-stats.sequences // sampler.batch_size)
-    return Result(f"(a) HFSampler batch={sampler.batch_size}", stats.sequences, batches, stats.generated_tokens, stats.seconds)
+    return Result(f"(a) HFGenerator batch={sampler.batch_size}", stats.sequences, batches, stats.generated_tokens, stats.seconds)
 
 
 def bench_server(server: HFRolloutServer, prompts: list[list[int]], args: argparse.Namespace, label: str) -> Result:
@@ -124,7 +124,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    sampler = HFSampler(args.model, batch_size=args.batch)
+    sampler = HFGenerator(args.model, batch_size=args.batch)
     messages = questions(args.prompts)
     prompts = [sampler.tokenizer(sampler.chat_prompt(m), add_special_tokens=False)["input_ids"] for m in messages]
     server = make_server(args.model, args.batch, args)

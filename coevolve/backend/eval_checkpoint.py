@@ -3,7 +3,7 @@
 Why it exists apart from the in-loop evaluation:
 1. A user compares models that a run never held at once (the base model, iteration 1 and 3,
    a checkpoint from elsewhere), so it loads a plain Hugging Face directory and samples with
-   batched `transformers.generate` (`HFSampler`), with no verl or Ray to start.
+   batched `transformers.generate` (`HFGenerator`), with no verl or Ray to start.
 2. Greedy accuracy alone hides how much a model gains from sampling; majority-of-k, sampled
    with the recipe's vote settings (what the solver's pseudo-labels are built from), shows it.
 3. A rerun must give the same table: the held-out questions come from `eval.seed`, the
@@ -70,23 +70,23 @@ def evaluate_checkpoint(recipe: Recipe, checkpoint: Path,
 def _sample(recipe: Recipe, checkpoint: Path,
             messages: list[str]) -> tuple[list[str], list[list[str]] | None]:
     """One greedy completion per solver prompt, and k sampled ones unless eval.samples is 1."""
-    from coevolve.backend.sampler import DeviceUnavailable, load_sampler
+    from coevolve.backend.hf_generate import DeviceUnavailable, load_generator
     from coevolve.sampling import greedy_params, vote_params
 
     try:
-        sampler = load_sampler(recipe, checkpoint)
+        generator = load_generator(recipe, checkpoint)
     except DeviceUnavailable as err:
         raise EvalInputError(str(err)) from err
     e, v = recipe.eval, recipe.vote
     print(f"[coevolve] eval {checkpoint}: {len(messages)} held-out questions, greedy", flush=True)
-    greedy = sampler.generate(messages, greedy_params(e.max_new_tokens),
+    greedy = generator.generate(messages, greedy_params(e.max_new_tokens),
                               seed=e.seed)
     if e.samples == 1:
         return [g[0] for g in greedy], None
     print(f"[coevolve] eval {checkpoint}: majority of {e.samples} samples "
           f"(T={v.temperature}, top_k={v.top_k}, top_p={v.top_p})", flush=True)
     params = replace(vote_params(recipe, e.samples), max_new_tokens=e.max_new_tokens)
-    return [g[0] for g in greedy], sampler.generate(messages, params, seed=e.seed)
+    return [g[0] for g in greedy], generator.generate(messages, params, seed=e.seed)
 
 
 def _settings(recipe: Recipe) -> dict[str, Any]:

@@ -52,7 +52,7 @@ from coevolve.backend.hf_requests import (
     request_limit,
 )
 from coevolve.backend.models import save_atomically
-from coevolve.backend.sampler import cut_response, end_of_sequence_ids
+from coevolve.backend.hf_generate import cut_response, end_of_sequence_ids
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Why it exists: before a run, a user needs to know whether the solver's majority votes will be
 right on the questions the band keeps (see `coevolve/probe.py` for what is measured and how
 the verdict is reached). This module only samples, with plain batched `transformers.generate`
-(`HFSampler`, no verl or Ray), and writes the outputs: `<run_dir>/probe/probe.{json,md,png}`.
+(`HFGenerator`, no verl or Ray), and writes the outputs: `<run_dir>/probe/probe.{json,md,png}`.
 Everything that can be checked (the model path, the held-out questions) is checked before the
 model is loaded.
 """
@@ -45,10 +45,10 @@ def parse_temperatures(text: str) -> tuple[float, ...]:
 
 
 def run_probe(recipe: Recipe, model: Path, temperatures: Sequence[float], samples: int,
-              split: str, sampler=None) -> tuple[ProbeReport, ProbeOutputs]:
+              split: str, generator=None) -> tuple[ProbeReport, ProbeOutputs]:
     """Probe `model` on the recipe's held-out `split` and write the outputs.
 
-    `sampler`: anything with HFSampler's `generate(messages, params, seed)`; default: `model`
+    `generator`: anything with HFGenerator's `generate(messages, params, seed)`; default: `model`
     loaded with the recipe's device, dtype and threads.
     """
     check_checkpoint(model)
@@ -57,7 +57,7 @@ def run_probe(recipe: Recipe, model: Path, temperatures: Sequence[float], sample
     domain = build_domain(recipe.domain.name, recipe.domain.options)
     try:
         questions, _ = recipe_heldout(recipe, domain, split)
-        greedy, sampled = _sample(recipe, sampler or _load(recipe, model),
+        greedy, sampled = _sample(recipe, generator or _load(recipe, model),
                                   [domain.solver_prompt(q) for q in questions], temperatures, samples)
         by_temperature = {t: probe_questions(domain, questions, greedy, sampled[t]) for t in temperatures}
         report = build_report(domain, by_temperature, (recipe.dataset.band_low, recipe.dataset.band_high))
@@ -72,24 +72,24 @@ def run_probe(recipe: Recipe, model: Path, temperatures: Sequence[float], sample
 
 
 def _load(recipe: Recipe, model: Path):
-    from coevolve.backend.sampler import DeviceUnavailable, load_sampler
+    from coevolve.backend.hf_generate import DeviceUnavailable, load_generator
 
     try:
-        return load_sampler(recipe, model)
+        return load_generator(recipe, model)
     except DeviceUnavailable as err:
         raise EvalInputError(str(err)) from err
 
 
-def _sample(recipe: Recipe, sampler, messages: list[str], temperatures: Sequence[float],
+def _sample(recipe: Recipe, generator, messages: list[str], temperatures: Sequence[float],
             samples: int) -> tuple[list[str], dict[float, list[list[str]]]]:
     from coevolve.sampling import greedy_params, vote_params
 
     print(f"[coevolve] probe: {len(messages)} held-out questions, greedy", flush=True)
-    greedy = sampler.generate(messages, greedy_params(recipe.eval.max_new_tokens))
+    greedy = generator.generate(messages, greedy_params(recipe.eval.max_new_tokens))
     sampled = {}
     for temperature in temperatures:
         print(f"[coevolve] probe: {samples} votes per question at T={temperature:g}", flush=True)
-        sampled[temperature] = sampler.generate(messages, vote_params(recipe, samples, temperature),
+        sampled[temperature] = generator.generate(messages, vote_params(recipe, samples, temperature),
                                                 seed=recipe.eval.seed)
     return [g[0] for g in greedy], sampled
 

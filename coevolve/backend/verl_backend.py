@@ -15,7 +15,6 @@ from coevolve.backend.models import prepare_base_model
 from coevolve.backend.verl_config import compose, role_settings
 from coevolve.informative import informative_weights
 from coevolve.records import Question
-from coevolve.recipe import RecipeError
 from coevolve.roles import RoleInputs
 from coevolve.schema import Recipe
 
@@ -62,7 +61,7 @@ class VerlRole(vtrainer.RoleTrainer):
         super().__init__(role, config, dataset, self._placeholder(), sampler, hf_tokenizer(inputs.base_model),
                          recipe.resources.gpus_per_node, recipe.resources.nnodes, inputs.scorer)
 
-    def set_questions(self, questions: Sequence[Question], agreements: Sequence[float | None]) -> None:
+    def set_questions(self, questions: Sequence[Question], agreements: Sequence[float]) -> None:
         """The solver's dataset for a phase and its curriculum sampler (categories present only).
 
         With `solver.question_sampling: informative`, questions are drawn within their category in
@@ -71,10 +70,6 @@ class VerlRole(vtrainer.RoleTrainer):
         i = self.inputs
         dataset = vdata.SolverQuestions(i.domain, list(questions))
         if i.recipe.solver.question_sampling == "informative":
-            if None in agreements:
-                raise RecipeError(
-                    "solver.question_sampling = 'informative' needs each question's vote agreement, "
-                    "which this run's dataset file predates; resume with solver.question_sampling=uniform")
             weights = informative_weights(list(agreements), i.recipe.solver.group_size)
             picker = vdata.weighted_picker(dataset, weights, i.rng)
         else:

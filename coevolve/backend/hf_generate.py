@@ -1,9 +1,9 @@
 """Plain batched sampling from a causal LM with transformers, and the helpers it shares.
 
-`HFSampler` is batched `generate` without verl: prompts are expanded n times, sorted by length
+`HFGenerator` is batched `generate` without verl: prompts are expanded n times, sorted by length
 so a batch pads little, and cut into batches of `batch_size` sequences. It is the baseline the
 batched rollout server is measured against (tools/bench_rollout.py), the engine of
-`coevolve eval` (on the CPU or one GPU) and a sampler for tools;
+`coevolve eval` (on the CPU or one GPU) and a generator for tools;
 the co-evolution loop itself samples through the roles' rollout servers. `cut_response` and
 `end_of_sequence_ids` define, for both, where a generated row ends.
 """
@@ -56,19 +56,19 @@ class DeviceUnavailable(RuntimeError):
     """The recipe asks for a device this machine does not have."""
 
 
-def load_sampler(recipe, model_path) -> "HFSampler":
-    """An HFSampler of `model_path` on the recipe's device, dtype, threads and vote batch size."""
+def load_generator(recipe, model_path) -> "HFGenerator":
+    """An HFGenerator of `model_path` on the recipe's device, dtype, threads and vote batch size."""
     device = recipe.resources.device
     if device == "cuda" and not torch.cuda.is_available():
         raise DeviceUnavailable("resources.device = 'cuda' but no GPU is visible; "
                            "add resources.device=cpu to sample on the CPU")
     if device == "cpu":
         torch.set_num_threads(recipe.resources.cpu_threads)
-    return HFSampler(str(model_path), batch_size=recipe.vote.batch_size, dtype=recipe.model.dtype,
+    return HFGenerator(str(model_path), batch_size=recipe.vote.batch_size, dtype=recipe.model.dtype,
                      device=device)
 
 
-class HFSampler:
+class HFGenerator:
     """A model held in memory that answers chat prompts in batches."""
 
     def __init__(self, model_path: str, batch_size: int = 64, dtype: str = "float32",
