@@ -19,6 +19,7 @@ from pathlib import Path
 
 from coevolve.evaluation import EvalInputError
 from coevolve.recipe import DEFAULT_RECIPE, RecipeError, load_recipe
+from coevolve.runstate import RunDirError
 from coevolve.schema import Recipe
 
 
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume and not (Path(recipe.run_dir) / "state.json").is_file():
             raise RecipeError(f"--resume: {recipe.run_dir} has no finished phase to resume from")
         return _train(recipe, verbose=args.verbose)
-    except (RecipeError, EvalInputError) as err:
+    except (RecipeError, EvalInputError, RunDirError) as err:
         print(f"coevolve: {err}", file=sys.stderr)
         return 2
 

@@ -43,12 +43,15 @@ from coevolve.recipe_diff import describe, recipe_differences
 from coevolve.runstate import (
     BASE_EVAL,
     Phase,
+    RunDirError,
     RunState,
+    check_resumable,
     load_state,
     run_phases,
     save_state,
     stale_checkpoints,
     write_atomically,
+    write_manifest,
 )
 from coevolve.roles import ROLES, Backend, RoleInputs, RoleTrainer, StepBatch
 from coevolve.sampling import SamplingParams, greedy_params, vote_params
@@ -225,7 +228,12 @@ class CoEvolution:
                  for key, value in self.state.part_seconds.items() if key.startswith(f"{phase.key}:")}
         self.tracker.scalars({f"time/{phase.name}_seconds": seconds, **parts}, step)
         self.tracker.flush()
-        save_state(self.state, self.run_dir)
+        try:
+            save_state(self.state, self.run_dir)
+        except OSError as err:
+            raise RunDirError(f"could not commit phase {phase.key} to {self.run_dir / 'state.json'} "
+                              f"({err.strerror or err}); the state of the phase before is intact: free space "
+                              "and rerun the same command") from err
         for stale in stale_checkpoints(self.state, self.run_dir):  # only after the commit
             shutil.rmtree(stale)
         self.progress.finish(phase, seconds)
@@ -255,6 +263,8 @@ class CoEvolution:
             )
         write_atomically(saved, recipe_to_yaml(self.recipe))  # new keys, at their defaults
         state = load_state(self.run_dir)
+        if state is not None:
+            check_resumable(state)  # before any trainer starts
         if state is None:
             state = RunState(challenger_path=base_model, solver_path=base_model)
         if state.bandits.get("curriculum"):
@@ -359,10 +369,12 @@ class CoEvolution:
         trainer = self.roles[role]
         hf_dir = self.run_dir / "checkpoints" / f"iter_{iteration:03d}" / role
         trainer.export_hf(hf_dir)
+        write_manifest(hf_dir)
         verl_dir = self.run_dir / "verl" / role / f"iter_{iteration:03d}"
         tmp = verl_dir.with_name(f".{verl_dir.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         trainer.save(tmp, step)
+        write_manifest(tmp)
         shutil.rmtree(verl_dir, ignore_errors=True)
         tmp.rename(verl_dir)
         setattr(self.state, f"{role}_path", str(hf_dir))

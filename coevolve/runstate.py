@@ -18,6 +18,11 @@ from typing import Any
 PHASES = ("challenger", "dataset", "solver", "eval")
 BASE_EVAL = "eval_base"
 STATE_FILE = "state.json"
+MANIFEST = "coevolve-manifest.json"  # in each checkpoint folder: its files and their sizes
+
+
+class RunDirError(Exception):
+    """The run directory cannot be resumed or committed; the message names the path."""
 
 
 @dataclass(frozen=True)
@@ -96,11 +101,56 @@ def load_state(run_dir: Path) -> RunState | None:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` so that readers see the old or the new file, never half."""
+    """Replace `path` with `text` so that readers see the old or the new file, never half
+    (a failed write, e.g. a full disk, leaves the old file and no temporary file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_manifest(folder: Path) -> None:
+    """Record every file of a checkpoint folder with its size, to find it truncated later."""
+    files = {str(p.relative_to(folder)): p.stat().st_size for p in sorted(Path(folder).rglob("*"))
+             if p.is_file() and p.name != MANIFEST}
+    write_atomically(Path(folder) / MANIFEST, json.dumps(files, indent=1, sort_keys=True))
+
+
+def checkpoint_problems(folder: Path) -> list[str]:
+    """What is wrong with a checkpoint folder against its manifest (empty: nothing)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return [f"{folder}: missing"]
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return [f"{folder}: no {MANIFEST} (written after every file of a checkpoint; the save did not finish)"]
+    problems = []
+    for name, size in json.loads(manifest.read_text()).items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif path.stat().st_size != size:
+            problems.append(f"{path}: {path.stat().st_size} bytes, {size} when saved (truncated)")
+    return problems
+
+
+def check_resumable(state: RunState) -> None:
+    """Raise RunDirError naming every checkpoint the state needs that is missing or truncated."""
+    folders = list(state.verl_checkpoints.values())
+    folders += [p for p in (state.challenger_path, state.solver_path) if p in _exports(state)]
+    problems = [problem for folder in dict.fromkeys(folders) for problem in checkpoint_problems(Path(folder))]
+    if problems:
+        raise RunDirError("the run state names checkpoints that cannot be loaded: " + "; ".join(problems)
+                          + ". Restore them, or start over in a new run_dir")
+
+
+def _exports(state: RunState) -> set[str]:
+    """The roles' paths that are this run's own exports (not the base model)."""
+    return {p for p in (state.challenger_path, state.solver_path) if "checkpoints" in Path(p).parts}

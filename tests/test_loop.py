@@ -15,7 +15,7 @@ from coevolve import cli
 from coevolve.console import Console
 from coevolve.loop import CoEvolution
 from coevolve.recipe import load_recipe
-from coevolve.runstate import run_phases
+from coevolve.runstate import RunDirError, run_phases
 from fake_backend import FakeBackend
 from test_e2e import REQUIRED_TAGS, tensorboard_tags
 
@@ -134,3 +134,67 @@ def test_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path, capfd):
     assert "stopped by SIGTERM" in out and "Committed phases: 0/eval_base, 1/challenger, 1/dataset" in out
     assert backend.calls[-3:] == ["challenger.shutdown", "solver.shutdown", "stop"]
     assert run(tmp_path).completed == [p.key for p in run_phases(2)]  # the same command resumes
+
+
+def crash_before(phase_key: str):
+    class Crash(Exception):
+        pass
+
+    class CrashingRun(CoEvolution):
+        def _run_phase(self, phase):
+            if phase.key == phase_key:
+                raise Crash(phase.key)
+            super()._run_phase(phase)
+
+    return CrashingRun, Crash
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete", "no manifest"])
+def test_a_missing_or_truncated_checkpoint_is_named_before_any_trainer_starts(tmp_path, damage):
+    CrashingRun, Crash = crash_before("1/eval")
+    with pytest.raises(Crash):
+        CrashingRun(recipe(tmp_path), FakeBackend(), Console(live=False)).run()
+    state = json.loads((tmp_path / "state.json").read_text())
+    solver = Path(state["verl_checkpoints"]["solver"])
+    target = solver / "fake_state.json"
+    if damage == "truncate":
+        target.write_text(target.read_text()[:5])
+    elif damage == "delete":
+        target.unlink()
+    else:
+        (solver / "coevolve-manifest.json").unlink()
+    backend = FakeBackend()
+    with pytest.raises(RunDirError, match=str(solver)) as err:
+        run(tmp_path, backend)
+    assert {"truncate": "truncated", "delete": "missing", "no manifest": "the save did not finish"}[damage] in str(err.value)
+    assert backend.calls == []  # nothing started
+
+
+def test_a_full_disk_while_committing_keeps_the_previous_state(tmp_path, monkeypatch):
+    """Simulated: every write of the state's temporary file fails with ENOSPC, as a full disk
+    would, from the commit of 1/solver on."""
+    import builtins
+    import errno
+
+    from coevolve import runstate
+
+    CrashingRun, Crash = crash_before("1/solver")
+    with pytest.raises(Crash):
+        CrashingRun(recipe(tmp_path), FakeBackend(), Console(live=False)).run()
+    before = (tmp_path / "state.json").read_text()
+
+    def full_disk_open(path, mode="r", *args, **kwargs):
+        handle = builtins.open(path, mode, *args, **kwargs)
+        if "w" in mode and Path(path).name.startswith(".state.json.tmp"):
+            def write(text):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            handle.write = write
+        return handle
+
+    monkeypatch.setattr(runstate, "open", full_disk_open, raising=False)
+    with pytest.raises(RunDirError, match="could not commit phase 1/solver .*No space left on device.*intact"):
+        run(tmp_path)
+    assert (tmp_path / "state.json").read_text() == before
+    assert not list(tmp_path.glob(".state.json.tmp*"))
+    monkeypatch.undo()  # space freed: the same command resumes
+    assert run(tmp_path).completed == [p.key for p in run_phases(2)]
