@@ -187,6 +187,10 @@ class RoleTrainer:
         return sample_from_servers(self.servers(), self.trainer.tokenizer, messages, params.n,
                                    params.request(), seed=seed)
 
+    def worker_nodes(self) -> list[str]:
+        """The Ray node of each of this role's trainer workers (FSDP ranks), in rank order."""
+        return ray.get([w.__ray_call__.remote(_node_id) for w in self.trainer.actor_rollout_wg.workers])
+
     def servers(self) -> list[Any]:
         """The rollout server actors, which also serve coevolve's own sampling."""
         return [server for replica in self.trainer.llm_server_manager.rollout_replicas
@@ -219,6 +223,10 @@ class RoleTrainer:
             for group in pool.pgs or []:
                 remove_placement_group(group)
         _ROLE_IO.pop(self.role, None)
+
+
+def _node_id(actor: Any) -> str:
+    return ray.get_runtime_context().get_node_id()
 
 
 def sample_from_servers(servers: Sequence[Any], tokenizer, messages: Sequence[str], n: int,

@@ -6,6 +6,7 @@ explicit inputs (`roles.RoleInputs`) and never imports this package.
 
 from __future__ import annotations
 
+import json
 from typing import Sequence
 
 from coevolve.backend import data as vdata
@@ -16,6 +17,7 @@ from coevolve.backend.verl_config import compose, role_settings
 from coevolve.informative import informative_weights
 from coevolve.records import Question
 from coevolve.roles import RoleInputs
+from coevolve.runstate import write_atomically
 from coevolve.schema import Recipe
 
 
@@ -60,6 +62,7 @@ class VerlRole(vtrainer.RoleTrainer):
                                               batch_size=recipe.solver.batch_size)
         super().__init__(role, config, dataset, self._placeholder(), sampler, hf_tokenizer(inputs.base_model),
                          recipe.resources.gpus_per_node, recipe.resources.nnodes, inputs.scorer)
+        self._record_placement()
 
     def set_questions(self, questions: Sequence[Question], agreements: Sequence[float]) -> None:
         """The solver's dataset for a phase and its curriculum sampler (categories present only).
@@ -77,6 +80,14 @@ class VerlRole(vtrainer.RoleTrainer):
         sampler = vdata.CurriculumSampler(i.bandit, picker, allowed=sorted(dataset.by_category),
                                           batch_size=i.recipe.solver.batch_size)
         self.set_data(dataset, sampler)
+
+    def _record_placement(self) -> None:
+        """Where the role's workers run: `<run_dir>/logs/placement_<role>.json` and the log."""
+        nodes = self.worker_nodes()
+        path = self.inputs.run_dir / "logs" / f"placement_{self.role}.json"
+        write_atomically(path, json.dumps({"role": self.role, "worker_nodes": nodes}, indent=1))
+        print(f"[coevolve] {self.role}: {len(nodes)} trainer worker(s) on {len(set(nodes))} Ray node(s): "
+              f"{', '.join(n[:12] for n in nodes)}", flush=True)
 
     def _placeholder(self) -> vdata.SolverQuestions:
         question = Question("placeholder", self.inputs.categories[0], "placeholder", "placeholder")
