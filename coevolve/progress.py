@@ -22,10 +22,10 @@ from coevolve.schema import Recipe
 # Measured on a 2-core AMD EPYC machine, SmolLM2-135M in float32 (the default recipe's
 # phases): decoding costs ~5 ms per generated token in batch, a token that is also trained on
 # ~8 times that (its forward and backward passes in the update); starting Ray, both trainers
-# and their rollout servers ~100 s. Only the first ETA rests on these; the rest is measured.
+# and their rollout servers ~60 s. Only the first ETA rests on these; the rest is measured.
 PRIOR_SECONDS_PER_UNIT = 0.005
 TRAINED_TOKEN_UNITS = 8.0
-PRIOR_STARTUP_SECONDS = 100.0
+PRIOR_STARTUP_SECONDS = 60.0
 STARTUP = "startup"
 
 
