@@ -26,6 +26,9 @@ PURE_MODULES = [
     "coevolve.recipe_diff",
     "coevolve.plan",
     "coevolve.loop",  # the backend is imported only inside the methods that start it
+    # verl reads its plugin list when first imported, so the driver must import it only after
+    # ray_session.start_ray has set the environment: the backend's entry point imports no verl
+    "coevolve.backend.verl_backend",
 ]
 
 HEAVY = ("torch", "verl", "ray", "transformers")

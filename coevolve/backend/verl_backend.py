@@ -6,19 +6,15 @@ explicit inputs (`roles.RoleInputs`) and never imports this package.
 
 from __future__ import annotations
 
-import json
-from typing import Sequence
+from typing import TYPE_CHECKING
 
-from coevolve.backend import data as vdata
 from coevolve.backend import ray_session
-from coevolve.backend import trainer as vtrainer
 from coevolve.backend.models import prepare_base_model
-from coevolve.backend.verl_config import compose, role_settings
-from coevolve.informative import informative_weights
-from coevolve.records import Question
 from coevolve.roles import RoleInputs
-from coevolve.runstate import write_atomically
 from coevolve.schema import Recipe
+
+if TYPE_CHECKING:
+    from coevolve.backend.verl_role import VerlRole
 
 
 class VerlBackend:
@@ -31,6 +27,8 @@ class VerlBackend:
         ray_session.start_ray(recipe)
 
     def build_role(self, inputs: RoleInputs) -> "VerlRole":
+        from coevolve.backend.verl_role import VerlRole  # verl: only once Ray's environment is set
+
         return VerlRole(inputs)
 
     def stop(self) -> None:
@@ -38,57 +36,3 @@ class VerlBackend:
 
     def describe_failure(self, err: BaseException) -> str | None:
         return ray_session.worker_failure(err)
-
-
-class VerlRole(vtrainer.RoleTrainer):
-    """A role's verl trainer with the dataset and curriculum sampler of its role."""
-
-    def __init__(self, inputs: RoleInputs) -> None:
-        from verl.utils import hf_tokenizer
-
-        self.inputs = inputs
-        recipe, role = inputs.recipe, inputs.role
-        config = compose(role_settings(recipe, role, inputs.base_model, inputs.run_dir))
-        if role == "challenger":
-            dataset = vdata.ChallengerPrompts(inputs.domain, inputs.categories, inputs.seeds,
-                                              seeds_per_prompt=recipe.challenger.seeds_per_prompt)
-            sampler = vdata.CurriculumSampler(inputs.bandit, vdata.challenger_picker(dataset),
-                                              batch_size=recipe.challenger.batch_size)
-        else:
-            # The solver's real questions exist only after the first dataset phase; until then it
-            # trains on nothing, and verl needs some dataset to build its loaders.
-            dataset = self._placeholder()
-            sampler = vdata.CurriculumSampler(inputs.bandit, lambda category: 0, allowed=inputs.categories[:1],
-                                              batch_size=recipe.solver.batch_size)
-        super().__init__(role, config, dataset, self._placeholder(), sampler, hf_tokenizer(inputs.base_model),
-                         recipe.resources.gpus_per_node, recipe.resources.nnodes, inputs.scorer)
-        self._record_placement()
-
-    def set_questions(self, questions: Sequence[Question], agreements: Sequence[float]) -> None:
-        """The solver's dataset for a phase and its curriculum sampler (categories present only).
-
-        With `solver.question_sampling: informative`, questions are drawn within their category in
-        proportion to their chance of an informative GRPO group (coevolve/informative.py).
-        """
-        i = self.inputs
-        dataset = vdata.SolverQuestions(i.domain, list(questions))
-        if i.recipe.solver.question_sampling == "informative":
-            weights = informative_weights(list(agreements), i.recipe.solver.group_size)
-            picker = vdata.weighted_picker(dataset, weights, i.rng)
-        else:
-            picker = vdata.solver_picker(dataset, i.rng)
-        sampler = vdata.CurriculumSampler(i.bandit, picker, allowed=sorted(dataset.by_category),
-                                          batch_size=i.recipe.solver.batch_size)
-        self.set_data(dataset, sampler)
-
-    def _record_placement(self) -> None:
-        """Where the role's workers run: `<run_dir>/logs/placement_<role>.json` and the log."""
-        nodes = self.worker_nodes()
-        path = self.inputs.run_dir / "logs" / f"placement_{self.role}.json"
-        write_atomically(path, json.dumps({"role": self.role, "worker_nodes": nodes}, indent=1))
-        print(f"[coevolve] {self.role}: {len(nodes)} trainer worker(s) on {len(set(nodes))} Ray node(s): "
-              f"{', '.join(n[:12] for n in nodes)}", flush=True)
-
-    def _placeholder(self) -> vdata.SolverQuestions:
-        question = Question("placeholder", self.inputs.categories[0], "placeholder", "placeholder")
-        return vdata.SolverQuestions(self.inputs.domain, [question], oracle=False)
