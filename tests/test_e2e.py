@@ -7,6 +7,7 @@ both roles' weights changed, a complete TensorBoard run with no phase logged twi
 loadable Hugging Face checkpoints.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -103,7 +104,8 @@ def test_coevolution_runs_resumes_and_trains_both_roles(tmp_path):
     try:
         first.wait(timeout=180)
     finally:
-        os.killpg(first.pid, signal.SIGKILL)  # anything left of the group
+        with contextlib.suppress(ProcessLookupError):  # nothing left of the group: as it should be
+            os.killpg(first.pid, signal.SIGKILL)
     stopped = first_log.read_text()
     assert first.returncode == 128 + signal.SIGTERM, stopped[-4000:]
     assert "stopped by SIGTERM" in stopped and "Resume with the same command: coevolve train" in stopped
