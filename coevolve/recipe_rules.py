@@ -57,7 +57,17 @@ def _role_rules(role: str) -> tuple[_Rule, ...]:
         _between(f"{role}.top_p", 0, 1, low_open=True),
         _Rule((f"{role}.kl_coef",), lambda value: value >= 0, "a number >= 0"),
         _Rule((f"{role}.weight_decay",), lambda value: value >= 0, "a number >= 0"),
+        _Rule((f"{role}.batch_size", f"{role}.group_size", f"{role}.micro_batch_size", "resources.nnodes",
+               "resources.gpus_per_node"), _splits_evenly,
+              f"the {role}'s batch_size x group_size sequences split evenly over the nnodes x gpus_per_node "
+              "workers of the role, and each worker's share a multiple of micro_batch_size"),
     )
+
+
+def _splits_evenly(batch: int, group: int, micro: int, nnodes: int, per_node: int) -> bool:
+    """verl's data-parallel split of a step's sequences, then its micro-batches."""
+    sequences, workers = batch * group, nnodes * per_node
+    return sequences % workers == 0 and (sequences // workers) % micro == 0
 
 
 _RULES: tuple[_Rule, ...] = (

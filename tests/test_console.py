@@ -28,6 +28,7 @@ RECIPE = load_recipe(DEFAULT_RECIPE, [])
 
 def test_phase_units_count_generated_tokens_and_weigh_trained_ones():
     r = load_recipe(DEFAULT_RECIPE, ["challenger.steps=1", "challenger.batch_size=2", "challenger.group_size=2",
+                                     "challenger.micro_batch_size=4",
                                      "challenger.max_new_tokens=10", "vote.samples=3", "vote.max_new_tokens=5"])
     units = phase_units(r, heldout=7, heldout_votes=2)
     assert units["challenger"] == 4 * 10 * TRAINED_TOKEN_UNITS + 4 * 3 * 5

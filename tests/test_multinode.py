@@ -49,7 +49,9 @@ def test_roles_on_different_nodes_and_each_spread_over_two(cluster, tmp_path):
     run_dir = tmp_path / "run"
     log = tmp_path / "run.log"
     settings = [*overrides(model, run_dir), f"resources.ray_address={cluster.address}",
-                "resources.nnodes=2", "resources.gpus_per_node=1"]
+                "resources.nnodes=2", "resources.gpus_per_node=1",
+                # 2 x 2 sequences a step over 2 workers: micro-batches of 1 (the recipe's rule)
+                "challenger.micro_batch_size=1", "solver.micro_batch_size=1"]
     process = start(model, run_dir, log, settings=settings)
     wait_for(lambda: process.poll() is not None, process, 1200, log)
     assert process.returncode == 0, log.read_text()[-4000:]

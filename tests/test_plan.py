@@ -33,7 +33,8 @@ def test_iteration_budget_counts_each_generation():
     [
         ([], 2),  # CPU default: one logical slot per role
         (["resources.device=cuda", "resources.rollout=vllm", "resources.nnodes=2",
-          "resources.gpus_per_node=4"], 16),  # two nodes x 4 GPUs per role, both roles
+          "resources.gpus_per_node=4", "challenger.micro_batch_size=4", "solver.micro_batch_size=4"],
+         16),  # two nodes x 4 GPUs per role, both roles (micro-batches that fit 8 workers' shares)
     ],
 )
 def test_resource_plan_counts_gpus_for_both_roles(overrides, total):

@@ -201,6 +201,9 @@ ERROR_CASES = [
     (child(""), ["dataset.band_high=2"], ["command line", "dataset.band_high = 2", "[0, 1]"]),
     # base is a file-level key, not a setting
     (child(""), ["base=other.yaml"], ["command line", "base", "only be set in a file"]),
+    # 2 x 2 solver sequences over 2 nodes: 2 per worker, not a multiple of the micro-batch of 4
+    (child(""), ["resources.nnodes=2", "solver.batch_size=2", "solver.group_size=2", "solver.micro_batch_size=4"],
+     ["command line", "solver.micro_batch_size = 4", "resources.nnodes = 2", "split evenly"]),
 ]
 
 

@@ -110,9 +110,12 @@ def worker_failure(err: BaseException) -> str | None:
     if not isinstance(err, RayError):
         return None
     if isinstance(err, RayTaskError):
-        cause = err.cause if isinstance(err.cause, BaseException) else None
+        # raised in the driver as an instance of the cause's class too; its attributes may be unset
+        cause = getattr(err, "cause", None)
+        cause = cause if isinstance(cause, BaseException) else None
         what = f"{type(cause).__name__}: {_last_line(str(cause))}" if cause else _last_line(str(err))
-        return f"a Ray worker failed in {err.function_name}: {what}"
+        where = getattr(err, "function_name", None)
+        return f"a Ray worker failed{f' in {where}' if where else ''}: {what}"
     if isinstance(err, (ActorDiedError, WorkerCrashedError)):
         return f"a Ray worker died ({type(err).__name__}): {_last_line(str(err))}"
     return f"Ray failed ({type(err).__name__}): {_last_line(str(err))}"
