@@ -67,7 +67,8 @@ def test_check_cluster_refuses_groups_the_nodes_cannot_hold(cluster, tmp_path):
 
     model = build_tiny_model(tmp_path / "tiny")
     settings = [*overrides(model, tmp_path / "run"), f"resources.ray_address={cluster.address}",
-                "resources.nnodes=1", "resources.gpus_per_node=2"]
+                "resources.nnodes=1", "resources.gpus_per_node=2",
+                "challenger.micro_batch_size=1", "solver.micro_batch_size=1"]
     result = subprocess.run([sys.executable, "-m", "coevolve.cli", "train", str(REPO / "recipes/base.yaml"),
                              *settings], cwd=REPO, capture_output=True, text=True, timeout=300,
                             env=_env())
