@@ -177,6 +177,7 @@ class CoEvolution:
         if not pending:
             self.console.say(f"{self.run_dir}: every phase is already done")
             return self.state
+        check_resumable(self.state)  # the checkpoints it names, before anything starts
         eta = eta_for(self.recipe, pending, len(self.heldout), len(self.heldout_voted))
         self.progress = Progress(self.console, eta)
         self.console.say(f"{len(pending)} phases to run; starting Ray and both trainers "
@@ -263,8 +264,6 @@ class CoEvolution:
             )
         write_atomically(saved, recipe_to_yaml(self.recipe))  # new keys, at their defaults
         state = load_state(self.run_dir)
-        if state is not None:
-            check_resumable(state)  # before any trainer starts
         if state is None:
             state = RunState(challenger_path=base_model, solver_path=base_model)
         if state.bandits.get("curriculum"):

@@ -149,7 +149,7 @@ def crash_before(phase_key: str):
     return CrashingRun, Crash
 
 
-@pytest.mark.parametrize("damage", ["truncate", "delete", "no manifest"])
+@pytest.mark.parametrize("damage", ["truncate", "delete", "empty"])
 def test_a_missing_or_truncated_checkpoint_is_named_before_any_trainer_starts(tmp_path, damage):
     CrashingRun, Crash = crash_before("1/eval")
     with pytest.raises(Crash):
@@ -161,12 +161,13 @@ def test_a_missing_or_truncated_checkpoint_is_named_before_any_trainer_starts(tm
         target.write_text(target.read_text()[:5])
     elif damage == "delete":
         target.unlink()
-    else:
-        (solver / "coevolve-manifest.json").unlink()
+    else:  # a checkpoint of a version before manifests, emptied
+        for path in solver.iterdir():
+            path.unlink()
     backend = FakeBackend()
     with pytest.raises(RunDirError, match=str(solver)) as err:
         run(tmp_path, backend)
-    assert {"truncate": "truncated", "delete": "missing", "no manifest": "the save did not finish"}[damage] in str(err.value)
+    assert {"truncate": "truncated", "delete": "missing", "empty": "empty"}[damage] in str(err.value)
     assert backend.calls == []  # nothing started
 
 
