@@ -2,7 +2,8 @@
 
 A tiny random model plays the toy domain (tests/toy_domain.py). The run is started in a
 subprocess, stopped by SIGTERM (a scheduler's preemption) as soon as its challenger phase is
-committed, then rerun: it must resume at the dataset phase, train the solver, and leave
+committed, rerun, and its solver's Ray worker is killed in the solver phase; the third run must
+resume at the solver phase, train it, and leave
 both roles' weights changed, a complete TensorBoard run with no phase logged twice, and
 loadable Hugging Face checkpoints.
 """
@@ -116,12 +117,34 @@ def test_coevolution_runs_resumes_and_trains_both_roles(tmp_path):
     committed = json.loads(state.read_text())["completed"]
     assert "1/solver" not in committed, f"killed too late to test a resume: {committed}"
 
+    # A Ray worker (not the driver) dies in the middle of the solver's step: the run stops with
+    # one clear message naming the log, and the same command resumes it with nothing lost.
     second_log = tmp_path / "second.log"
     second = start(model, run_dir, second_log)
-    wait_for(lambda: second.poll() is not None, second, 900, second_log)
-    text = second_log.read_text()
-    assert second.returncode == 0, text[-4000:]
-    assert "resuming" in text and f"after {committed[-1]}" in text
+    wait_for(lambda: "iteration 1 solver 0/" in second_log.read_text(), second, 900, second_log)
+    solver_pid = json.loads((run_dir / "logs" / "placement_solver.json").read_text())["worker_pids"][0]
+    os.kill(solver_pid, signal.SIGKILL)
+    try:
+        second.wait(timeout=300)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(second.pid, signal.SIGKILL)
+    died = second_log.read_text()
+    assert second.returncode == 1, died[-4000:]
+    assert "ERROR a Ray worker" in died and f"the full traceback is in {run_dir / 'logs' / 'run.log'}" in died
+    assert "Traceback" not in died, died[-4000:]
+    after_kill = json.loads(state.read_text())["completed"]
+    assert after_kill[-1] == "1/dataset", after_kill  # the solver phase was not committed
+    dataset = (run_dir / "data" / "iter_001" / "solver_dataset.jsonl").read_text()
+
+    third_log = tmp_path / "third.log"
+    third = start(model, run_dir, third_log)
+    wait_for(lambda: third.poll() is not None, third, 900, third_log)
+    text = third_log.read_text()
+    assert third.returncode == 0, text[-4000:]
+    assert "resuming" in text and "after 1/dataset" in text
+    assert (run_dir / "data" / "iter_001" / "solver_dataset.jsonl").read_text() == dataset  # nothing lost
+    committed = after_kill
     assert "held-out greedy accuracy of run" in text and "report:" in text  # the report's summary
     assert (run_dir / "report.md").is_file() and (run_dir / "report.png").is_file()
     for key in committed:  # no finished phase is redone

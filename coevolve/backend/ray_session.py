@@ -116,8 +116,8 @@ def worker_failure(err: BaseException) -> str | None:
         what = f"{type(cause).__name__}: {_last_line(str(cause))}" if cause else _last_line(str(err))
         where = getattr(err, "function_name", None)
         return f"a Ray worker failed{f' in {where}' if where else ''}: {what}"
-    if isinstance(err, (ActorDiedError, WorkerCrashedError)):
-        return f"a Ray worker died ({type(err).__name__}): {_last_line(str(err))}"
+    if isinstance(err, (ActorDiedError, WorkerCrashedError)):  # Ray's message: a page of guesses
+        return f"a Ray worker died ({type(err).__name__}): {_last_line(str(err)).split('. ')[0]}"
     return f"Ray failed ({type(err).__name__}): {_last_line(str(err))}"
 
 

@@ -18,6 +18,7 @@ scorer and tokenizer reach it through `_ROLE_IO`, which only this module reads a
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -187,9 +188,9 @@ class RoleTrainer:
         return sample_from_servers(self.servers(), self.trainer.tokenizer, messages, params.n,
                                    params.request(), seed=seed)
 
-    def worker_nodes(self) -> list[str]:
-        """The Ray node of each of this role's trainer workers (FSDP ranks), in rank order."""
-        return ray.get([w.__ray_call__.remote(_node_id) for w in self.trainer.actor_rollout_wg.workers])
+    def worker_processes(self) -> list[tuple[str, int]]:
+        """(Ray node, process id) of each of this role's trainer workers (FSDP ranks), in rank order."""
+        return [tuple(x) for x in ray.get([w.__ray_call__.remote(_where) for w in self.trainer.actor_rollout_wg.workers])]
 
     def servers(self) -> list[Any]:
         """The rollout server actors, which also serve coevolve's own sampling."""
@@ -225,8 +226,8 @@ class RoleTrainer:
         _ROLE_IO.pop(self.role, None)
 
 
-def _node_id(actor: Any) -> str:
-    return ray.get_runtime_context().get_node_id()
+def _where(actor: Any) -> tuple[str, int]:
+    return ray.get_runtime_context().get_node_id(), os.getpid()
 
 
 def sample_from_servers(servers: Sequence[Any], tokenizer, messages: Sequence[str], n: int,

@@ -61,9 +61,11 @@ class VerlRole(vtrainer.RoleTrainer):
 
     def _record_placement(self) -> None:
         """Where the role's workers run: `<run_dir>/logs/placement_<role>.json` and the log."""
-        nodes = self.worker_nodes()
+        where = self.worker_processes()
+        nodes = [node for node, _ in where]
         path = self.inputs.run_dir / "logs" / f"placement_{self.role}.json"
-        write_atomically(path, json.dumps({"role": self.role, "worker_nodes": nodes}, indent=1))
+        write_atomically(path, json.dumps({"role": self.role, "worker_nodes": nodes,
+                                           "worker_pids": [pid for _, pid in where]}, indent=1))
         print(f"[coevolve] {self.role}: {len(nodes)} trainer worker(s) on {len(set(nodes))} Ray node(s): "
               f"{', '.join(n[:12] for n in nodes)}", flush=True)
 
