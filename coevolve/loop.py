@@ -215,8 +215,13 @@ class CoEvolution:
         self._phase_values = {}
         start = time.monotonic()
         total, unit = self._phase_size(phase)
-        with self.progress.phase(phase, total, unit):
+        if total == 0:  # challenger.steps = 0: the untrained base challenger
+            self.console.say(f"iteration {phase.iteration} {phase.name}: no training steps "
+                             f"({phase.name}.steps = 0), the untrained policy is kept")
             step = self._phases[phase.name](phase)
+        else:
+            with self.progress.phase(phase, total, unit):
+                step = self._phases[phase.name](phase)
         seconds = time.monotonic() - start
         self.state.global_step = step
         self.state.metrics[phase.key] = {tag: float(np.mean(values))

@@ -199,3 +199,11 @@ def test_a_full_disk_while_committing_keeps_the_previous_state(tmp_path, monkeyp
     assert not list(tmp_path.glob(".state.json.tmp*"))
     monkeypatch.undo()  # space freed: the same command resumes
     assert run(tmp_path).completed == [p.key for p in run_phases(2)]
+
+
+def test_the_base_challenger_baseline_trains_the_solver_only(tmp_path, capsys):
+    backend = FakeBackend()
+    state = run(tmp_path, backend, "challenger.steps=0")
+    assert state.completed == [p.key for p in run_phases(2)]
+    assert [c for c in backend.calls if ".train(" in c] == ["solver.train(3..4)", "solver.train(7..8)"]
+    assert "iteration 1 challenger: no training steps (challenger.steps = 0)" in capsys.readouterr().out
