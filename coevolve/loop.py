@@ -1,7 +1,8 @@
 """The co-evolution run: phases in order, each saved before the next starts.
 
-1. Both roles start from one base model; each is a verl GRPO trainer kept alive for the
-   run (`coevolve.backend.trainer.RoleTrainer`), whose rollout server also samples for us.
+1. Both roles start from one base model; each is a `roles.RoleTrainer` kept alive for the
+   run, built by the backend the CLI hands in (verl's GRPO trainer, whose rollout server also
+   samples for us; a plain-Python fake in the tests). This module never imports the backend.
 2. Per iteration: the challenger trains against the frozen current solver's votes; the new
    challenger writes the solver's dataset, labelled by the solver's majority vote; the
    solver trains on it; the solver is evaluated on held-out questions with true answers.
