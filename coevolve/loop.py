@@ -474,7 +474,8 @@ class CoEvolution:
         write_atomically(self.run_dir / "eval" / f"{phase.key.replace('/', '_')}.json",
                          json.dumps({"accuracy": result.accuracy, "correct": result.correct,
                                      "total": result.total,
-                                     "questions": [{"id": q.id, "category": q.category, "correct": r}
+                                     "questions": [{"id": q.id, "category": q.category, "text": q.text,
+                                                    "correct": r}
                                                    for q, r in zip(self.heldout, right)]}, indent=2))
         return step
 

@@ -14,7 +14,7 @@ with numpy and scipy; the PNG is drawn by `coevolve/plots.py`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -41,6 +41,7 @@ class EvalPoint:
     per_category: dict[str, Interval]
     correct: dict[str, bool]  # question id -> greedy answer right
     categories_of: dict[str, str]  # question id -> category
+    texts: dict[str, str] = field(default_factory=dict)  # question id -> text (runs that kept it)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,10 @@ class RunReport:
     evals: tuple[EvalPoint, ...]
     iterations: tuple[IterationSummary, ...]
     gains: tuple[Gain, ...]  # overall ("all") first, then per category; empty before 2 evals
+    # The overall gain split by whether a test question's text is also in a solver dataset of the
+    # run (the challenger wrote it, the solver trained on it with its own majority label):
+    # ("trained on", "never trained on"); None before 2 evals or a question has no text.
+    overlap: tuple[Gain, Gain] | None = None
 
 
 def paired_gain(category: str, base: Sequence[bool], final: Sequence[bool]) -> Gain:
@@ -105,7 +110,55 @@ def eval_point(iteration: int, raw: dict) -> EvalPoint:
     questions = raw.get("questions", [])
     return EvalPoint(iteration, proportion(sum(raw["correct"].values()), sum(raw["total"].values())),
                      per_category, {q["id"]: bool(q["correct"]) for q in questions},
-                     {q["id"]: q["category"] for q in questions})
+                     {q["id"]: q["category"] for q in questions},
+                     {q["id"]: q["text"] for q in questions if "text" in q})
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def overlap_gains(base: EvalPoint, final: EvalPoint, trained_texts: set[str]) -> tuple[Gain, Gain] | None:
+    """The overall gain on test questions whose text the solver also trained on, and on the rest."""
+    shared = [i for i in base.correct if i in final.correct]
+    if not shared or any(i not in final.texts for i in shared):
+        return None
+    trained = {_norm(t) for t in trained_texts}
+    seen = [i for i in shared if _norm(final.texts[i]) in trained]
+    unseen = [i for i in shared if _norm(final.texts[i]) not in trained]
+    if not seen or not unseen:
+        return None
+    return (paired_gain("trained on", [base.correct[i] for i in seen], [final.correct[i] for i in seen]),
+            paired_gain("never trained on", [base.correct[i] for i in unseen], [final.correct[i] for i in unseen]))
+
+
+def _trained_texts(state) -> set[str]:
+    texts: set[str] = set()
+    for path in state.datasets.values():
+        if Path(path).is_file():
+            texts |= {json.loads(line)["text"] for line in Path(path).read_text().splitlines() if line.strip()}
+    return texts
+
+
+def _with_texts(run_dir: Path, point: EvalPoint) -> EvalPoint:
+    """Runs written before eval files kept question texts: rebuild them from the run's recipe
+    (the held-out questions are a function of it)."""
+    if point.texts or not point.correct:
+        return point
+    from dataclasses import replace
+
+    from coevolve.domains import build_domain
+    from coevolve.evaluation import recipe_heldout
+    from coevolve.recipe import load_recipe
+
+    recipe = load_recipe(run_dir / "recipe.yaml")
+    domain = build_domain(recipe.domain.name, recipe.domain.options)
+    try:
+        questions, _ = recipe_heldout(recipe, domain)
+    finally:
+        domain.close()
+    texts = {q.id: q.text for q in questions if q.id in point.correct}
+    return replace(point, texts=texts) if len(texts) == len(point.correct) else point
 
 
 def gains(base: EvalPoint, final: EvalPoint) -> tuple[Gain, ...]:
@@ -159,10 +212,13 @@ def load_report(run_dir: Path) -> RunReport:
             evals.append(eval_point(int(iteration), json.loads(path.read_text())))
     iterations = sorted({int(k.split("/")[0]) for k in state.completed} - {0})
     categories = tuple(sorted({c for e in evals for c in e.per_category}))
+    overlap = None
+    if len(evals) > 1 and state.datasets:
+        overlap = overlap_gains(evals[0], _with_texts(run_dir, evals[-1]), _trained_texts(state))
     return RunReport(
         name=run_dir.name, run_dir=str(run_dir), categories=categories, evals=tuple(evals),
         iterations=tuple(iteration_summary(i, state.metrics, state.phase_seconds) for i in iterations),
-        gains=gains(evals[0], evals[-1]) if len(evals) > 1 else (),
+        gains=gains(evals[0], evals[-1]) if len(evals) > 1 else (), overlap=overlap,
     )
 
 
@@ -183,6 +239,12 @@ def summary(report: RunReport) -> str:
         g = report.gains[0]
         lines.append(f"  gain over the base model: {100 * g.difference:+.1f} points, paired bootstrap 95 % "
                      f"interval [{100 * g.low:+.1f}, {100 * g.high:+.1f}] on {g.questions} questions")
+    if report.overlap:
+        seen, unseen = report.overlap
+        lines.append(f"  on the {unseen.questions} test questions never in a solver dataset: {100 * unseen.difference:+.1f} "
+                     f"[{100 * unseen.low:+.1f}, {100 * unseen.high:+.1f}]; on the {seen.questions} the challenger "
+                     f"also wrote (trained on with self-made labels): {100 * seen.difference:+.1f} "
+                     f"[{100 * seen.low:+.1f}, {100 * seen.high:+.1f}]")
     labels = [f"{_number(i.pseudo_label_accuracy)}" for i in report.iterations]
     if labels:
         lines.append(f"  pseudo-label accuracy of kept questions per iteration: {', '.join(labels)}")
@@ -217,6 +279,16 @@ def markdown(report: RunReport, plot_name: str = "report.png") -> str:
                 "|---|---|---|---|---|---|"]
         out += [f"| {g.category} | {g.questions} | {g.base:.3f} | {g.final:.3f} | {100 * g.difference:+.1f} | "
                 f"[{100 * g.low:+.1f}, {100 * g.high:+.1f}] |" for g in report.gains]
+        out.append("")
+    if report.overlap:
+        out += ["## Test questions the solver also trained on", "",
+                "A test question whose text the challenger also wrote was in a solver dataset, labelled by the "
+                "solver's own majority vote (never by the true answer). The gain on the others is the one that "
+                "shows learning beyond the questions trained on.", "",
+                "| test questions | questions | base | final | gain | paired bootstrap 95 % interval |",
+                "|---|---|---|---|---|---|"]
+        out += [f"| {g.category} | {g.questions} | {g.base:.3f} | {g.final:.3f} | {100 * g.difference:+.1f} | "
+                f"[{100 * g.low:+.1f}, {100 * g.high:+.1f}] |" for g in report.overlap]
         out.append("")
     out += ["## Held-out accuracy per iteration and category (95 % Wilson interval)", "",
             "| category | " + " | ".join(f"iteration {e.iteration}" for e in report.evals) + " |",

@@ -191,3 +191,29 @@ def test_the_loop_warns_on_the_console_and_in_tensorboard_once_per_phase(tmp_pat
         ("warnings/label_quality", 7), ("warnings/label_quality", 10)]
     run._log({"dataset/questions_kept": 3, "dataset/label_flip_rate": None}, step=11)
     assert run._phase_values == {"dataset/questions_kept": [3.0]}  # None is not averaged in
+
+
+def test_the_gain_is_split_by_whether_the_solver_trained_on_the_test_question():
+    from coevolve.probe import proportion
+    from coevolve.report import EvalPoint, overlap_gains
+
+    ids = [f"q{i}" for i in range(6)]
+    texts = {i: f"What is {n} + 1?" for n, i in enumerate(ids)}
+    base = EvalPoint(0, proportion(0, 6), {}, {i: False for i in ids}, {i: "c" for i in ids}, texts)
+    final = EvalPoint(1, proportion(4, 6), {}, {i: n < 4 for n, i in enumerate(ids)}, {i: "c" for i in ids}, texts)
+    seen, unseen = overlap_gains(base, final, {"what is 0 +  1?", "What is 1 + 1?", "unrelated"})
+    assert (seen.category, seen.questions, seen.difference) == ("trained on", 2, 1.0)
+    assert (unseen.category, unseen.questions, unseen.difference) == ("never trained on", 4, 0.5)
+    assert overlap_gains(base, final, set()) is None  # nothing overlaps: no split to show
+    no_texts = EvalPoint(1, proportion(4, 6), {}, final.correct, final.categories_of)
+    assert overlap_gains(base, no_texts, {"What is 1 + 1?"}) is None
+
+
+def test_a_fake_run_reports_the_split(tmp_path):
+    from fake_backend import FakeBackend
+    from test_loop import run
+
+    run(tmp_path, FakeBackend(), "eval.per_category=40")
+    report = load_report(tmp_path)
+    assert report.overlap is None  # the fake challenger writes words, the toy test questions are digits
+    assert all("text" in q for q in json.loads((tmp_path / "eval" / "2_eval.json").read_text())["questions"])
