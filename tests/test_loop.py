@@ -207,3 +207,21 @@ def test_the_base_challenger_baseline_trains_the_solver_only(tmp_path, capsys):
     assert state.completed == [p.key for p in run_phases(2)]
     assert [c for c in backend.calls if ".train(" in c] == ["solver.train(3..4)", "solver.train(7..8)"]
     assert "iteration 1 challenger: no training steps (challenger.steps = 0)" in capsys.readouterr().out
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, capfd):
+    class InterruptedBackend(FakeBackend):
+        def build_role(self, inputs):
+            role = super().build_role(inputs)
+            if inputs.role == "challenger":
+                def interrupted(*args, **kwargs):
+                    raise KeyboardInterrupt  # what Ctrl-C raises in the driver
+
+                role.train = interrupted
+            return role
+
+    backend = InterruptedBackend()
+    assert cli._train(recipe(tmp_path), verbose=False, backend=backend) == 128 + signal.SIGINT
+    out = capfd.readouterr().out
+    assert "stopped by SIGINT" in out and "Committed phases: 0/eval_base" in out and "Traceback" not in out
+    assert backend.calls[-3:] == ["challenger.shutdown", "solver.shutdown", "stop"]
