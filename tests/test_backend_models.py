@@ -4,7 +4,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from coevolve.backend.models import build_tiny_model  # noqa: E402
+from tiny_model import build_tiny_model  # noqa: E402
 from coevolve.backend.hf_generate import HFGenerator  # noqa: E402
 from coevolve.sampling import SamplingParams  # noqa: E402
 

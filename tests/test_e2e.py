@@ -90,7 +90,7 @@ def weights(path: Path) -> dict:
 def test_coevolution_runs_resumes_and_trains_both_roles(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from coevolve.backend.models import build_tiny_model
+    from tiny_model import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny")
     run_dir = tmp_path / "run"

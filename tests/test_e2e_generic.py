@@ -27,7 +27,7 @@ LOOSE = [
 
 
 def test_a_yaml_only_domain_trains_and_evaluates_per_category(tmp_path):
-    from coevolve.backend.models import build_tiny_model
+    from tiny_model import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny")
     run_dir = tmp_path / "run"

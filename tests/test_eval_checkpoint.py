@@ -40,7 +40,7 @@ def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def test_eval_writes_json_markdown_and_tensorboard(tmp_path):
-    from coevolve.backend.models import build_tiny_model
+    from tiny_model import build_tiny_model
 
     run_dir = tmp_path / "run"
     checkpoint = build_tiny_model(run_dir / "checkpoints" / "iter_002" / "solver")

@@ -13,7 +13,7 @@ pytest.importorskip("verl")
 
 from coevolve.backend import hf_replica, hf_requests  # noqa: E402
 from coevolve.backend.hf_rollout import HFRolloutServer, request_limit  # noqa: E402
-from coevolve.backend.models import build_tiny_model  # noqa: E402
+from tiny_model import build_tiny_model  # noqa: E402
 
 GREEDY = {"temperature": 0, "top_p": 1.0, "top_k": -1, "repetition_penalty": 1.0, "logprobs": False}
 PROMPTS = [[5, 6, 7], [40, 41, 42, 43, 44, 45, 46], [7], [100, 9, 200, 31, 12], [300, 301]]
