@@ -22,8 +22,8 @@ import signal
 import time
 from contextlib import contextmanager
 from dataclasses import asdict
-from pathlib import Path
 from functools import partial
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -35,8 +35,8 @@ from coevolve.dashboard import LAYOUT, VERL_PREFIX
 from coevolve.domains import build_domain
 from coevolve.domains.base import Domain
 from coevolve.evaluation import recipe_heldout, score_answers
-from coevolve.label_quality import WarnOncePerPhase, heldout_vote_quality, label_flip_rate, label_warning
 from coevolve.filters import TextFilter
+from coevolve.label_quality import WarnOncePerPhase, heldout_vote_quality, label_flip_rate, label_warning
 from coevolve.progress import Eta, clock, eta_for
 from coevolve.records import Question, Rollout
 from coevolve.recipe import RecipeError, recipe_to_yaml
@@ -60,6 +60,7 @@ from coevolve.schema import Recipe
 from coevolve.scoring import CHALLENGER_ROWS, SOLVER_ROWS, ScoredBatch, mean, score_challenger_batch, score_solver_batch
 from coevolve.selfplay import answer_groups, build_solver_dataset, challenger_message, parse_questions, votes
 from coevolve.vote import agrees
+
 SEED_POOL = 16  # example questions per category, shown `challenger.seeds_per_prompt` at a time
 
 
@@ -83,13 +84,9 @@ class Progress:
     def __init__(self, console: Console, eta: Eta) -> None:
         self.console = console
         self.eta = eta
-        self.spent = 0.0
         self._bar = None
         self._phase: Phase | None = None
         self._phase_started = 0.0
-
-    def say(self, text: str) -> None:
-        self.console.say(text)
 
     def run_eta(self) -> str:
         if self._phase is None:
@@ -120,11 +117,6 @@ class Progress:
 
     def finish(self, phase: Phase, seconds: float) -> None:
         self.eta.finish(phase, seconds)
-        self.spent += seconds
-
-    def skip(self, phase: Phase) -> None:
-        if phase in self.eta.pending:
-            self.eta.pending.remove(phase)
 
 
 COUNTS = ("written", "valid", "kept")  # bar numbers that are counts, not rates
