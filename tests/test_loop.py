@@ -68,21 +68,24 @@ def test_every_phase_runs_in_order_and_logs_what_the_verl_run_logs(tmp_path, cap
     assert "iteration 2 solver 2/2 steps" in out and f"held-out greedy accuracy of {tmp_path.name}" in out
     assert (tmp_path / "report.md").is_file()
 
-
-@pytest.mark.parametrize("crash_at", [p.key for p in run_phases(2)[1:]])
-def test_a_crash_at_any_phase_boundary_resumes_to_the_same_run(tmp_path, crash_at):
-    uninterrupted = tmp_path / "uninterrupted"
-    run(uninterrupted)
-
+def crash_before(phase_key: str):
     class Crash(Exception):
         pass
 
     class CrashingRun(CoEvolution):
         def _run_phase(self, phase):
-            if phase.key == crash_at:
+            if phase.key == phase_key:
                 raise Crash(phase.key)
             super()._run_phase(phase)
 
+    return CrashingRun, Crash
+
+
+@pytest.mark.parametrize("crash_at", [p.key for p in run_phases(2)[1:]])
+def test_a_crash_at_any_phase_boundary_resumes_to_the_same_run(tmp_path, crash_at):
+    uninterrupted = tmp_path / "uninterrupted"
+    run(uninterrupted)
+    CrashingRun, Crash = crash_before(crash_at)
     resumed = tmp_path / "resumed"
     with pytest.raises(Crash):
         CrashingRun(recipe(resumed), FakeBackend(), Console(live=False)).run()
@@ -135,18 +138,6 @@ def test_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path, capfd):
     assert backend.calls[-3:] == ["challenger.shutdown", "solver.shutdown", "stop"]
     assert run(tmp_path).completed == [p.key for p in run_phases(2)]  # the same command resumes
 
-
-def crash_before(phase_key: str):
-    class Crash(Exception):
-        pass
-
-    class CrashingRun(CoEvolution):
-        def _run_phase(self, phase):
-            if phase.key == phase_key:
-                raise Crash(phase.key)
-            super()._run_phase(phase)
-
-    return CrashingRun, Crash
 
 
 @pytest.mark.parametrize("damage", ["truncate", "delete", "empty"])
