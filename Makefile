@@ -8,7 +8,7 @@ RECIPE ?= recipes/arithmetic-cpu.yaml
 ARGS ?=
 RUN_DIR ?= runs
 
-.PHONY: setup test test-fast train-recipe probe report baselines tensorboard dashboard bench bench-repetition bench-rollout bench-finetune bench-adaptive bench-iteration prepare-model clean
+.PHONY: setup test test-fast train-recipe probe report eta-replay baselines tensorboard dashboard bench bench-repetition bench-rollout bench-finetune bench-adaptive bench-iteration prepare-model clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,10 @@ probe: prepare-model
 
 report: setup
 	$(BIN)/coevolve report $(RUN_DIR)/$(basename $(notdir $(RECIPE)))
+
+# How close the console's ETA was to the truth, replayed from a finished run's phase times.
+eta-replay: setup
+	$(BIN)/python tools/eta_replay.py $(RUN_DIR)/$(basename $(notdir $(RECIPE)))
 
 # Base model vs the solver of the untrained challenger (challenger.steps=0) vs the full
 # co-evolution, same compute, paired on the same held-out questions. Two default runs: over an
