@@ -71,7 +71,7 @@ class Console:
 
 
 class PhaseBar:
-    """`update` moves it on; `show` sets the numbers printed after it."""
+    """One phase's bar: `show` moves it on and sets the numbers printed after it."""
 
     def __init__(self, console: Console, title: str, total: int, unit: str) -> None:
         self.console = console

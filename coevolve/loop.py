@@ -20,7 +20,7 @@ import json
 import shutil
 import signal
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -37,7 +37,7 @@ from coevolve.domains.base import Domain
 from coevolve.evaluation import recipe_heldout, score_answers
 from coevolve.filters import TextFilter
 from coevolve.label_quality import WarnOncePerPhase, heldout_vote_quality, label_flip_rate, label_warning
-from coevolve.progress import Eta, clock, eta_for
+from coevolve.progress import Progress, bar_numbers, clock, eta_for, phase_kind
 from coevolve.records import Question, Rollout
 from coevolve.recipe import RecipeError, recipe_to_yaml
 from coevolve.recipe_diff import describe, recipe_differences
@@ -57,73 +57,11 @@ from coevolve.runstate import (
 from coevolve.roles import ROLES, Backend, RoleInputs, RoleTrainer, StepBatch
 from coevolve.sampling import SamplingParams, greedy_params, vote_params
 from coevolve.schema import Recipe
-from coevolve.scoring import CHALLENGER_ROWS, SOLVER_ROWS, ScoredBatch, mean, score_challenger_batch, score_solver_batch
-from coevolve.selfplay import answer_groups, build_solver_dataset, challenger_message, parse_questions, votes
+from coevolve.scoring import CHALLENGER_ROWS, SOLVER_ROWS, ScoredBatch, score_challenger_batch, score_solver_batch
+from coevolve.selfplay import answer_groups, build_solver_dataset, challenger_message, mean_or_none, parse_questions, votes
 from coevolve.vote import agrees
 
 SEED_POOL = 16  # example questions per category, shown `challenger.seeds_per_prompt` at a time
-
-
-# The numbers a phase's bar shows: metric tag -> short name (the first that exist).
-BAR_NUMBERS = {
-    "challenger": {"challenger/reward_mean": "reward", "challenger/format_valid_rate": "valid rate",
-                   "challenger/copied_example_rate": "copy rate"},
-    "solver": {"solver/reward_mean": "reward", "solver/pseudo_label_accuracy": "label acc",
-               "solver/true_reward_mean": "true reward"},
-    "dataset": {"dataset/questions_generated": "written", "dataset/questions_format_valid": "valid",
-                "dataset/questions_kept": "kept", "dataset/pseudo_label_accuracy": "label acc",
-                "dataset/label_flip_rate": "flips"},
-    "eval": {"eval/accuracy": "held-out acc", "eval/majority_vote_accuracy": "majority acc",
-             "eval/in_band_label_accuracy": "in-band label acc"},
-}
-
-
-class Progress:
-    """The console's view of the run: one bar per phase with its key numbers, the run's ETA."""
-
-    def __init__(self, console: Console, eta: Eta) -> None:
-        self.console = console
-        self.eta = eta
-        self._bar = None
-        self._phase: Phase | None = None
-        self._phase_started = 0.0
-
-    def run_eta(self) -> str:
-        if self._phase is None:
-            return clock(self.eta.remaining())
-        bar = self._bar
-        fraction = bar.n / bar.total if bar is not None else 0.0
-        return clock(self.eta.remaining(self._phase, fraction, time.monotonic() - self._phase_started))
-
-    @contextmanager
-    def phase(self, phase: Phase, total: int, unit: str) -> Iterator[None]:
-        self._phase, self._phase_started = phase, time.monotonic()
-        with self.console.bar(f"iteration {phase.iteration} {phase.name}", total, unit) as bar:
-            self._bar = bar
-            bar.show({"run ETA": self.run_eta()})
-            try:
-                yield
-            finally:
-                self._bar = None
-        self._phase = None
-
-    def show(self, metrics: dict[str, float | None], advance: int = 0, kind: str = "") -> None:
-        """Move the bar on, with the phase's key numbers found in `metrics`."""
-        if self._bar is None:
-            return
-        names = BAR_NUMBERS.get(kind or _kind(self._phase), {})
-        numbers = {name: _short(metrics[tag], name) for tag, name in names.items() if metrics.get(tag) is not None}
-        self._bar.show({**numbers, "run ETA": self.run_eta()}, advance)
-
-    def finish(self, phase: Phase, seconds: float) -> None:
-        self.eta.finish(phase, seconds)
-
-
-COUNTS = ("written", "valid", "kept")  # bar numbers that are counts, not rates
-
-
-def _short(value: float, name: str) -> str:
-    return f"{value:.0f}" if name in COUNTS else f"{value:.2f}"
 
 
 class CoEvolution:
@@ -211,10 +149,8 @@ class CoEvolution:
         if total == 0:  # challenger.steps = 0: the untrained base challenger
             self.console.say(f"iteration {phase.iteration} {phase.name}: no training steps "
                              f"({phase.name}.steps = 0), the untrained policy is kept")
+        with self.progress.phase(phase, total, unit) if total else nullcontext():
             step = self._phases[phase.name](phase)
-        else:
-            with self.progress.phase(phase, total, unit):
-                step = self._phases[phase.name](phase)
         seconds = time.monotonic() - start
         self.state.global_step = step
         self.state.metrics[phase.key] = {tag: float(np.mean(values))
@@ -236,9 +172,8 @@ class CoEvolution:
         for stale in stale_checkpoints(self.state, self.run_dir):  # only after the commit
             shutil.rmtree(stale)
         self.progress.finish(phase, seconds)
-        numbers = ", ".join(f"{name} {_short(self.state.metrics[phase.key][tag], name)}"
-                            for tag, name in BAR_NUMBERS.get(_kind(phase), {}).items()
-                            if tag in self.state.metrics[phase.key])
+        numbers = ", ".join(f"{name} {value}" for name, value in
+                            bar_numbers(phase_kind(phase), self.state.metrics[phase.key]).items())
         self.console.say(f"iteration {phase.iteration} {phase.name} done in {clock(seconds)}"
                          f"{': ' + numbers if numbers else ''} | run ETA {self.progress.run_eta()}")
 
@@ -403,7 +338,7 @@ class CoEvolution:
         step = self.state.global_step + 1
         self._log_dataset(result, step)
         self._log({"dataset/label_flip_rate": flip_rate,
-                   "dataset/kept_seed_copy_rate": mean(self._copies_a_seed(q.text) for q in result.kept)}, step)
+                   "dataset/kept_seed_copy_rate": mean_or_none(self._copies_a_seed(q.text) for q in result.kept)}, step)
         self._warn_labels("the pseudo-label accuracy of the kept questions (against the oracle)",
                           result.pseudo_label_accuracy if result.kept else None, step,
                           f"{len(result.kept)} questions kept")
@@ -545,13 +480,9 @@ def where(run_dir: Path, report_md: Path, report_png: Path) -> str:
                       f"logs of verl, Ray and the workers: {run_dir / 'logs'}"])
 
 
-def _kind(phase: Phase) -> str:
-    return "eval" if phase.name == BASE_EVAL else phase.name
-
-
 def _informative_rate(batch) -> float:
     """Share of responses whose advantage is non-zero: groups with a gradient."""
-    return mean(abs(a) > 1e-6 for a in batch.advantages)
+    return mean_or_none(abs(a) > 1e-6 for a in batch.advantages)
 
 
 def save_dataset(questions: list[Question], agreements: list[float], path: Path) -> None:

@@ -7,14 +7,18 @@ is measured the estimate uses `PRIOR_SECONDS_PER_UNIT`; once phases finish, the 
 speed (measured / prior seconds, start-up included) scales the prior, and a phase kind that
 has finished once (a challenger phase, say) uses its own measured seconds per unit.
 
-Pure arithmetic on the recipe and the seconds measured; `Clock` can be faked in tests.
+`Progress` is the console's view of the run built on it: one bar per phase with the phase's key
+numbers (`BAR_NUMBERS`) and the run's ETA.
 """
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Iterator, Mapping
 
+from coevolve.console import Console, PhaseBar
 from coevolve.plan import iteration_budget
 from coevolve.runstate import BASE_EVAL, Phase
 from coevolve.schema import Recipe
@@ -26,7 +30,6 @@ from coevolve.schema import Recipe
 PRIOR_SECONDS_PER_UNIT = 0.005
 TRAINED_TOKEN_UNITS = 8.0
 PRIOR_STARTUP_SECONDS = 60.0
-STARTUP = "startup"
 
 
 def phase_units(recipe: Recipe, heldout: int, heldout_votes: int) -> dict[str, float]:
@@ -40,7 +43,8 @@ def phase_units(recipe: Recipe, heldout: int, heldout_votes: int) -> dict[str, f
     return units
 
 
-def _kind(phase: Phase) -> str:
+def phase_kind(phase: Phase) -> str:
+    """The kind of work a phase is: the base evaluation is an evaluation."""
     return "eval" if phase.name == BASE_EVAL else phase.name
 
 
@@ -64,7 +68,7 @@ class Eta:
     def phase_seconds(self, phase: Phase) -> float:
         """The expected wall time of `phase`."""
         units = self.units[phase.name]
-        seconds, measured_units = self._rates.get(_kind(phase), (0.0, 0.0))
+        seconds, measured_units = self._rates.get(phase_kind(phase), (0.0, 0.0))
         if measured_units:
             return units * seconds / measured_units
         return units * self.prior_rate * self.speed()
@@ -93,7 +97,7 @@ class Eta:
         if units <= 0:
             return
         self._measured(seconds, units * self.prior_rate)
-        rate = self._rates.setdefault(_kind(phase), [0.0, 0.0])
+        rate = self._rates.setdefault(phase_kind(phase), [0.0, 0.0])
         rate[0] += seconds
         rate[1] += units
 
@@ -115,3 +119,61 @@ def clock(seconds: float | None) -> str:
 
 def eta_for(recipe: Recipe, pending: Iterable[Phase], heldout: int, heldout_votes: int) -> Eta:
     return Eta(phase_units(recipe, heldout, heldout_votes), list(pending))
+
+
+# The numbers a phase's bar shows, by phase kind: metric tag -> short name.
+BAR_NUMBERS = {
+    "challenger": {"challenger/reward_mean": "reward", "challenger/format_valid_rate": "valid rate",
+                   "challenger/copied_example_rate": "copy rate"},
+    "solver": {"solver/reward_mean": "reward", "solver/pseudo_label_accuracy": "label acc",
+               "solver/true_reward_mean": "true reward"},
+    "dataset": {"dataset/questions_generated": "written", "dataset/questions_format_valid": "valid",
+                "dataset/questions_kept": "kept", "dataset/pseudo_label_accuracy": "label acc",
+                "dataset/label_flip_rate": "flips"},
+    "eval": {"eval/accuracy": "held-out acc", "eval/majority_vote_accuracy": "majority acc",
+             "eval/in_band_label_accuracy": "in-band label acc"},
+}
+COUNTS = ("written", "valid", "kept")  # bar numbers that are counts, not rates
+
+
+def bar_numbers(kind: str, metrics: Mapping[str, float | None]) -> dict[str, str]:
+    """The key numbers of a phase of `kind` found in `metrics`, formatted for the console."""
+    return {name: f"{metrics[tag]:.0f}" if name in COUNTS else f"{metrics[tag]:.2f}"
+            for tag, name in BAR_NUMBERS.get(kind, {}).items() if metrics.get(tag) is not None}
+
+
+class Progress:
+    """The console's view of the run: one bar per phase with its key numbers, the run's ETA."""
+
+    def __init__(self, console: Console, eta: Eta) -> None:
+        self.console = console
+        self.eta = eta
+        self._bar: PhaseBar | None = None
+        self._phase: Phase | None = None
+        self._phase_started = 0.0
+
+    def run_eta(self) -> str:
+        if self._phase is None or self._bar is None:
+            return clock(self.eta.remaining())
+        return clock(self.eta.remaining(self._phase, self._bar.n / self._bar.total,
+                                        time.monotonic() - self._phase_started))
+
+    @contextmanager
+    def phase(self, phase: Phase, total: int, unit: str) -> Iterator[None]:
+        self._phase, self._phase_started = phase, time.monotonic()
+        with self.console.bar(f"iteration {phase.iteration} {phase.name}", total, unit) as bar:
+            self._bar = bar
+            bar.show({"run ETA": self.run_eta()})
+            try:
+                yield
+            finally:
+                self._bar, self._phase = None, None
+
+    def show(self, metrics: Mapping[str, float | None], advance: int = 0) -> None:
+        """Move the bar on, with the phase's key numbers found in `metrics`."""
+        if self._bar is None:
+            return
+        self._bar.show({**bar_numbers(phase_kind(self._phase), metrics), "run ETA": self.run_eta()}, advance)
+
+    def finish(self, phase: Phase, seconds: float) -> None:
+        self.eta.finish(phase, seconds)

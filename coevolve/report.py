@@ -133,10 +133,12 @@ def overlap_gains(base: EvalPoint, final: EvalPoint, trained_texts: set[str]) ->
 
 
 def _trained_texts(state) -> set[str]:
+    """Every question text of the run's solver datasets."""
     texts: set[str] = set()
-    for path in state.datasets.values():
-        if Path(path).is_file():
-            texts |= {json.loads(line)["text"] for line in Path(path).read_text().splitlines() if line.strip()}
+    for path in map(Path, state.datasets.values()):
+        if not path.is_file():
+            raise ReportError(f"{path}: missing, though {STATE_FILE} lists it as a solver dataset")
+        texts |= {json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()}
     return texts
 
 

@@ -144,13 +144,9 @@ def checkpoint_problems(folder: Path) -> list[str]:
 def check_resumable(state: RunState) -> None:
     """Raise RunDirError naming every checkpoint the state needs that is missing or truncated."""
     folders = list(state.verl_checkpoints.values())
-    folders += [p for p in (state.challenger_path, state.solver_path) if p in _exports(state)]
+    # the roles' Hugging Face exports of this run (not the base model, which they start as)
+    folders += [p for p in (state.challenger_path, state.solver_path) if "checkpoints" in Path(p).parts]
     problems = [problem for folder in dict.fromkeys(folders) for problem in checkpoint_problems(Path(folder))]
     if problems:
         raise RunDirError("the run state names checkpoints that cannot be loaded: " + "; ".join(problems)
                           + ". Restore them, or start over in a new run_dir")
-
-
-def _exports(state: RunState) -> set[str]:
-    """The roles' paths that are this run's own exports (not the base model)."""
-    return {p for p in (state.challenger_path, state.solver_path) if "checkpoints" in Path(p).parts}

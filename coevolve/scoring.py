@@ -10,13 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
 from coevolve.adaptive import AdaptiveVoting
 from coevolve.domains.base import Domain
 from coevolve.records import Rollout
 from coevolve.rewards import solver_reward
-from coevolve.selfplay import SampleFn, score_challenger
+from coevolve.selfplay import SampleFn, mean_or_none, score_challenger
 from coevolve.vote import agrees
 
 CHALLENGER_ROWS = ("category", "question", "solver agreement", "reward", "completion")
@@ -37,11 +35,6 @@ class ScoredBatch:
 Scorer = Callable[[Sequence[Rollout]], ScoredBatch]
 
 
-def mean(values) -> float | None:
-    values = [float(v) for v in values]
-    return float(np.mean(values)) if values else None
-
-
 def score_challenger_batch(domain: Domain, rollouts: Sequence[Rollout], sample: SampleFn, samples: int,
                            repetition_threshold: float, invalid_reward: float, id_prefix: str,
                            adaptive: AdaptiveVoting | None, is_copy: Callable[[str], bool]) -> ScoredBatch:
@@ -51,12 +44,12 @@ def score_challenger_batch(domain: Domain, rollouts: Sequence[Rollout], sample: 
                              adaptive=adaptive, is_copy=is_copy)
     valid = [i for i in items if i.vote is not None]
     metrics = {
-        "challenger/copied_example_rate": mean(i.copied for i in items if i.question is not None),
-        "challenger/vote_samples_per_question": mean(i.vote.n for i in valid),
-        "challenger/format_valid_rate": mean(i.question is not None for i in items),
-        "challenger/uncertainty_reward_mean": mean(i.reward.parts["uncertainty"] for i in valid),
-        "challenger/repetition_penalty_mean": mean(i.reward.parts["repetition_penalty"] for i in valid),
-        "challenger/solver_agreement_mean": mean(i.vote.agreement for i in valid),
+        "challenger/copied_example_rate": mean_or_none(i.copied for i in items if i.question is not None),
+        "challenger/vote_samples_per_question": mean_or_none(i.vote.n for i in valid),
+        "challenger/format_valid_rate": mean_or_none(i.question is not None for i in items),
+        "challenger/uncertainty_reward_mean": mean_or_none(i.reward.parts["uncertainty"] for i in valid),
+        "challenger/repetition_penalty_mean": mean_or_none(i.reward.parts["repetition_penalty"] for i in valid),
+        "challenger/solver_agreement_mean": mean_or_none(i.vote.agreement for i in valid),
     }
     rows = [(i.category, (i.question.text + (" (copy)" if i.copied else "")) if i.question else "(invalid)",
              f"{i.vote.agreement:.2f}" if i.vote else "-", f"{i.reward.total:.2f}", i.completion[:200])
@@ -73,9 +66,9 @@ def score_solver_batch(domain: Domain, rollouts: Sequence[Rollout]) -> ScoredBat
     truths = [r.extra_info.get("true_answer") or None for r in rollouts]
     checked = [(a, r.ground_truth, t) for a, r, t in zip(answers, rollouts, truths) if t is not None]
     metrics = {
-        "solver/answer_extracted_rate": mean(a is not None for a in answers),
-        "solver/pseudo_label_accuracy": mean(agrees(p, t, domain.equivalent) for _, p, t in checked),
-        "solver/true_reward_mean": mean(agrees(a, t, domain.equivalent) for a, _, t in checked),
+        "solver/answer_extracted_rate": mean_or_none(a is not None for a in answers),
+        "solver/pseudo_label_accuracy": mean_or_none(agrees(p, t, domain.equivalent) for _, p, t in checked),
+        "solver/true_reward_mean": mean_or_none(agrees(a, t, domain.equivalent) for a, _, t in checked),
     }
     rows = [(r.extra_info["category"], r.ground_truth, str(a), r.response[:200]) for a, r in zip(answers, rollouts)]
     return ScoredBatch(rewards, {"matches_pseudo_label": rewards}, metrics, rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from coevolve.adaptive import AdaptiveVoting, Rounds, SampleFn, StopRule, sample_in_rounds
 from coevolve.domains.base import Domain
@@ -128,15 +128,17 @@ class SolverDataset:
     @property
     def pseudo_label_accuracy(self) -> float | None:
         """Share of kept pseudo-labels equal to the oracle's answer (None: no oracle)."""
-        return _mean_or_none(self.label_correct)
+        return mean_or_none(self.label_correct)
 
     @property
     def pseudo_label_accuracy_all(self) -> float | None:
-        return _mean_or_none(self.label_correct_all)
+        return mean_or_none(self.label_correct_all)
 
 
-def _mean_or_none(flags: Sequence[bool]) -> float | None:
-    return sum(flags) / len(flags) if flags else None
+def mean_or_none(values: Iterable[float]) -> float | None:
+    """The mean of `values` (booleans count as 0 and 1); None when there are none."""
+    values = [float(v) for v in values]
+    return sum(values) / len(values) if values else None
 
 
 def build_solver_dataset(

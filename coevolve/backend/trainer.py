@@ -82,9 +82,10 @@ class PhaseTrainer(RayPPOTrainer):
         if self.on_step is not None:
             role = self.config.actor_rollout_ref.rollout.custom["server_prefix"]
             scored, _ROLE_IO[role].scored = _ROLE_IO[role].scored, None
+            if scored is None:  # every generated batch goes through ScoringAgentLoopManager
+                raise RuntimeError(f"{role}: step {self.global_steps} was updated on a batch no scorer saw")
             self.on_step(StepBatch(self.global_steps, vdata.categories_of(batch),
-                                   vdata.sequence_advantages(batch), vdata.sequence_rewards(batch),
-                                   scored or ScoredBatch([])))
+                                   vdata.sequence_advantages(batch), vdata.sequence_rewards(batch), scored))
         return output
 
 
