@@ -109,6 +109,7 @@ _RULES: tuple[_Rule, ...] = (
     _at_least("eval.samples", 1, " (k of coevolve eval's majority-of-k; 1 = greedy only)"),
     _one_of("resources.device", "cpu", "cuda"),
     _one_of("resources.rollout", "hf", "vllm"),
+    _one_of("resources.cpu_engine", "fast", "generate"),
     _Rule(("resources.rollout", "resources.device"),
           lambda rollout, device: rollout != "vllm" or device == "cuda",
           "resources.rollout = vllm only with resources.device = cuda"),

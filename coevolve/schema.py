@@ -172,6 +172,9 @@ class ResourcesConfig:
     gpus_per_node: int = 1  # on CPU: logical slots, one per worker
     ray_address: Optional[str] = None  # connect to an existing Ray cluster ("auto" or host:port)
     cpu_threads: int = 2  # torch threads per process on CPU
+    # How the CPU samples (rollout servers, votes, evaluation): "fast" (coevolve's decode loop,
+    # backend/fast_decode.py: Llama-family models) or "generate" (transformers.generate).
+    cpu_engine: str = "fast"
 
 
 @dataclass

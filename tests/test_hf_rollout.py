@@ -46,8 +46,12 @@ def run_one_at_a_time(server, prompts, params):
     return asyncio.run(go())
 
 
-def test_concurrent_requests_share_batches_and_match_one_at_a_time(tiny):
-    server = make_server(tiny)
+ENGINES = pytest.mark.parametrize("engine", hf_requests.ENGINES)
+
+
+@ENGINES
+def test_concurrent_requests_share_batches_and_match_one_at_a_time(tiny, engine):
+    server = make_server(tiny, engine=engine)
     batched = run_concurrently(server, PROMPTS, GREEDY)
     assert server.stats()["batches"] == 1 and server.stats()["requests"] == len(PROMPTS)
     server.reset_stats()
@@ -60,13 +64,13 @@ def test_concurrent_requests_share_batches_and_match_one_at_a_time(tiny):
 
 def test_requests_arriving_during_a_batch_wait_for_the_next_one(tiny, monkeypatch):
     server = make_server(tiny)
-    generate = server.model.generate
+    generate = server._generate_chunk
 
-    def slow_generate(**kwargs):
+    def slow_generate(chunk):
         time.sleep(0.3)
-        return generate(**kwargs)
+        return generate(chunk)
 
-    monkeypatch.setattr(server.model, "generate", slow_generate)
+    monkeypatch.setattr(server, "_generate_chunk", slow_generate)
 
     async def go():
         first = asyncio.ensure_future(server.generate(PROMPTS[0], dict(GREEDY), "early"))
@@ -98,8 +102,9 @@ def test_requests_are_grouped_by_sampling_key_and_cut_at_max_batch(tiny, max_bat
     assert server.stats()["batches"] == expected_batches
 
 
-def test_each_request_keeps_its_own_length_limit(tiny):
-    server = make_server(tiny, response_length=6, prompt_length=4)
+@ENGINES
+def test_each_request_keeps_its_own_length_limit(tiny, engine):
+    server = make_server(tiny, response_length=6, prompt_length=4, engine=engine)
     limits = [1, 3, 9, None]  # None: verl's default, min(6, 4 + 6 - len(prompt)) = 3 for 7 tokens
     params = [{**GREEDY, "max_tokens": n} if n else GREEDY for n in limits]
 
@@ -129,8 +134,9 @@ def test_request_limit(prompt_len, max_tokens, expected):
     assert request_limit(prompt_len, max_tokens, prompt_length=16, response_length=8, max_model_len=100) == expected
 
 
-def test_rows_are_cut_at_their_first_eos(tiny, tmp_path):
-    reference = run_concurrently(make_server(tiny, response_length=12), PROMPTS, GREEDY)
+@ENGINES
+def test_rows_are_cut_at_their_first_eos(tiny, tmp_path, engine):
+    reference = run_concurrently(make_server(tiny, response_length=12, engine=engine), PROMPTS, GREEDY)
     # Declare as EOS a token that some prompt generates only after a few steps.
     late = [(i, k) for i, o in enumerate(reference) for k, t in enumerate(o.token_ids) if t not in o.token_ids[:k]]
     row, position = next((i, k) for i, k in late if k > 0)
@@ -142,7 +148,7 @@ def test_rows_are_cut_at_their_first_eos(tiny, tmp_path):
     config["eos_token_id"] = [config["eos_token_id"], stop]
     config_file.write_text(json.dumps(config))
 
-    cut = run_concurrently(make_server(with_eos, response_length=12), PROMPTS, GREEDY)
+    cut = run_concurrently(make_server(with_eos, response_length=12, engine=engine), PROMPTS, GREEDY)
     for before, after in zip(reference, cut):
         tokens = before.token_ids
         expected = tokens[: tokens.index(stop) + 1] if stop in tokens else tokens
@@ -154,10 +160,10 @@ def test_rows_are_cut_at_their_first_eos(tiny, tmp_path):
 def test_an_error_in_generate_reaches_every_waiting_caller(tiny, monkeypatch):
     server = make_server(tiny)
 
-    def broken(**kwargs):
+    def broken(chunk):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(server.model, "generate", broken)
+    monkeypatch.setattr(server, "_generate_chunk", broken)
 
     async def go():
         calls = [server.generate(p, dict(GREEDY), f"r{i}") for i, p in enumerate(PROMPTS)]
@@ -194,9 +200,10 @@ def test_multimodal_inputs_raise(tiny):
         asyncio.run(server.generate([1, 2], dict(GREEDY), "r0", image_data=["img"]))
 
 
+@ENGINES
 @pytest.mark.parametrize("temperature", [0.0, 0.5])
-def test_logprobs_are_the_chosen_tokens_under_the_processed_distribution(tiny, temperature):
-    server = make_server(tiny)
+def test_logprobs_are_the_chosen_tokens_under_the_processed_distribution(tiny, temperature, engine):
+    server = make_server(tiny, engine=engine)
     params = {"temperature": temperature, "top_p": 1.0, "top_k": -1, "logprobs": True}
     torch.manual_seed(0)
     outputs = run_concurrently(server, PROMPTS[:3], params)
@@ -227,8 +234,9 @@ def test_load_weights_is_strict_about_missing_keys(tiny, drop, accepted):
             server.load_weights(state)
 
 
-def test_load_weights_rejects_unknown_keys_and_changes_outputs(tiny):
-    server = make_server(tiny)
+@ENGINES
+def test_load_weights_rejects_unknown_keys_and_changes_outputs(tiny, engine):
+    server = make_server(tiny, engine=engine)
     state = {k: v.clone() for k, v in server.model.state_dict().items()}
     with pytest.raises(ValueError, match="lora_A"):
         server.load_weights({**state, "model.layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(2, 2)})
@@ -257,6 +265,27 @@ def test_save_pretrained_round_trips_in_float32(tiny, tmp_path):
     assert AutoTokenizer.from_pretrained(out).eos_token_id == server.tokenizer.eos_token_id
     assert not list(tmp_path.glob(".export.*"))  # no temporary directory left behind
     assert run_concurrently(server, PROMPTS[:1], GREEDY)[0].extra_fields == {"global_steps": 7}
+
+
+def test_both_engines_answer_alike(tiny):
+    """Greedy: the same tokens; sampled with log-probs: the same per-token log-probabilities."""
+    fast, generate = make_server(tiny, engine="fast"), make_server(tiny, engine="generate")
+    prompts = PROMPTS + PROMPTS[:2]  # repeated prompts share a prefill in the fast engine
+    assert run_concurrently(fast, prompts, GREEDY) == run_concurrently(generate, prompts, GREEDY)
+    sampled = {"temperature": 0.7, "top_p": 1.0, "top_k": -1, "logprobs": True}
+    torch.manual_seed(0)
+    outputs = run_concurrently(fast, prompts, sampled)
+    for prompt, output in zip(prompts, outputs):
+        ids = torch.tensor([prompt + output.token_ids])
+        with torch.no_grad():
+            logits = generate.model(input_ids=ids).logits[0, len(prompt) - 1 : -1] / 0.7
+        expected = torch.log_softmax(logits, -1).gather(1, torch.tensor(output.token_ids)[:, None]).squeeze(1)
+        assert torch.allclose(torch.tensor(output.log_probs), expected, atol=1e-4)
+
+
+def test_an_unknown_engine_is_refused_by_name(tiny):
+    with pytest.raises(ValueError, match="'vllm-cpu'.*resources.cpu_engine"):
+        make_server(tiny, engine="vllm-cpu")
 
 
 def test_server_name_carries_the_role_prefix():

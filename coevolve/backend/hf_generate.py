@@ -1,8 +1,9 @@
 """Plain batched sampling from a causal LM with transformers, and the helpers it shares.
 
-`HFGenerator` is batched `generate` without verl: prompts are expanded n times, sorted by length
-so a batch pads little, and cut into batches of `batch_size` sequences. It is the baseline the
-batched rollout server is measured against (tools/bench_rollout.py), the engine of
+`HFGenerator` is batched sampling without verl: prompts are expanded n times, sorted by length
+so a batch pads little, and cut into batches of `batch_size` sequences, each sampled by
+coevolve's decode loop (engine "fast", `fast_decode.FastDecoder`) or by `transformers.generate`
+(engine "generate", the baseline tools/bench_generation.py measures against). It is the engine of
 `coevolve eval` (on the CPU or one GPU) and a generator for tools;
 the co-evolution loop itself samples through the roles' rollout servers. `cut_response` and
 `end_of_sequence_ids` define, for both, where a generated row ends.
@@ -17,6 +18,8 @@ from typing import Sequence
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from coevolve.backend.fast_decode import FastDecoder
+from coevolve.backend.hf_requests import ENGINES, parse_sampling_params
 from coevolve.sampling import SamplingParams
 
 
@@ -64,16 +67,20 @@ def load_generator(recipe, model_path) -> "HFGenerator":
                            "add resources.device=cpu to sample on the CPU")
     if device == "cpu":
         torch.set_num_threads(recipe.resources.cpu_threads)
+    engine = recipe.resources.cpu_engine if device == "cpu" else "generate"
     return HFGenerator(str(model_path), batch_size=recipe.vote.batch_size, dtype=recipe.model.dtype,
-                     device=device)
+                       device=device, engine=engine)
 
 
 class HFGenerator:
     """A model held in memory that answers chat prompts in batches."""
 
     def __init__(self, model_path: str, batch_size: int = 64, dtype: str = "float32",
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", engine: str = "fast") -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
         self.model_path = model_path
+        self.engine = engine
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -83,6 +90,8 @@ class HFGenerator:
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
         self.model.to(self.device).eval()
         self.eos_ids = end_of_sequence_ids(self.model, self.tokenizer)
+        # the fast engine refuses (UnsupportedModel) an architecture it does not implement
+        self.decoder = FastDecoder(self.model) if engine == "fast" else None
         self.last_stats = SamplerStats(0, 0, 0.0)
 
     def chat_prompt(self, user_message: str) -> str:
@@ -115,8 +124,18 @@ class HFGenerator:
         self.last_stats = SamplerStats(len(jobs), tokens, time.monotonic() - start)
         return outputs
 
-    @torch.no_grad()
     def _generate_batch(
+        self, batch: list[list[int]], params: SamplingParams
+    ) -> tuple[list[str], list[int]]:
+        if self.decoder is None:
+            return self._transformers_batch(batch, params)
+        key, max_tokens = parse_sampling_params(params.request())
+        generated = self.decoder.generate(batch, [max_tokens] * len(batch), key, self.eos_ids)
+        rows = [g.tokens for g in generated]
+        return self.tokenizer.batch_decode(rows, skip_special_tokens=True), [len(r) for r in rows]
+
+    @torch.no_grad()
+    def _transformers_batch(
         self, batch: list[list[int]], params: SamplingParams
     ) -> tuple[list[str], list[int]]:
         padded = self.tokenizer.pad({"input_ids": batch}, return_tensors="pt").to(self.device)

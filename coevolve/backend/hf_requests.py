@@ -16,6 +16,7 @@ from transformers import LogitsProcessor, StoppingCriteria, TemperatureLogitsWar
 DEFAULT_MAX_BATCH = 64
 DEFAULT_WINDOW_MS = 10.0
 DEFAULT_TORCH_THREADS = 2
+ENGINES = ("fast", "generate")  # coevolve's decode loop (fast_decode.py), transformers.generate
 
 # Sampling parameters this server does not implement, with the values that mean "off".
 # A request may carry them at such a value (verl always sends repetition_penalty=1.0).
@@ -50,6 +51,15 @@ def server_setting(config: Any, key: str, env: str, default: float) -> float:
     if custom.get(key) is not None:
         return float(custom[key])
     return float(os.environ.get(env, default))
+
+
+def engine_setting(config: Any) -> str:
+    """The server's engine: `rollout.custom.engine`, else COEVOLVE_CPU_ENGINE, else "fast"."""
+    engine = custom_settings(config).get("engine") or os.environ.get("COEVOLVE_CPU_ENGINE") or "fast"
+    if engine not in ENGINES:
+        raise ValueError(f"hf rollout: engine {engine!r} is not one of {', '.join(ENGINES)} "
+                         "(recipe key resources.cpu_engine)")
+    return engine
 
 
 def model_path(model_config: Any) -> str:
@@ -146,7 +156,8 @@ def plan_chunks(requests: Iterable[Request], max_batch: int) -> list[list[Reques
         groups.setdefault(request.key, []).append(request)
     chunks = []
     for group in groups.values():
-        group.sort(key=lambda r: len(r.prompt_ids))  # similar lengths pad little
+        # similar lengths pad little; equal prompts side by side share one prefill
+        group.sort(key=lambda r: (len(r.prompt_ids), r.prompt_ids))
         chunks += [group[lo : lo + max_batch] for lo in range(0, len(group), max_batch)]
     return chunks
 

@@ -8,8 +8,10 @@ second than a single one. So:
 
 1. `HFRolloutServer` (a Ray actor in verl) puts each request on a queue. A background task
    collects what arrives within a short window, groups requests that sample alike, and runs
-   one left-padded `generate` per group chunk in a worker thread. Requests that arrive while
-   a batch runs wait for the next one.
+   one batched generation per group chunk in a worker thread: coevolve's decode loop
+   (`fast_decode.FastDecoder`, engine "fast", the default) or a left-padded
+   `transformers.generate` (engine "generate"). Requests that arrive while a batch runs
+   wait for the next one.
 2. Each request keeps its own length limit and is cut at its first end-of-sequence token, so
    the answers are what one-at-a-time generation would give (greedy: identical).
 3. Weights come from the trainer through `HFServerAdapter.update_weights`
@@ -37,6 +39,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, StoppingCriteriaList
 from verl.workers.rollout.replica import TokenOutput
 
+from coevolve.backend.fast_decode import FastDecoder, Generated
 from coevolve.backend.hf_requests import (
     DEFAULT_MAX_BATCH,
     DEFAULT_TORCH_THREADS,
@@ -46,6 +49,7 @@ from coevolve.backend.hf_requests import (
     model_path,
     logits_processors,
     Request,
+    engine_setting,
     server_setting,
     parse_sampling_params,
     plan_chunks,
@@ -89,7 +93,8 @@ class HFRolloutServer:
     Settings come from `rollout.custom[...]`, else the environment, else the default:
     `max_batch` (COEVOLVE_ROLLOUT_MAX_BATCH, 64 sequences per generate call), `window_ms`
     (COEVOLVE_ROLLOUT_WINDOW_MS, 10: a batch closes after a quiet gap this long, at most 10
-    windows after its first request), `torch_threads` (COEVOLVE_TORCH_THREADS, 2).
+    windows after its first request), `torch_threads` (COEVOLVE_TORCH_THREADS, 2), `engine`
+    (COEVOLVE_CPU_ENGINE, "fast"; see hf_requests.engine_setting).
     """
 
     def __init__(self, config: Any, model_config: Any, replica_rank: int) -> None:
@@ -111,6 +116,9 @@ class HFRolloutServer:
             path, dtype=torch.float32, attn_implementation="sdpa"
         )
         self.model.eval()
+        self.engine = engine_setting(config)
+        # the fast engine refuses (UnsupportedModel) an architecture it does not implement
+        self.decoder = FastDecoder(self.model) if self.engine == "fast" else None
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.eos_ids = end_of_sequence_ids(self.model, self.tokenizer)
         self.pad_id = self._pad_id()
@@ -204,32 +212,42 @@ class HFRolloutServer:
         """One generate call for the chunk; its result or its error reaches every caller."""
         try:
             loop = asyncio.get_running_loop()
-            tokens, logprobs, seconds = await loop.run_in_executor(self._executor, self._generate_chunk, chunk)
+            generated, seconds = await loop.run_in_executor(self._executor, self._generate_chunk, chunk)
         except Exception as exc:
             self._stats.failed_requests += len(chunk)
             _fail(chunk, exc)
             return
         self._stats.batches += 1
         self._stats.generate_seconds += seconds
-        for row, request in enumerate(chunk):
-            length = cut_response(tokens[row], request.max_tokens, self.eos_ids)
+        for request, output in zip(chunk, generated):
             self._stats.requests += 1
-            self._stats.generated_tokens += length
+            self._stats.generated_tokens += len(output.tokens)
             if not request.future.done():
-                request.future.set_result(self._output(tokens[row][:length], logprobs, row))
+                request.future.set_result(self._output(output))
 
-    def _output(self, tokens: list[int], logprobs: torch.Tensor | None, row: int) -> TokenOutput:
+    def _output(self, output: Generated) -> TokenOutput:
         return TokenOutput(
-            token_ids=tokens,
-            log_probs=None if logprobs is None else logprobs[row, : len(tokens)].tolist(),
+            token_ids=output.tokens,
+            log_probs=output.logprobs,
             stop_reason="completed",  # verl's word for both end-of-sequence and length
             num_preempted=0,
             extra_fields={"global_steps": self.global_steps},
         )
 
+    def _generate_chunk(self, chunk: list[Request]) -> tuple[list[Generated], float]:
+        """Runs in the model thread: each request's tokens (cut at its limit and EOS), and seconds."""
+        start = time.monotonic()
+        if self.decoder is not None:
+            key = chunk[0].key
+            generated = self.decoder.generate([r.prompt_ids for r in chunk], [r.max_tokens for r in chunk], key,
+                                              self.eos_ids, logprobs=key.logprobs)
+        else:
+            generated = self._transformers_generate(chunk)
+        return generated, time.monotonic() - start
+
     @torch.no_grad()
-    def _generate_chunk(self, chunk: list[Request]) -> tuple[list[list[int]], torch.Tensor | None, float]:
-        """Runs in the model thread: left-pad, generate, return new tokens per row (and log-probs)."""
+    def _transformers_generate(self, chunk: list[Request]) -> list[Generated]:
+        """Engine "generate": one left-padded transformers.generate call for the chunk."""
         key = chunk[0].key
         width = max(len(r.prompt_ids) for r in chunk)
         input_ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
@@ -243,7 +261,6 @@ class HFRolloutServer:
         if recorder is not None:
             processors.append(recorder)
         sampling = {} if key.greedy else {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
-        start = time.monotonic()
         sequences = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -257,9 +274,13 @@ class HFRolloutServer:
             pad_token_id=self.pad_id,
             **sampling,
         )
-        seconds = time.monotonic() - start
         logprobs = recorder.finish(sequences) if recorder is not None else None
-        return sequences[:, width:].tolist(), logprobs, seconds
+        generated = []
+        for row, (tokens, request) in enumerate(zip(sequences[:, width:].tolist(), chunk)):
+            tokens = tokens[: cut_response(tokens, request.max_tokens, self.eos_ids)]
+            row_logprobs = None if logprobs is None else logprobs[row, : len(tokens)].tolist()
+            generated.append(Generated(tokens, row_logprobs))
+        return generated
 
     # -- weights and export -------------------------------------------------------------------
 
@@ -278,8 +299,13 @@ class HFRolloutServer:
                 f"{len(missing)} missing keys {missing[:5]} (LoRA: set model.lora.merge=True)"
             )
         # in the model thread, so a generate call in flight finishes on the old weights first
-        self._executor.submit(self.model.load_state_dict, state, strict=False).result()
+        self._executor.submit(self._load_state, state).result()
         return len(state)
+
+    def _load_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(state, strict=False)
+        if self.decoder is not None:
+            self.decoder.refresh()  # its fused projections are copies: the weight-sync cost
 
     def save_pretrained(self, path: str) -> str:
         """Write the current weights (fp32) and the tokenizer as an HF directory, atomically."""

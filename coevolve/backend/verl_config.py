@@ -140,6 +140,7 @@ def _cpu_settings(recipe: Recipe) -> dict[str, Any]:
         # LoRA adapters reach the HF rollout only as merged weights.
         "actor_rollout_ref.model.lora.merge": recipe.model.lora_rank > 0,
         "+actor_rollout_ref.rollout.custom.max_batch": recipe.vote.batch_size,
+        "+actor_rollout_ref.rollout.custom.engine": recipe.resources.cpu_engine,
     }
 
 

@@ -1,0 +1,276 @@
+"""Every CPU generation path of coevolve, at the default recipe's shapes, against the machine's limit.
+
+In one run, on the recipe's base model, for each workload of a co-evolution iteration
+(prompts, answer lengths, group sizes and sampling settings read from the recipe):
+
+  votes               the frozen solver answers questions vote.samples times (challenger rewards,
+                      the dataset's pseudo-labels, held-out votes)
+  solver rollout      solver.batch_size questions x solver.group_size, with log-probs (pi_old)
+  challenger rollout  challenger.batch_size prompts x challenger.group_size, with log-probs
+  dataset questions   the challenger writes questions (dataset.temperature, dataset.top_p)
+  greedy evaluation   held-out questions, greedy
+
+it times every path that can serve it:
+
+  generate            transformers.generate in batches of vote.batch_size: today's baseline
+  server/generate     the rollout server (hf_rollout.py) on engine "generate": all requests in
+                      flight at once, as verl's agent loop and coevolve's votes send them
+  server/fast         the rollout server on engine "fast" (backend/fast_decode.py), max_batch as
+                      the recipe's CPU settings give it
+  sampler/fast        HFGenerator on engine "fast" (coevolve eval, the probe)
+
+and prints tokens/s (generated tokens, each row cut at its end-of-sequence token, over wall
+time including prefill), the ratio to `generate`, and the share of the limit: the machine's
+measured matmul rate over the matmul work of one generated token (2 x the parameters of
+every projection and the output layer; attention and prefill not counted, so no path can
+reach it). Then a profile of one decode step of the fast engine at the largest batch.
+
+    python tools/bench_generation.py --json runs/bench/generation.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from coevolve.backend.fast_decode import FastDecoder
+from coevolve.backend.hf_generate import HFGenerator
+from coevolve.backend.hf_requests import SamplingKey
+from coevolve.backend.hf_rollout import HFRolloutServer
+from coevolve.backend.models import prepare_base_model
+from coevolve.domains import build_domain
+from coevolve.evaluation import recipe_heldout
+from coevolve.recipe import DEFAULT_RECIPE, load_recipe
+from coevolve.sampling import SamplingParams, greedy_params, vote_params
+from coevolve.selfplay import challenger_message
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    messages: list[str]  # user messages, each sampled `params.n` times
+    params: SamplingParams
+    logprobs: bool  # rollouts record log p(token) for the actor
+
+
+@dataclass(frozen=True)
+class Timing:
+    workload: str
+    path: str
+    sequences: int
+    tokens: int
+    seconds: float
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds
+
+
+def workloads(recipe, questions: int) -> list[Workload]:
+    """The generation work of one default iteration, at its shapes (fewer questions)."""
+    domain = build_domain(recipe.domain.name, recipe.domain.options)
+    categories = recipe.domain.categories or domain.categories()
+    test, _ = recipe_heldout(recipe, domain, "test")
+    per_category = max(1, questions // len(categories))
+    asked = [q for c in categories for q in domain.seed_questions(c, per_category, 99)]
+    solver = [domain.solver_prompt(q) for q in asked]
+    ch = recipe.challenger
+    seeds = {c: domain.seed_questions(c, max(ch.seeds_per_prompt, 1), recipe.seed) for c in categories}
+    writers = [challenger_message(domain, categories[i % len(categories)], seeds[categories[i % len(categories)]],
+                                  i, ch.seeds_per_prompt) for i in range(questions)]
+    s, d = recipe.solver, recipe.dataset
+    return [
+        Workload("votes", solver, vote_params(recipe, recipe.vote.samples), False),
+        Workload("solver rollout", solver[: s.batch_size],
+                 SamplingParams(n=s.group_size, temperature=s.temperature, top_p=s.top_p,
+                                max_new_tokens=s.max_new_tokens), True),
+        Workload("challenger rollout", writers[: ch.batch_size],
+                 SamplingParams(n=ch.group_size, temperature=ch.temperature, top_p=ch.top_p,
+                                max_new_tokens=ch.max_new_tokens), True),
+        Workload("dataset questions", writers,
+                 SamplingParams(n=1, temperature=d.temperature, top_p=d.top_p,
+                                max_new_tokens=ch.max_new_tokens), False),
+        Workload("greedy evaluation", [domain.solver_prompt(q) for q in test[:questions]],
+                 greedy_params(recipe.eval.max_new_tokens), False),
+    ]
+
+
+def time_sampler(sampler: HFGenerator, work: Workload, seed: int) -> tuple[int, int, float]:
+    sampler.generate(work.messages, work.params, seed=seed)
+    stats = sampler.last_stats
+    return stats.sequences, stats.generated_tokens, stats.seconds
+
+
+def time_server(server: HFRolloutServer, prompts: list[list[int]], work: Workload, seed: int) -> tuple[int, int, float]:
+    params = {**work.params.request(), "logprobs": work.logprobs}
+    requests = [ids for ids in prompts for _ in range(work.params.n)]
+
+    async def burst():
+        return await asyncio.gather(*[server.generate(ids, dict(params), request_id=f"r{i}")
+                                      for i, ids in enumerate(requests)])
+
+    torch.manual_seed(seed)
+    start = time.monotonic()
+    outputs = asyncio.run(burst())
+    seconds = time.monotonic() - start
+    return len(requests), sum(len(o.token_ids) for o in outputs), seconds
+
+
+def make_server(model: str, engine: str, max_batch: int, threads: int) -> HFRolloutServer:
+    config = SimpleNamespace(prompt_length=4096, response_length=512,
+                             custom={"max_batch": max_batch, "torch_threads": threads, "engine": engine})
+    return HFRolloutServer(config, {"path": model}, replica_rank=0)
+
+
+def matmul_rate(size: int = 2048, repeats: int = 5) -> dict[str, float]:
+    """GFLOP/s of a size^3 float32 matmul: torch's (MKL) and oneDNN's with a pre-packed weight."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    flops = 2 * size**3 / 1e9
+
+    def best(fn) -> float:
+        fn()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return flops / min(times)
+
+    rates = {"torch.mm": best(lambda: a @ b)}
+    if torch.backends.mkldnn.is_available():
+        packed = torch.ops.mkldnn._reorder_linear_weight(b, size)
+        rates["onednn packed"] = best(lambda: torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], ""))
+    return rates
+
+
+def matmul_flops_per_token(model) -> float:
+    """2 x the weights of every linear layer (the output layer included), per generated token."""
+    return 2.0 * sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+
+
+def profile_decode_step(decoder: FastDecoder, batch: int, context: int) -> list[tuple[str, float]]:
+    """Share of one decode step's time per kind of work, at `batch` rows and `context` columns."""
+    from torch.profiler import ProfilerActivity, profile
+
+    layers, kv, head = len(decoder.layers), decoder.n_kv, decoder.head_dim
+    cache = torch.zeros((layers, 2, batch, kv, context + 8, head))
+    mask = torch.ones((batch, context + 8), dtype=torch.bool)
+    tokens = torch.randint(0, 1000, (batch,))
+    positions = torch.full((batch,), context)
+    with torch.no_grad():
+        decoder._decode_step(tokens, positions, cache, context, mask)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for step in range(3):
+                hidden = decoder._decode_step(tokens, positions + step, cache, context + step, mask)
+                decoder._scores(hidden, SamplingKey(temperature=0.5))
+    kinds = {"matmul (projections, output layer)": ("linear_pointwise", "aten::mm", "aten::addmm"),
+             "attention (q.k, p.v)": ("aten::bmm", "aten::_softmax"),
+             "top-k": ("aten::topk",)}
+    totals: dict[str, float] = {}
+    for event in prof.key_averages():
+        kind = next((k for k, names in kinds.items() if any(n in event.key for n in names)), "elementwise and other")
+        totals[kind] = totals.get(kind, 0.0) + event.self_cpu_time_total
+    whole = sum(totals.values())
+    return sorted(((k, v / whole) for k, v in totals.items()), key=lambda kv: -kv[1])
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default=str(DEFAULT_RECIPE))
+    parser.add_argument("--questions", type=int, default=48, help="distinct prompts per workload (votes: x samples)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-batch", type=int, default=None,
+                        help="the fast paths' batch (default: the recipe's vote.batch_size, the servers' max_batch)")
+    parser.add_argument("--baseline-batch", type=int, default=64,
+                        help="generate's batch (64: vote.batch_size before the fast engine)")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds; each path's median is shown")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    recipe = load_recipe(Path(args.recipe), [])
+    model = prepare_base_model(recipe)
+    baseline_batch = args.baseline_batch
+    fast_batch = args.max_batch or recipe.vote.batch_size
+    paths = {
+        "generate": HFGenerator(model, batch_size=baseline_batch, engine="generate"),
+        "server/generate": make_server(model, "generate", baseline_batch, args.threads),
+        "server/fast": make_server(model, "fast", fast_batch, args.threads),
+        "sampler/fast": HFGenerator(model, batch_size=fast_batch, engine="fast"),
+    }
+    tokenizer = paths["generate"].tokenizer
+    works = workloads(recipe, args.questions)
+    timings: list[Timing] = []
+    for work in works:
+        prompts = [tokenizer(paths["generate"].chat_prompt(m), add_special_tokens=False)["input_ids"]
+                   for m in work.messages]
+        for name, path in paths.items():
+            runs = []
+            for round_ in range(args.repeats):
+                seed = args.seed + round_
+                if isinstance(path, HFGenerator):
+                    runs.append(time_sampler(path, work, seed))
+                else:
+                    runs.append(time_server(path, prompts, work, seed))
+            sequences, tokens, seconds = sorted(runs, key=lambda r: r[1] / r[2])[(len(runs) - 1) // 2]
+            timings.append(Timing(work.name, name, sequences, tokens, seconds))
+            print(f"  {work.name:<19} {name:<16} {tokens:>6} tokens {seconds:>7.2f} s", flush=True)
+
+    rates = matmul_rate()
+    best_rate = max(rates.values())
+    per_token = matmul_flops_per_token(paths["generate"].model)
+    limit = best_rate * 1e9 / per_token
+    decoder = paths["sampler/fast"].decoder
+    profile = profile_decode_step(decoder, fast_batch, 64)
+
+    print(f"\nmachine: {machine()}")
+    print("matmul 2048^3 float32: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in rates.items()))
+    print(f"limit: {best_rate:.0f} GFLOP/s / {per_token / 1e9:.3f} GFLOP per generated token = {limit:.0f} tokens/s "
+          f"(matmuls of decoding only)")
+    print(f"fast engine: kernels {decoder.kernels}, max_batch {fast_batch}; baseline batch {baseline_batch}\n")
+    header = f"{'workload':<19} {'path':<16} {'seqs':>5} {'tokens':>6} {'seconds':>8} {'tokens/s':>9} {'vs generate':>11} {'of limit':>8}"
+    print(header)
+    print("-" * len(header))
+    for work in works:
+        rows = [t for t in timings if t.workload == work.name]
+        base = rows[0].tokens_per_second
+        for t in rows:
+            print(f"{t.workload:<19} {t.path:<16} {t.sequences:>5} {t.tokens:>6} {t.seconds:>8.2f} "
+                  f"{t.tokens_per_second:>9.1f} {t.tokens_per_second / base:>10.2f}x {t.tokens_per_second / limit:>8.0%}")
+    ratios = {path: statistics.geometric_mean([
+        next(t for t in timings if t.workload == w.name and t.path == path).tokens_per_second
+        / next(t for t in timings if t.workload == w.name and t.path == "generate").tokens_per_second
+        for w in works]) for path in paths}
+    print("\ngeometric mean over workloads, vs generate: " + ", ".join(f"{p} {r:.2f}x" for p, r in ratios.items()))
+    print(f"\none fast decode step, {fast_batch} rows, 64 columns of context:")
+    for kind, share in profile:
+        print(f"  {kind:<36} {share:>5.0%}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "machine": machine(), "matmul_gflops": rates, "limit_tokens_per_second": limit,
+            "matmul_flops_per_token": per_token, "fast_max_batch": fast_batch, "baseline_batch": baseline_batch,
+            "kernels": decoder.kernels,
+            "timings": [asdict(t) | {"tokens_per_second": t.tokens_per_second} for t in timings],
+            "geomean_vs_generate": ratios, "decode_step_profile": dict(profile),
+        }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
