@@ -8,7 +8,7 @@ RECIPE ?= recipes/arithmetic-cpu.yaml
 ARGS ?=
 RUN_DIR ?= runs
 
-.PHONY: setup test test-fast train-recipe probe report eta-replay baselines tensorboard dashboard bench bench-repetition bench-rollout bench-finetune bench-adaptive bench-iteration prepare-model clean
+.PHONY: setup test test-fast train-recipe probe report eta-replay baselines tensorboard dashboard bench bench-generation bench-repetition bench-rollout bench-finetune bench-adaptive bench-iteration prepare-model clean
 
 setup: $(STAMP)
 
@@ -60,10 +60,15 @@ dashboard: setup
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 	$(BIN)/python tools/dashboard_screenshot.py $(RUN_DIR)/$(basename $(notdir $(RECIPE))) --out docs/dashboard.png $(ARGS)
 
-# Issue 5's table: rollout ratio, time shares of an iteration, peak memory, repetition
-# penalty, adaptive voting; ~15 minutes on 2 cores. Results also land in runs/bench/.
+# Issues 5 and 12: tokens/s of every generation path against generate and the machine's
+# limit, rollout ratio, time shares of an iteration, peak memory, repetition penalty, adaptive
+# voting; ~20 minutes on 2 cores. Results also land in runs/bench/.
 bench: prepare-model
 	$(BIN)/python tools/bench.py --out $(RUN_DIR)/bench
+
+# Every CPU generation path at the default recipe's shapes, against generate and the matmul limit.
+bench-generation: prepare-model
+	$(BIN)/python tools/bench_generation.py --questions 32 --json $(RUN_DIR)/bench/generation.json
 
 bench-adaptive: prepare-model
 	$(BIN)/python tools/bench_adaptive.py --per-category 4 --samples 10

@@ -102,7 +102,7 @@ class VoteConfig:
     top_k: int = 40
     top_p: float = 1.0
     max_new_tokens: int = 512
-    batch_size: int = 64  # sequences per generate call of the sampler
+    batch_size: int = 64  # sequences per batched generation (CPU: also the rollout servers' max_batch)
     adaptive: AdaptiveVoteConfig = field(default_factory=AdaptiveVoteConfig)
 
 

@@ -37,7 +37,12 @@ def test_iteration_parts_split_the_wall_time():
 
 
 def test_bench_table_judges_each_goal():
+    timings = [{"workload": w, "path": p, "tokens_per_second": tps}
+               for w in ("votes", "greedy evaluation")
+               for p, tps in (("generate", 40.0), ("server/fast", 120.0), ("sampler/fast", 101.0))]
     results = {
+        "generation": {"matmul_gflops": {"torch.mm": 100.0}, "limit_tokens_per_second": 370.0, "timings": timings,
+                       "logprob_agreement": {"k3_kl": 2e-9}},
         "rollout": [{"tokens_per_second": 70.0}, {"tokens_per_second": 63.0}],
         "iteration": {"parts": {"work": 95.0, "everything else": 5.0}, "wall_seconds": 100.0,
                       "peak_pss_bytes": 3 * 2**30},
@@ -50,13 +55,20 @@ def test_bench_table_judges_each_goal():
     }
     rows = {row[0]: row for row in load("bench").table(results)}
     assert rows["rollout tokens/s, server / plain generate"][2] == ">= 0.8: met"
+    assert rows["generation tokens/s, votes"][1:] == (
+        "generate 40 (1.00x); server/fast 120 (3.00x); sampler/fast 101 (2.52x)", ">= 2.5x: met")
+    assert rows["generation tokens/s, greedy evaluation"][2] == ""  # no goal there
+    assert rows["fast rollout log-probs vs the actor's, KL (k3)"][1:] == ("2.0e-09", "< 1e-4: met")
+    assert rows["generation limit (matmul GFLOP/s / FLOP per token)"][1] == "370 tokens/s (torch.mm 100 GFLOP/s)"
     assert rows["iteration: everything else"][1:] == ("5 s = 5.0%", "< 10 %: met")
     assert rows["peak memory of the run (all processes, PSS)"][1] == "3.00 GiB"
     assert rows["voting, 10 questions, m = 10 [s]"][2] == ">= 3x, < 0.05, < 2 %: met"
     results["rollout"][1]["tokens_per_second"] = 50.0
+    timings[2]["tokens_per_second"] = 99.0  # sampler/fast on the votes: 2.475x
     results["voting"]["comparisons"][0]["band_decisions_changed"] = 0.05
     rows = {row[0]: row for row in load("bench").table(results)}
     assert rows["rollout tokens/s, server / plain generate"][2] == ">= 0.8: NOT met"
+    assert rows["generation tokens/s, votes"][2] == ">= 2.5x: NOT met"
     assert "NOT met" in rows["voting, 10 questions, m = 10 [s]"][2]
 
 

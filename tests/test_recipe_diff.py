@@ -47,8 +47,8 @@ def test_a_key_the_schema_no_longer_has_is_a_difference():
 
 def test_an_upgraded_run_directory_opens_and_is_rewritten_with_the_new_keys(tmp_path: Path):
     recipe = load_recipe(DEFAULT_RECIPE, [f"run_dir={tmp_path}"])
-    old = older_version(recipe_to_yaml(recipe), "curriculum.initial_q", "vote.batch_size")
-    assert "initial_q" not in old and "batch_size: 64" not in old
+    old = older_version(recipe_to_yaml(recipe), "curriculum.initial_q", "resources.cpu_engine")
+    assert "initial_q" not in old and "cpu_engine" not in old
     (tmp_path / "recipe.yaml").write_text(old)
     run = CoEvolution(recipe, FakeBackend())
     state = run._open_run_dir("base-model")

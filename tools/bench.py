@@ -3,6 +3,9 @@
 Runs each benchmark in its own process, one after the other (so none competes with another
 for the CPU), collects their JSON and prints one table:
 
+  generation  tokens/s of every CPU generation path (the rollout servers on both engines,
+              the fast sampler) against plain `transformers.generate` at the default recipe's
+              shapes, next to the machine's matmul limit (tools/bench_generation.py)
   rollout     tokens/s of coevolve's rollout server inside verl's interface against plain
               batched `transformers.generate`, same prompts and lengths (tools/bench_rollout.py)
   iteration   time share of each part of one co-evolution iteration, and the run's peak
@@ -36,7 +39,13 @@ PYTHON = sys.executable
 ITERATION_OVERRIDES = ["challenger.steps=1", "solver.steps=1", "dataset.questions=24", "dataset.band_low=0.0",
                        "dataset.band_high=1.0", "eval.per_category=2"]
 
+# Each generation path must reach this multiple of transformers.generate's tokens/s on the
+# rollouts and the votes (issue 12).
+GENERATION_GOAL = 2.5
+GENERATION_GOAL_WORKLOADS = ("votes", "solver rollout", "challenger rollout")
+
 BENCHES = {
+    "generation": ["tools/bench_generation.py", "--questions", "32"],
     "rollout": ["tools/bench_rollout.py", "--prompts", "8", "--n", "4", "--max-new-tokens", "64",
                 "--batch", "64", "--repeats", "2"],
     "repetition": ["tools/bench_repetition.py", "--n", "8000", "--seed", "0"],
@@ -64,6 +73,8 @@ def machine() -> str:
 def table(results: dict) -> list[tuple[str, str, str]]:
     """(row, measured, goal and verdict) for every measurement."""
     rows = []
+    if "generation" in results:
+        rows += generation_rows(results["generation"])
     if "rollout" in results:
         plain, server = results["rollout"][0], results["rollout"][1]
         ratio = server["tokens_per_second"] / plain["tokens_per_second"]
@@ -102,6 +113,28 @@ def table(results: dict) -> list[tuple[str, str, str]]:
             rows.append((f"informative solver groups (G={info['group_size']}, {info['questions_in_band']} "
                          "kept questions; weights from half the answers, judged on the other half)",
                          f"uniform {info['uniform']:.1%} -> weighted {info['weighted']:.1%}", ""))
+    return rows
+
+
+def generation_rows(gen: dict) -> list[tuple[str, str, str]]:
+    """One row per workload: tokens/s of each path and its ratio to generate; the limit."""
+    rates = ", ".join(f"{k} {v:.0f}" for k, v in gen["matmul_gflops"].items())
+    rows = [("generation limit (matmul GFLOP/s / FLOP per token)",
+             f"{gen['limit_tokens_per_second']:.0f} tokens/s ({rates} GFLOP/s)", "")]
+    workloads = dict.fromkeys(t["workload"] for t in gen["timings"])
+    for workload in workloads:
+        timings = {t["path"]: t["tokens_per_second"] for t in gen["timings"] if t["workload"] == workload}
+        base = timings["generate"]
+        shown = "; ".join(f"{path} {tps:.0f} ({tps / base:.2f}x)" for path, tps in timings.items())
+        goal = ""
+        if workload in GENERATION_GOAL_WORKLOADS:
+            worst = min(timings["server/fast"], timings["sampler/fast"]) / base
+            goal = f">= {GENERATION_GOAL}x: {'met' if worst >= GENERATION_GOAL else 'NOT met'}"
+        rows.append((f"generation tokens/s, {workload}", shown, goal))
+    if "logprob_agreement" in gen:
+        kl = gen["logprob_agreement"]["k3_kl"]
+        rows.append(("fast rollout log-probs vs the actor's, KL (k3)", f"{kl:.1e}",
+                     f"< 1e-4: {'met' if kl < 1e-4 else 'NOT met'}"))
     return rows
 
 

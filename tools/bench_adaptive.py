@@ -116,7 +116,8 @@ def sample_answers(recipe, questions, m: int, seed: int) -> tuple[list[list[str 
     from coevolve.backend.models import prepare_base_model
 
     v = recipe.vote
-    sampler = HFGenerator(prepare_base_model(recipe), batch_size=v.batch_size, dtype=recipe.model.dtype)
+    sampler = HFGenerator(prepare_base_model(recipe), batch_size=v.batch_size, dtype=recipe.model.dtype,
+                          engine=recipe.resources.cpu_engine)
     domain = build_domain(recipe.domain.name, recipe.domain.options)
     params = vote_params(recipe, m)
     completions = sampler.generate([domain.solver_prompt(q) for q in questions], params, seed=seed)

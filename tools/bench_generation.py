@@ -23,7 +23,9 @@ and prints tokens/s (generated tokens, each row cut at its end-of-sequence token
 time including prefill), the ratio to `generate`, and the share of the limit: the machine's
 measured matmul rate over the matmul work of one generated token (2 x the parameters of
 every projection and the output layer; attention and prefill not counted, so no path can
-reach it). Then a profile of one decode step of the fast engine at the largest batch.
+reach it). Then, on the same model, the fast rollout's recorded log-probs against the actor's
+forward pass (the actor reuses them as pi_old on the CPU), and a profile of one decode step
+of the fast engine at its batch size.
 
     python tools/bench_generation.py --json runs/bench/generation.json
 """
@@ -123,6 +125,33 @@ def time_server(server: HFRolloutServer, prompts: list[list[int]], work: Workloa
     outputs = asyncio.run(burst())
     seconds = time.monotonic() - start
     return len(requests), sum(len(o.token_ids) for o in outputs), seconds
+
+
+def logprob_agreement(server: HFRolloutServer, prompts: list[list[int]], work: Workload, seed: int) -> dict:
+    """The rollout's log-probs against the actor's (a forward pass over each whole row).
+
+    The actor reuses the rollout's log-probs as pi_old on the CPU, so they must agree: the
+    largest |difference| of log p(token) and verl's k3 estimate of KL(rollout || actor).
+    """
+    params = {**work.params.request(), "logprobs": True}
+    requests = [ids for ids in prompts for _ in range(work.params.n)]
+
+    async def burst():
+        return await asyncio.gather(*[server.generate(ids, dict(params), request_id=f"lp{i}")
+                                      for i, ids in enumerate(requests)])
+
+    torch.manual_seed(seed)
+    outputs = asyncio.run(burst())
+    ratios = []
+    with torch.no_grad():
+        for prompt, output in zip(requests, outputs):
+            ids = torch.tensor([prompt + output.token_ids])
+            logits = server.model(input_ids=ids).logits[0, len(prompt) - 1 : -1] / work.params.temperature
+            actor = torch.log_softmax(logits, -1).gather(1, torch.tensor(output.token_ids)[:, None]).squeeze(1)
+            ratios.append(actor - torch.tensor(output.log_probs))
+    ratio = torch.cat(ratios).double()
+    return {"tokens": int(ratio.numel()), "max_abs_logprob_diff": float(ratio.abs().max()),
+            "k3_kl": float((ratio.exp() - 1 - ratio).mean())}
 
 
 def make_server(model: str, engine: str, max_batch: int, threads: int) -> HFRolloutServer:
@@ -232,6 +261,10 @@ def main() -> None:
             timings.append(Timing(work.name, name, sequences, tokens, seconds))
             print(f"  {work.name:<19} {name:<16} {tokens:>6} tokens {seconds:>7.2f} s", flush=True)
 
+    rollout = next(w for w in works if w.name == "solver rollout")
+    agreement = logprob_agreement(paths["server/fast"], [
+        tokenizer(paths["generate"].chat_prompt(m), add_special_tokens=False)["input_ids"] for m in rollout.messages
+    ], rollout, args.seed)
     rates = matmul_rate()
     best_rate = max(rates.values())
     per_token = matmul_flops_per_token(paths["generate"].model)
@@ -258,6 +291,9 @@ def main() -> None:
         / next(t for t in timings if t.workload == w.name and t.path == "generate").tokens_per_second
         for w in works]) for path in paths}
     print("\ngeometric mean over workloads, vs generate: " + ", ".join(f"{p} {r:.2f}x" for p, r in ratios.items()))
+    print(f"\nlog-prob agreement, server/fast on the solver rollout ({agreement['tokens']} tokens) against the "
+          f"actor's forward pass: max |diff| {agreement['max_abs_logprob_diff']:.1e}, "
+          f"KL (k3) {agreement['k3_kl']:.1e}")
     print(f"\none fast decode step, {fast_batch} rows, 64 columns of context:")
     for kind, share in profile:
         print(f"  {kind:<36} {share:>5.0%}")
@@ -269,6 +305,7 @@ def main() -> None:
             "kernels": decoder.kernels,
             "timings": [asdict(t) | {"tokens_per_second": t.tokens_per_second} for t in timings],
             "geomean_vs_generate": ratios, "decode_step_profile": dict(profile),
+            "logprob_agreement": agreement,
         }, indent=2))
 
 

@@ -4,8 +4,11 @@ verl's agent loop sends every sample of a step to the rollout server at once, on
 per sample. The server should turn that burst into batched `generate` calls and lose little
 against calling `generate` on the same batches directly. This measures, on the same prompts:
 
-  (a) `HFGenerator.generate`: the prompts expanded n times, sorted, cut into --batch rows;
-  (b) `HFRolloutServer`: n copies of each prompt as concurrent requests (max_batch = --batch);
+  (a) `HFGenerator.generate` on engine "generate": the prompts expanded n times, sorted, cut
+      into --batch rows of transformers.generate;
+  (b) `HFRolloutServer`: n copies of each prompt as concurrent requests (max_batch = --batch),
+      on --engine (default "generate", so that the table shows what batching requests costs;
+      tools/bench_generation.py compares the engines);
   (c) with --single, the server answering one request at a time (max_batch = 1), as the spike did.
 
 The methods run in turns, --repeats rounds, and the table shows each one's median round:
@@ -88,7 +91,7 @@ def bench_server(server: HFRolloutServer, prompts: list[list[int]], args: argpar
 def make_server(model: str, max_batch: int, args: argparse.Namespace) -> HFRolloutServer:
     config = SimpleNamespace(
         prompt_length=4096, response_length=args.max_new_tokens,
-        custom={"max_batch": max_batch, "torch_threads": args.threads},
+        custom={"max_batch": max_batch, "torch_threads": args.threads, "engine": args.engine},
     )
     return HFRolloutServer(config, {"path": model}, replica_rank=0)
 
@@ -118,13 +121,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--natural-length", action="store_true", help="stop at EOS instead of a fixed length")
+    parser.add_argument("--engine", choices=("generate", "fast"), default="generate", help="the server's engine")
     parser.add_argument("--single", action="store_true", help="also time one request at a time")
     parser.add_argument("--repeats", type=int, default=3, help="rounds; the median round is shown")
     parser.add_argument("--json", type=Path, help="also write the table here")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    sampler = HFGenerator(args.model, batch_size=args.batch)
+    sampler = HFGenerator(args.model, batch_size=args.batch, engine="generate")
     messages = questions(args.prompts)
     prompts = [sampler.tokenizer(sampler.chat_prompt(m), add_special_tokens=False)["input_ids"] for m in messages]
     server = make_server(args.model, args.batch, args)
@@ -136,7 +140,7 @@ def main() -> None:
     rounds: list[list[Result]] = []
     for _ in range(args.repeats):
         results = [bench_sampler(sampler, messages, args),
-                   bench_server(server, prompts, args, f"(b) HFRolloutServer max_batch={args.batch}")]
+                   bench_server(server, prompts, args, f"(b) HFRolloutServer max_batch={args.batch} {args.engine}")]
         if single is not None:
             results.append(bench_server(single, prompts, args, "(c) HFRolloutServer max_batch=1"))
         rounds.append(results)

@@ -1,27 +1,31 @@
 """Fast sampling from a Llama-family causal LM on the CPU: coevolve's own decode loop.
 
-`transformers.generate` spends most of a CPU decode step outside the model's matmuls (its
-dynamic cache grows by concatenation, GQA repeats the keys and values, finished rows keep
-computing, every sample of a prompt prefills the prompt again, and top-p sorts the whole
-vocabulary). `FastDecoder` runs the same model, with the same weights, the same way:
+`transformers.generate` spends most of a CPU decode step outside useful matmuls: every sample
+of a prompt prefills the whole prompt again, finished rows keep decoding until the longest is
+done, its dynamic cache grows by concatenation, `torch.multinomial` over 49k tokens takes
+~0.4 s for 256 rows, and torch's matmul reaches half the machine's rate on decode shapes.
+`FastDecoder` runs the same model, with the same weights, and samples the same distribution:
 
-- one prefill per distinct prompt, its keys and values then copied to each of its samples;
-- a key/value cache allocated once per call, written in place (no concatenation);
-- the q/k/v and gate/up projections fused into one matmul each (re-fused by `refresh` after
-  new weights are loaded: that copy is the whole weight-sync cost);
-- grouped-query attention without repeating keys and values;
+- prefill: the prefix all prompts of a batch share (the chat template's system turn) once,
+  then each distinct prompt's rest once, its keys and values copied to each of its samples;
+- a key/value cache allocated once per call and written in place; grouped-query attention
+  without repeating keys and values;
+- q/k/v and gate/up fused into one projection each, every weight pre-packed for oneDNN
+  (1.3-2x torch's matmul at 64-256 rows here); `refresh` re-packs after new weights are
+  loaded, which is the whole weight-sync cost (~0.2 s for SmolLM2-135M);
 - rows that finished (end of sequence or their own limit) leave the batch;
-- sampling in vLLM's order (temperature, top-k, top-p, as `SamplingKey` says), top-p on the
-  top-k candidates when there is a top-k, else on the smallest candidate set that provably
-  holds the nucleus.
+- the temperature divides the hidden state before the output layer; top-k works on the k
+  best tokens, top-p on the smallest candidate set that provably holds the nucleus; a token
+  is drawn by inverting the cumulative distribution (one exp, one cumsum, a binary search).
 
 The distribution each token is drawn from is the model's (tests/test_fast_decode.py compares
-every step's distribution with the model's own forward pass); the recorded log-probability
-of a drawn token is taken under that processed distribution, as the HF path records it.
+every step's full distribution with the model's own forward pass, and the rollout's recorded
+log-probabilities with the actor's); a drawn token's log-probability is taken under the
+processed distribution, as the HF path records it. `make bench-generation` measures it.
 
 Architectures: those whose decoder layer is Llama's (`llama`; `qwen2` adds q/k/v biases).
-Anything else raises `UnsupportedModel` naming the architecture; the caller then uses
-`transformers.generate` (engine `generate`), never silently.
+Any other raises `UnsupportedModel` naming it: the recipe then sets
+`resources.cpu_engine: generate` (transformers.generate); nothing falls back silently.
 """
 
 from __future__ import annotations
@@ -31,11 +35,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from coevolve.backend.hf_requests import SamplingKey
+from coevolve.backend.hf_requests import SamplingKey, cut_response
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2")
 # When top-p has no top-k to work in, the nucleus is first looked for among this many of the
-# most likely tokens; a row whose nucleus is larger falls back to sorting its whole vocabulary.
+# most likely tokens; when some row's nucleus is larger, the batch sorts the whole vocabulary.
 NUCLEUS_CANDIDATES = 256
 # Finished rows are dropped from the batch once at least this share of it has finished.
 COMPACT_SHARE = 0.25
@@ -254,9 +258,9 @@ class FastDecoder:
         The division is applied to the hidden state before the output projection (576 numbers
         a row instead of 49k; equal up to float rounding).
         """
-        if key.greedy or key.temperature == 1.0:
-            return self._linear(hidden, self.lm_head)
-        return self._linear(hidden * (1.0 / key.temperature), self.lm_head)
+        if not (key.greedy or key.temperature == 1.0):
+            hidden = hidden * (1.0 / key.temperature)
+        return self._linear(hidden, self.lm_head).float()  # sampling sums probabilities: float32
 
     # -- sampling -----------------------------------------------------------------------------
 
@@ -349,11 +353,9 @@ class FastDecoder:
             if step < key.min_tokens:
                 scores[:, eos] = float("-inf")
             chosen, chosen_logprob = sample(scores, key, logprobs)
-            for row, token in zip(alive.tolist(), chosen.tolist()):
-                out_tokens[row].append(token)
+            _append(out_tokens, alive, chosen)
             if logprobs:
-                for row, value in zip(alive.tolist(), chosen_logprob.tolist()):
-                    out_logprobs[row].append(value)
+                _append(out_logprobs, alive, chosen_logprob)
             remaining -= 1
             finished |= torch.isin(chosen, eos) | (remaining <= 0)
             if bool(finished.all()):
@@ -367,11 +369,9 @@ class FastDecoder:
             # a finished row still in the batch decodes on; its extra tokens are cut below
             hidden = self._decode_step(chosen, state.positions, state.cache, column, state.key_mask[: len(alive)])
             state.positions = state.positions + 1
-        results = []
-        for row, limit in enumerate(limits):
-            tokens = _cut(out_tokens[row], limit, eos_ids)
-            results.append(Generated(tokens, out_logprobs[row][: len(tokens)] if logprobs else None))
-        return results
+        lengths = [cut_response(tokens, limit, eos_ids) for tokens, limit in zip(out_tokens, limits)]
+        return [Generated(tokens[:n], values[:n] if logprobs else None)
+                for tokens, values, n in zip(out_tokens, out_logprobs, lengths)]
 
 
 def _shared_prefix(prompts: list[list[int]]) -> int:
@@ -395,18 +395,17 @@ def _left_pad(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, valid
 
 
+def _append(rows: list[list], alive: torch.Tensor, values: torch.Tensor) -> None:
+    """Append each batch row's value to the list of the prompt it belongs to."""
+    for row, value in zip(alive.tolist(), values.tolist()):
+        rows[row].append(value)
+
+
 def _keep_rows(state: _Started, keep: torch.Tensor, columns: int) -> None:
     """Move the rows `keep` to the front of the batch (cache columns [0, columns) are filled)."""
     state.cache[:, :, : len(keep), :, :columns] = state.cache[:, :, keep, :, :columns].clone()
     state.key_mask[: len(keep)] = state.key_mask[keep].clone()
     state.positions = state.positions[keep]
-
-
-def _cut(tokens: list[int], limit: int, eos_ids: frozenset[int]) -> list[int]:
-    for index, token in enumerate(tokens[:limit]):
-        if token in eos_ids:
-            return tokens[: index + 1]
-    return tokens[:limit]
 
 
 def sample(scores: torch.Tensor, key: SamplingKey, want_logprobs: bool) -> tuple[torch.Tensor, torch.Tensor | None]:

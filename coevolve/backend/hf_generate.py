@@ -5,8 +5,8 @@ so a batch pads little, and cut into batches of `batch_size` sequences, each sam
 coevolve's decode loop (engine "fast", `fast_decode.FastDecoder`) or by `transformers.generate`
 (engine "generate", the baseline tools/bench_generation.py measures against). It is the engine of
 `coevolve eval` (on the CPU or one GPU) and a generator for tools;
-the co-evolution loop itself samples through the roles' rollout servers. `cut_response` and
-`end_of_sequence_ids` define, for both, where a generated row ends.
+the co-evolution loop itself samples through the roles' rollout servers. `end_of_sequence_ids`
+and `hf_requests.cut_response` define, for every path, where a generated row ends.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from coevolve.backend.fast_decode import FastDecoder
-from coevolve.backend.hf_requests import ENGINES, parse_sampling_params
+from coevolve.backend.hf_requests import ENGINES, cut_response, parse_sampling_params
 from coevolve.sampling import SamplingParams
 
 
@@ -32,14 +32,6 @@ def end_of_sequence_ids(model, tokenizer) -> frozenset[int]:
     if not ids:
         raise ValueError("the model has no end-of-sequence token: generation would never stop")
     return frozenset(int(i) for i in ids)
-
-
-def cut_response(tokens: list[int], limit: int, eos_ids: frozenset[int]) -> int:
-    """Length of a generated row: up to its own limit and its first EOS, the EOS included."""
-    for index, token in enumerate(tokens[:limit]):
-        if token in eos_ids:
-            return index + 1
-    return min(limit, len(tokens))
 
 
 @dataclass(frozen=True)
@@ -79,6 +71,8 @@ class HFGenerator:
                  device: str = "cpu", engine: str = "fast") -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
+        if engine == "fast" and device != "cpu":
+            raise ValueError(f"engine 'fast' decodes on the CPU; use engine 'generate' on {device!r}")
         self.model_path = model_path
         self.engine = engine
         self.device = torch.device(device)

@@ -162,6 +162,14 @@ def plan_chunks(requests: Iterable[Request], max_batch: int) -> list[list[Reques
     return chunks
 
 
+def cut_response(tokens: list[int], limit: int, eos_ids: frozenset[int]) -> int:
+    """Length of a generated row: up to its own limit and its first EOS, the EOS included."""
+    for index, token in enumerate(tokens[:limit]):
+        if token in eos_ids:
+            return index + 1
+    return min(limit, len(tokens))
+
+
 class ChosenTokenLogprobs(LogitsProcessor):
     """Records log p(chosen token) under the fully processed distribution, one step at a time.
 

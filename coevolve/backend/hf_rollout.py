@@ -49,6 +49,7 @@ from coevolve.backend.hf_requests import (
     model_path,
     logits_processors,
     Request,
+    cut_response,
     engine_setting,
     server_setting,
     parse_sampling_params,
@@ -56,7 +57,7 @@ from coevolve.backend.hf_requests import (
     request_limit,
 )
 from coevolve.backend.models import save_atomically
-from coevolve.backend.hf_generate import cut_response, end_of_sequence_ids
+from coevolve.backend.hf_generate import end_of_sequence_ids
 
 logger = logging.getLogger(__name__)
 
