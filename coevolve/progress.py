@@ -23,13 +23,14 @@ from coevolve.plan import iteration_budget
 from coevolve.runstate import BASE_EVAL, Phase
 from coevolve.schema import Recipe
 
-# Measured on a 2-core AMD EPYC machine, SmolLM2-135M in float32 (the default recipe's
-# phases): decoding costs ~5 ms per generated token in batch, a token that is also trained on
-# ~8 times that (its forward and backward passes in the update); starting Ray, both trainers
-# and their rollout servers ~60 s. Only the first ETA rests on these; the rest is measured.
-PRIOR_SECONDS_PER_UNIT = 0.005
-TRAINED_TOKEN_UNITS = 8.0
-PRIOR_STARTUP_SECONDS = 60.0
+# Fitted (least squares over the 9 phases) to a default run on a 2-core AMD EPYC machine,
+# SmolLM2-135M in float32, with the fast CPU engine: ~1.75 ms per budgeted generated token,
+# a token that is also trained on ~15 times that (its forward and backward passes in the
+# update); starting Ray, both trainers and their rollout servers ~65 s. Only the first ETA
+# rests on these; the rest is measured.
+PRIOR_SECONDS_PER_UNIT = 0.00175
+TRAINED_TOKEN_UNITS = 15.0
+PRIOR_STARTUP_SECONDS = 65.0
 
 
 def phase_units(recipe: Recipe, heldout: int, heldout_votes: int) -> dict[str, float]:

@@ -88,11 +88,15 @@ def test_rollout_logprobs_agree_with_the_actors_forward_pass(which, temperature,
 
 
 @PROMPT_SETS
+@pytest.mark.parametrize("kernels", ["onednn", "torch"])
 @pytest.mark.parametrize("which", ["llama", "qwen2"])
-def test_every_step_distribution_is_the_models(which, prompts, request):
+def test_every_step_distribution_is_the_models(which, prompts, kernels, request):
     """Teacher forcing the decoder's own cache path: full next-token distributions, KL per step."""
+    if kernels == "onednn" and not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch build has no oneDNN")
     model = request.getfixturevalue(which)
-    decoder = FastDecoder(model)
+    decoder = FastDecoder(model, kernels=kernels)
+    assert decoder.kernels == kernels
     torch.manual_seed(1)
     out = decoder.generate(prompts, [10] * len(prompts), SamplingKey(temperature=1.0), NO_EOS)
     # the decoder's distribution at each step, from its prefill and cached decode steps

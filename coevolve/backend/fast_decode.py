@@ -114,6 +114,7 @@ class FastDecoder:
     """Samples continuations of token prompts from an HF Llama-family model (held, not copied)."""
 
     def __init__(self, model, kernels: str = "auto", batch_hint: int = 64) -> None:
+        """`batch_hint`: the usual rows per call, for which oneDNN lays the weights out."""
         check_supported(model)
         self.model = model
         self.kernels = choose_kernels(kernels, model.dtype)

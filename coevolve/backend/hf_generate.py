@@ -85,7 +85,7 @@ class HFGenerator:
         self.model.to(self.device).eval()
         self.eos_ids = end_of_sequence_ids(self.model, self.tokenizer)
         # the fast engine refuses (UnsupportedModel) an architecture it does not implement
-        self.decoder = FastDecoder(self.model) if engine == "fast" else None
+        self.decoder = FastDecoder(self.model, batch_hint=batch_size) if engine == "fast" else None
         self.last_stats = SamplerStats(0, 0, 0.0)
 
     def chat_prompt(self, user_message: str) -> str:

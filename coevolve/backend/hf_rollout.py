@@ -119,7 +119,7 @@ class HFRolloutServer:
         self.model.eval()
         self.engine = engine_setting(config)
         # the fast engine refuses (UnsupportedModel) an architecture it does not implement
-        self.decoder = FastDecoder(self.model) if self.engine == "fast" else None
+        self.decoder = FastDecoder(self.model, batch_hint=self.max_batch) if self.engine == "fast" else None
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.eos_ids = end_of_sequence_ids(self.model, self.tokenizer)
         self.pad_id = self._pad_id()
