@@ -279,7 +279,7 @@ class FastDecoder:
         rests = [p[shared:] for p in unique]
         width = shared + max(len(r) for r in rests)
         cache = torch.empty(
-            (len(self.layers), 2, max(len(prompts), len(unique)), self.n_kv, width + steps, self.head_dim),
+            (len(self.layers), 2, len(prompts), self.n_kv, width + steps, self.head_dim),
             dtype=self.dtype,
         )
         if shared:
@@ -291,7 +291,7 @@ class FastDecoder:
         hidden = self._prefill(ids, valid, positions, cache, shared)
         rows = torch.tensor(source)
         if source != list(range(len(prompts))):
-            cache[:, :, : len(prompts), :, :width] = cache[:, :, rows, :, :width].clone()
+            cache[:, :, : len(prompts), :, :width] = cache[:, :, rows, :, :width]  # indexing copies
         key_mask = torch.zeros((len(prompts), width + steps), dtype=torch.bool)
         key_mask[:, :shared] = True
         key_mask[:, shared:width] = valid[rows]
@@ -319,7 +319,6 @@ class FastDecoder:
             hidden = self._decode_step(fed[:, step], state.positions + step, state.cache, column, state.key_mask)
             out.append(self._scores(hidden, raw))
         return list(torch.stack(out, dim=1))
-
 
     @torch.no_grad()
     def generate(
@@ -404,8 +403,9 @@ def _append(rows: list[list], alive: torch.Tensor, values: torch.Tensor) -> None
 
 def _keep_rows(state: _Started, keep: torch.Tensor, columns: int) -> None:
     """Move the rows `keep` to the front of the batch (cache columns [0, columns) are filled)."""
-    state.cache[:, :, : len(keep), :, :columns] = state.cache[:, :, keep, :, :columns].clone()
-    state.key_mask[: len(keep)] = state.key_mask[keep].clone()
+    # indexing by a tensor copies, so the overlapping move reads the old rows
+    state.cache[:, :, : len(keep), :, :columns] = state.cache[:, :, keep, :, :columns]
+    state.key_mask[: len(keep)] = state.key_mask[keep]
     state.positions = state.positions[keep]
 
 
@@ -470,9 +470,10 @@ def _candidates(scores: torch.Tensor, key: SamplingKey) -> tuple[torch.Tensor | 
 
 
 def _top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The k highest scores per row, descending, widened to every score tied with the k-th."""
-    values, ids = scores.topk(min(k + 1, scores.shape[-1]), dim=-1)
-    if values.shape[-1] == k or not bool((values[:, k] == values[:, k - 1]).any()):
+    """The k highest scores per row (k < vocabulary), descending, widened to every score tied
+    with the k-th."""
+    values, ids = scores.topk(k + 1, dim=-1)
+    if not bool((values[:, k] == values[:, k - 1]).any()):
         return values[:, :k], ids[:, :k]
     kth = values[:, k - 1 : k]
     width = int((scores >= kth).sum(-1).max())  # rare: count the ties in full

@@ -19,7 +19,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from coevolve.backend.fast_decode import FastDecoder
-from coevolve.backend.hf_requests import ENGINES, cut_response, parse_sampling_params
+from coevolve.backend.hf_requests import check_engine, cut_response, parse_sampling_params
 from coevolve.sampling import SamplingParams
 
 
@@ -69,9 +69,7 @@ class HFGenerator:
 
     def __init__(self, model_path: str, batch_size: int = 64, dtype: str = "float32",
                  device: str = "cpu", engine: str = "fast") -> None:
-        if engine not in ENGINES:
-            raise ValueError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
-        if engine == "fast" and device != "cpu":
+        if check_engine(engine) == "fast" and device != "cpu":
             raise ValueError(f"engine 'fast' decodes on the CPU; use engine 'generate' on {device!r}")
         self.model_path = model_path
         self.engine = engine

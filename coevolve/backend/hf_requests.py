@@ -53,13 +53,16 @@ def server_setting(config: Any, key: str, env: str, default: float) -> float:
     return float(os.environ.get(env, default))
 
 
+def check_engine(engine: str) -> str:
+    """`engine` if it is one of ENGINES, else a ValueError naming the recipe key."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r} is not one of {', '.join(ENGINES)} (recipe key resources.cpu_engine)")
+    return engine
+
+
 def engine_setting(config: Any) -> str:
     """The server's engine: `rollout.custom.engine`, else COEVOLVE_CPU_ENGINE, else "fast"."""
-    engine = custom_settings(config).get("engine") or os.environ.get("COEVOLVE_CPU_ENGINE") or "fast"
-    if engine not in ENGINES:
-        raise ValueError(f"hf rollout: engine {engine!r} is not one of {', '.join(ENGINES)} "
-                         "(recipe key resources.cpu_engine)")
-    return engine
+    return check_engine(custom_settings(config).get("engine") or os.environ.get("COEVOLVE_CPU_ENGINE") or "fast")
 
 
 def model_path(model_config: Any) -> str:
