@@ -23,9 +23,11 @@ $(STAMP): pyproject.toml Makefile
 	touch $@
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 test-fast: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not slow"
 
 prepare-model: setup

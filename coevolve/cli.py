@@ -17,10 +17,10 @@ import sys
 import traceback
 from pathlib import Path
 
-from coevolve.evaluation import EvalInputError
-from coevolve.recipe import DEFAULT_RECIPE, RecipeError, load_recipe
+from coevolve.measure.evaluation import EvalInputError
+from coevolve.recipe.load import DEFAULT_RECIPE, RecipeError, load_recipe
+from coevolve.recipe.schema import Recipe
 from coevolve.runstate import RunDirError
-from coevolve.schema import Recipe
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "probe":
             return _probe(recipe, args)
         if args.dry_run:
-            from coevolve.backend.dry_run import dry_run
+            from coevolve.backend.commands.dry_run import dry_run
 
             dry_run(recipe)
             return 0
@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(recipe: Recipe, verbose: bool, backend=None) -> int:
     """The run, with everything but coevolve's own progress in `<run_dir>/logs/run.log`."""
-    from coevolve.console import Console, quiet_output
-    from coevolve.loop import CoEvolution, RunStopped
+    from coevolve.run.console import Console, quiet_output
+    from coevolve.run.loop import CoEvolution, RunStopped
 
     if backend is None:
         from coevolve.backend.verl_backend import VerlBackend
@@ -145,7 +145,7 @@ def stopped_message(recipe: Recipe, why: str) -> str:
 
 
 def _evaluate(recipe: Recipe, checkpoint: Path, label: str | None) -> int:
-    from coevolve.backend.eval_checkpoint import evaluate_checkpoint
+    from coevolve.backend.commands.evaluate import evaluate_checkpoint
 
     result, outputs = evaluate_checkpoint(recipe, checkpoint, label)
     print(result.markdown(), end="")
@@ -155,7 +155,7 @@ def _evaluate(recipe: Recipe, checkpoint: Path, label: str | None) -> int:
 
 
 def _report(run_dir: Path) -> int:
-    from coevolve.report import ReportError, summary, write_report
+    from coevolve.measure.report import ReportError, summary, write_report
 
     try:
         report, md, png = write_report(run_dir)
@@ -168,9 +168,9 @@ def _report(run_dir: Path) -> int:
 
 
 def _probe(recipe: Recipe, args: argparse.Namespace) -> int:
-    from coevolve.backend.probe_sampling import parse_temperatures, run_probe
+    from coevolve.backend.commands.probe import parse_temperatures, run_probe
     from coevolve.backend.models import prepare_base_model
-    from coevolve.probe import markdown
+    from coevolve.measure.probe import markdown
 
     temperatures = parse_temperatures(args.temperatures)  # checked before a model is loaded
     split = args.split or ("dev" if recipe.eval.dev_per_category > 0 else "test")

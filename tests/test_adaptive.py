@@ -2,7 +2,9 @@
 
 import pytest
 
-from coevolve.adaptive import (
+from coevolve.domains import build_domain
+from coevolve.records import Question
+from coevolve.selfplay.adaptive import (
     AdaptiveVoting,
     Rounds,
     band_rule,
@@ -13,10 +15,8 @@ from coevolve.adaptive import (
     reward_rule,
     sample_in_rounds,
 )
-from coevolve.domains import build_domain
-from coevolve.filters import TextFilter
-from coevolve.records import Question
-from coevolve.selfplay import build_solver_dataset, parse_questions, score_challenger
+from coevolve.selfplay.filters import TextFilter
+from coevolve.selfplay.steps import build_solver_dataset, parse_questions, score_challenger
 
 ARITH = build_domain("arithmetic")
 BAND = (0.3, 0.8)
@@ -122,7 +122,7 @@ def test_replay_matches_sampling_in_rounds():
     rounds, rule = Rounds(10, 4, 2), band_rule(BAND, 0.95, ARITH.equivalent)
     sampler = CountingSampler(STREAMS)
     groups = sample_in_rounds(QUESTIONS, ARITH.solver_prompt, ARITH.extract_answer, sampler, rounds, rule)
-    for question, group in zip(QUESTIONS, groups):
+    for question, group in zip(QUESTIONS, groups, strict=True):
         full = [ARITH.extract_answer(f"The answer is {a}.") for a in STREAMS[next(k for k in STREAMS if k in question.text)]]
         assert replay(full, rounds, rule) == len(group.answers)
 

@@ -11,9 +11,9 @@ pytest.importorskip("verl")
 from verl import DataProto  # noqa: E402
 
 from coevolve.backend import data as vdata  # noqa: E402
-from coevolve.curriculum import Bandit  # noqa: E402
 from coevolve.domains import build_domain  # noqa: E402
 from coevolve.records import Question  # noqa: E402
+from coevolve.selfplay.curriculum import Bandit  # noqa: E402
 
 ARITH = build_domain("arithmetic")
 

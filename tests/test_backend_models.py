@@ -4,9 +4,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tiny_model import build_tiny_model  # noqa: E402
-from coevolve.backend.hf_generate import HFGenerator  # noqa: E402
-from coevolve.sampling import SamplingParams  # noqa: E402
+from coevolve.backend.generation.generator import HFGenerator  # noqa: E402
+from coevolve.run.sampling import SamplingParams  # noqa: E402
+from helpers.tiny_model import build_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")

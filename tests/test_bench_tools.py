@@ -74,8 +74,8 @@ def test_bench_table_judges_each_goal():
 
 def test_adaptive_comparison_and_split_half_informative_share():
     bench = load("bench_adaptive")
-    from coevolve.adaptive import AdaptiveVoting, vote_of_prefix
     from coevolve.domains import build_domain
+    from coevolve.selfplay.adaptive import AdaptiveVoting, vote_of_prefix
 
     same = build_domain("arithmetic").equivalent
     answers = [["4"] * 10, ["1", "2", "1", "3", "1", "2", "1", "2", "4", "1"]]

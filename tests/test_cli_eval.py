@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from coevolve import cli
-from coevolve.backend import eval_checkpoint
+from coevolve.backend.commands import evaluate as eval_checkpoint
 from coevolve.domains import register_domain
 from coevolve.domains.arithmetic import ArithmeticDomain
 from coevolve.records import Question

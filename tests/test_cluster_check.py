@@ -3,8 +3,8 @@
 import pytest
 
 from coevolve.backend.ray_session import ClusterError, check_cluster
-from coevolve.recipe import RecipeError
-from coevolve.schema import ResourcesConfig
+from coevolve.recipe.load import RecipeError
+from coevolve.recipe.schema import ResourcesConfig
 
 
 def _resources(nnodes: int, gpus_per_node: int) -> ResourcesConfig:

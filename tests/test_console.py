@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-from coevolve.console import Console, quiet_output
-from coevolve.progress import (
+from coevolve.recipe.load import DEFAULT_RECIPE, load_recipe
+from coevolve.run.console import Console, quiet_output
+from coevolve.run.progress import (
     PRIOR_SECONDS_PER_UNIT,
     PRIOR_STARTUP_SECONDS,
     TRAINED_TOKEN_UNITS,
@@ -20,7 +21,6 @@ from coevolve.progress import (
     eta_for,
     phase_units,
 )
-from coevolve.recipe import DEFAULT_RECIPE, load_recipe
 from coevolve.runstate import Phase, run_phases
 
 RECIPE = load_recipe(DEFAULT_RECIPE, [])

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from coevolve.curriculum import Bandit, arm_rewards
+from coevolve.selfplay.curriculum import Bandit, arm_rewards
 
 
 def test_td0_update_moves_only_given_arms():

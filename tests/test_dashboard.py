@@ -3,8 +3,8 @@ the tags the loop logs."""
 
 from __future__ import annotations
 
-from coevolve.dashboard import LAYOUT, unmatched_charts
-from coevolve.tracking import Tracker
+from coevolve.run.dashboard import LAYOUT, unmatched_charts
+from coevolve.run.tracking import Tracker
 
 CONFIG_TAG = "custom_scalars__config__"
 

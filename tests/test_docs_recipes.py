@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
 
 from coevolve.domains.generic import GenericConfig
-from coevolve.schema import Recipe
+from coevolve.recipe.schema import Recipe
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "recipes.md"
 ROW = re.compile(r"^\| `([^`]+)` \| (.*?) \|", re.MULTILINE)
@@ -79,7 +80,7 @@ def code_blocks(language: str, section: str) -> list[str]:
 
 
 def test_the_module_class_example_loads_as_written(tmp_path, monkeypatch):
-    from coevolve.recipe import RECIPES_DIR, RecipeError, load_recipe
+    from coevolve.recipe.load import RECIPES_DIR, RecipeError, load_recipe
 
     (source,), (recipe_text,) = code_blocks("python", "A domain with code"), code_blocks("yaml", "A domain with code")
     (tmp_path / "mydomains").mkdir()

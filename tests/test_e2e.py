@@ -1,6 +1,6 @@
 """End to end through real verl on the CPU: one iteration, one GRPO step per phase, a kill and a resume.
 
-A tiny random model plays the toy domain (tests/toy_domain.py). The run is started in a
+A tiny random model plays the toy domain (tests/helpers/toy_domain.py). The run is started in a
 subprocess, stopped by SIGTERM (a scheduler's preemption) as soon as its challenger phase is
 committed, rerun, and its solver's Ray worker is killed in the solver phase; the third run must
 resume at the solver phase, train it, and leave
@@ -12,85 +12,18 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
+from helpers.e2e import REQUIRED_TAGS, start, tensorboard_tags, wait_for, weights
+
 pytestmark = pytest.mark.slow
-
-REPO = Path(__file__).resolve().parents[1]
-REQUIRED_TAGS = [
-    "challenger/reward_mean", "challenger/uncertainty_reward_mean", "challenger/repetition_penalty_mean",
-    "challenger/format_valid_rate", "dataset/questions_generated", "dataset/questions_kept",
-    "solver/reward_mean", "solver/pseudo_label_accuracy", "eval/accuracy",
-    "curriculum/q/short", "curriculum/q/long", "curriculum/prob/short", "curriculum/prob/long",
-    "eval/accuracy/short", "eval/accuracy/long",
-    "eval/majority_vote_accuracy", "eval/in_band_label_accuracy",  # label quality without an oracle
-    "verl/challenger/actor/pg_loss", "verl/solver/actor/pg_loss",  # verl's own metrics, out of the way
-]
-
-
-def overrides(model: Path, run_dir: Path) -> list[str]:
-    return [
-        f"model.path={model}", "model.source=none", "model.dtype=float32", "name=e2e",
-        "resources.device=cpu", "resources.rollout=hf",
-        "domain.name=toy_domain:ToyDomain", f"run_dir={run_dir}", "iterations=1", "seed=3",
-        "challenger.steps=1", "challenger.batch_size=2", "challenger.group_size=2",
-        "challenger.max_new_tokens=12", "challenger.max_prompt_tokens=64", "challenger.micro_batch_size=4",
-        "challenger.lr=1e-3", "solver.lr=1e-3",
-        "solver.steps=1", "solver.batch_size=2", "solver.group_size=2", "solver.max_new_tokens=8",
-        "solver.max_prompt_tokens=96", "solver.micro_batch_size=4",
-        "vote.samples=3", "vote.max_new_tokens=8", "dataset.questions=6",
-        "dataset.band_low=0.0", "dataset.band_high=1.0", "dataset.min_words=1", "dataset.max_rouge_l=1.0",
-        "eval.per_category=2", "eval.max_new_tokens=8", "resources.cpu_threads=1",
-    ]
-
-
-def start(model: Path, run_dir: Path, log: Path, recipe: Path = REPO / "recipes/base.yaml",
-          settings: list[str] | None = None) -> subprocess.Popen:
-    """`coevolve train recipe settings` (default: base.yaml with `overrides`) in its own group."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "tests"), str(REPO)]))
-    command = [sys.executable, "-m", "coevolve.cli", "train", str(recipe),
-               *(overrides(model, run_dir) if settings is None else settings)]
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def wait_for(condition, process: subprocess.Popen, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if process.poll() is not None:
-            pytest.fail(f"run exited early with {process.returncode}:\n{log.read_text()[-4000:]}")
-        if time.monotonic() > deadline:
-            os.killpg(process.pid, signal.SIGKILL)
-            pytest.fail(f"timed out:\n{log.read_text()[-4000:]}")
-        time.sleep(0.2)
-
-
-def tensorboard_tags(run_dir: Path) -> tuple[dict[str, list[int]], set[str]]:
-    """Steps of every scalar tag, and the histogram and text tags (purged events excluded)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "tensors": 0})
-    acc.Reload()
-    tags = acc.Tags()
-    scalars = {tag: [e.step for e in acc.Scalars(tag)] for tag in tags["scalars"]}
-    return scalars, set(tags["histograms"]) | set(tags["tensors"])
-
-
-def weights(path: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(str(path / "model.safetensors"))
 
 
 def test_coevolution_runs_resumes_and_trains_both_roles(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from tiny_model import build_tiny_model
+    from helpers.tiny_model import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny")
     run_dir = tmp_path / "run"
@@ -162,7 +95,7 @@ def test_coevolution_runs_resumes_and_trains_both_roles(tmp_path):
     missing = [t for t in REQUIRED_TAGS if t not in events]
     assert not missing, f"missing tags {missing}; have {sorted(events)}"
     assert "dataset/agreement_hist" in others, others
-    from coevolve.dashboard import LAYOUT, unmatched_charts
+    from coevolve.run.dashboard import LAYOUT, unmatched_charts
 
     assert "custom_scalars__config__" in others  # the co-evolution dashboard
     assert unmatched_charts(LAYOUT, list(events)) == []  # no chart of it is empty

@@ -10,9 +10,9 @@ votes split and every phase has data.
 import json
 
 import pytest
-from test_e2e import REPO, overrides, start, tensorboard_tags, wait_for
 
 from coevolve.runstate import run_phases
+from helpers.e2e import REPO, overrides, start, tensorboard_tags, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ LOOSE = [
 
 
 def test_a_yaml_only_domain_trains_and_evaluates_per_category(tmp_path):
-    from tiny_model import build_tiny_model
+    from helpers.tiny_model import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny")
     run_dir = tmp_path / "run"

@@ -24,7 +24,7 @@ K = 3
 def run_eval(checkpoint: Path, run_dir: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "tests"), str(REPO)]))
     command = [sys.executable, "-m", "coevolve.cli", "eval", str(checkpoint),
-               "--recipe", str(REPO / "recipes/base.yaml"), "domain.name=toy_domain:ToyDomain",
+               "--recipe", str(REPO / "recipes/base.yaml"), "domain.name=helpers.toy_domain:ToyDomain",
                f"run_dir={run_dir}", "resources.device=cpu", "resources.rollout=hf", "model.dtype=float32",
                "resources.cpu_threads=1", f"eval.per_category={PER_CATEGORY}", "eval.max_new_tokens=8",
                f"eval.samples={K}", "vote.batch_size=8"]
@@ -40,7 +40,7 @@ def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def test_eval_writes_json_markdown_and_tensorboard(tmp_path):
-    from tiny_model import build_tiny_model
+    from helpers.tiny_model import build_tiny_model
 
     run_dir = tmp_path / "run"
     checkpoint = build_tiny_model(run_dir / "checkpoints" / "iter_002" / "solver")

@@ -3,7 +3,7 @@
 import pytest
 
 from coevolve.domains import build_domain
-from coevolve.evaluation import score_answers
+from coevolve.measure.evaluation import score_answers
 from coevolve.records import Question
 
 ARITH = build_domain("arithmetic")
@@ -44,7 +44,7 @@ def test_question_without_answer_is_an_error():
 
 from pathlib import Path  # noqa: E402
 
-from coevolve.evaluation import (  # noqa: E402
+from coevolve.measure.evaluation import (  # noqa: E402
     ALL,
     EvalInputError,
     check_checkpoint,

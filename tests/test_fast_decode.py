@@ -13,18 +13,18 @@ torch = pytest.importorskip("torch")
 
 from transformers import (  # noqa: E402
     AutoModelForCausalLM,
-    Qwen2Config,
-    Qwen2ForCausalLM,
     GPT2Config,
     GPT2LMHeadModel,
+    Qwen2Config,
+    Qwen2ForCausalLM,
     TopKLogitsWarper,
     TopPLogitsWarper,
 )
 
-from coevolve.backend import fast_decode  # noqa: E402
-from coevolve.backend.fast_decode import FastDecoder, UnsupportedModel, sample  # noqa: E402
-from coevolve.backend.hf_requests import SamplingKey  # noqa: E402
-from tiny_model import build_tiny_model  # noqa: E402
+from coevolve.backend.generation import fast as fast_decode  # noqa: E402
+from coevolve.backend.generation.fast import FastDecoder, UnsupportedModel, sample  # noqa: E402
+from coevolve.backend.generation.requests import SamplingKey  # noqa: E402
+from helpers.tiny_model import build_tiny_model  # noqa: E402
 
 # mixed lengths, and a prompt repeated (prefilled once, then copied to each of its rows)
 PROMPTS = [[5, 6, 7], [40, 41, 42, 43, 44, 45, 46], [7], [5, 6, 7], [100, 9, 200, 31, 12], [5, 6, 7]]
@@ -76,7 +76,7 @@ def test_rollout_logprobs_agree_with_the_actors_forward_pass(which, temperature,
     limits = [12, 9, 12, 4, 10, 12][: len(prompts)]
     out = decoder.generate(prompts, limits, SamplingKey(temperature=temperature), NO_EOS, logprobs=True)
     log_ratios = []
-    for prompt, row, limit in zip(prompts, out, limits):
+    for prompt, row, limit in zip(prompts, out, limits, strict=True):
         assert len(row.tokens) == limit and len(row.logprobs) == limit
         actor, tokens = teacher_forced_logprobs(model, prompt, row.tokens, temperature)
         rollout = torch.tensor(row.logprobs)
@@ -101,7 +101,7 @@ def test_every_step_distribution_is_the_models(which, prompts, kernels, request)
     out = decoder.generate(prompts, [10] * len(prompts), SamplingKey(temperature=1.0), NO_EOS)
     # the decoder's distribution at each step, from its prefill and cached decode steps
     all_steps = decoder.step_logits(prompts, [row.tokens[:-1] for row in out])
-    for prompt, row, steps in zip(prompts, out, all_steps):
+    for prompt, row, steps in zip(prompts, out, all_steps, strict=True):
         reference, _ = teacher_forced_logprobs(model, prompt, row.tokens, 1.0)
         ours = torch.log_softmax(steps.double(), -1)
         reference = reference.double()
@@ -124,7 +124,7 @@ def test_a_shared_prefix_is_run_once(llama, monkeypatch):
 def test_greedy_matches_transformers_generate(which, prompts, request):
     model = request.getfixturevalue(which)
     out = FastDecoder(model).generate(prompts, [8] * len(prompts), SamplingKey(temperature=0.0), NO_EOS)
-    for prompt, row in zip(prompts, out):
+    for prompt, row in zip(prompts, out, strict=True):
         with torch.no_grad():
             expected = model.generate(torch.tensor([prompt]), max_new_tokens=8, min_new_tokens=8, do_sample=False,
                                       pad_token_id=0, eos_token_id=None)[0, len(prompt):].tolist()
@@ -138,16 +138,16 @@ def test_rows_stop_at_their_limit_or_eos_and_leave_the_batch_without_changing_ot
     limits = [10, 10, 3, 10, 1, 10]
     # an end-of-sequence token that some row reaches only after a few tokens and another never
     eos = next(tokens[k] for tokens in alone for k in range(1, 10) if tokens[k] not in tokens[:k]
-               and any(tokens[k] not in other[:limit] for other, limit in zip(alone, limits)))
+               and any(tokens[k] not in other[:limit] for other, limit in zip(alone, limits, strict=True)))
     monkeypatch.setattr(fast_decode, "COMPACT_SHARE", 0.01)  # drop finished rows at once
     batched = decoder.generate(PROMPTS, limits, greedy, frozenset({eos}))
-    for row, reference, limit in zip(batched, alone, limits):
+    for row, reference, limit in zip(batched, alone, limits, strict=True):
         expected = reference[:limit]
         if eos in expected:
             expected = expected[: expected.index(eos) + 1]
         assert row.tokens == expected
-    assert any(row.tokens[-1] == eos and 1 < len(row.tokens) < limit for row, limit in zip(batched, limits))
-    assert any(eos not in row.tokens and len(row.tokens) == limit for row, limit in zip(batched, limits))
+    assert any(row.tokens[-1] == eos and 1 < len(row.tokens) < limit for row, limit in zip(batched, limits, strict=True))
+    assert any(eos not in row.tokens and len(row.tokens) == limit for row, limit in zip(batched, limits, strict=True))
 
 
 def test_min_tokens_masks_end_of_sequence(llama):
@@ -170,7 +170,7 @@ def test_refresh_takes_new_weights(llama):
     decoder.refresh()
     after = [r.tokens for r in decoder.generate(PROMPTS, [6] * len(PROMPTS), greedy, NO_EOS)]
     assert after != before
-    for prompt, tokens in zip(PROMPTS, after):
+    for prompt, tokens in zip(PROMPTS, after, strict=True):
         with torch.no_grad():
             expected = model.generate(torch.tensor([prompt]), max_new_tokens=6, min_new_tokens=6, do_sample=False,
                                       pad_token_id=0, eos_token_id=None)[0, len(prompt):].tolist()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from coevolve.filters import TextFilter, in_band
+from coevolve.selfplay.filters import TextFilter, in_band
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import pytest
 from coevolve.domains import build_domain
 from coevolve.domains.base import DomainOptionError
 from coevolve.domains.generic import GenericDomain
-from coevolve.recipe import RECIPES_DIR, RecipeError, load_recipe
+from coevolve.recipe.load import RECIPES_DIR, RecipeError, load_recipe
 from coevolve.records import Question
 
 CATEGORIES = {"geo": "Ask about a capital.", "sums": "Ask for a sum."}

@@ -11,9 +11,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("verl")
 
-from coevolve.backend import hf_replica, hf_requests  # noqa: E402
-from coevolve.backend.hf_rollout import HFRolloutServer, request_limit  # noqa: E402
-from tiny_model import build_tiny_model  # noqa: E402
+from coevolve.backend.generation import replica as hf_replica  # noqa: E402
+from coevolve.backend.generation import requests as hf_requests
+from coevolve.backend.generation.server import HFRolloutServer, request_limit  # noqa: E402
+from helpers.tiny_model import build_tiny_model  # noqa: E402
 
 GREEDY = {"temperature": 0, "top_p": 1.0, "top_k": -1, "repetition_penalty": 1.0, "logprobs": False}
 PROMPTS = [[5, 6, 7], [40, 41, 42, 43, 44, 45, 46], [7], [100, 9, 200, 31, 12], [300, 301]]
@@ -113,7 +114,7 @@ def test_each_request_keeps_its_own_length_limit(tiny, engine):
 
     outputs = asyncio.run(go())
     eos = server.eos_ids
-    for output, limit in zip(outputs, [1, 3, 9, 3]):
+    for output, limit in zip(outputs, [1, 3, 9, 3], strict=True):
         assert len(output.token_ids) == limit or output.token_ids[-1] in eos
     # a shorter request is a prefix of a longer one (greedy): rows are cut, not regenerated
     assert outputs[1].token_ids == outputs[2].token_ids[:3]
@@ -149,7 +150,7 @@ def test_rows_are_cut_at_their_first_eos(tiny, tmp_path, engine):
     config_file.write_text(json.dumps(config))
 
     cut = run_concurrently(make_server(with_eos, response_length=12, engine=engine), PROMPTS, GREEDY)
-    for before, after in zip(reference, cut):
+    for before, after in zip(reference, cut, strict=True):
         tokens = before.token_ids
         expected = tokens[: tokens.index(stop) + 1] if stop in tokens else tokens
         assert after.token_ids == expected
@@ -207,7 +208,7 @@ def test_logprobs_are_the_chosen_tokens_under_the_processed_distribution(tiny, t
     params = {"temperature": temperature, "top_p": 1.0, "top_k": -1, "logprobs": True}
     torch.manual_seed(0)
     outputs = run_concurrently(server, PROMPTS[:3], params)
-    for prompt, output in zip(PROMPTS, outputs):
+    for prompt, output in zip(PROMPTS[:3], outputs, strict=True):
         ids = torch.tensor([prompt + output.token_ids])
         with torch.no_grad():
             logits = server.model(input_ids=ids).logits[0, len(prompt) - 1 : -1]
@@ -275,7 +276,7 @@ def test_both_engines_answer_alike(tiny):
     sampled = {"temperature": 0.7, "top_p": 1.0, "top_k": -1, "logprobs": True}
     torch.manual_seed(0)
     outputs = run_concurrently(fast, prompts, sampled)
-    for prompt, output in zip(prompts, outputs):
+    for prompt, output in zip(prompts, outputs, strict=True):
         ids = torch.tensor([prompt + output.token_ids])
         with torch.no_grad():
             logits = generate.model(input_ids=ids).logits[0, len(prompt) - 1 : -1] / 0.7

@@ -4,9 +4,9 @@ import random
 
 import pytest
 
-from coevolve.informative import informative_probability, informative_weights
-from coevolve.loop import load_dataset, save_dataset
 from coevolve.records import Question
+from coevolve.run.loop import load_dataset, save_dataset
+from coevolve.selfplay.informative import informative_probability, informative_weights
 
 
 def test_informative_probability_matches_a_simulation():

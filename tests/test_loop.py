@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from coevolve import cli
-from coevolve.console import Console
-from coevolve.loop import CoEvolution
-from coevolve.recipe import load_recipe
+from coevolve.recipe.load import load_recipe
+from coevolve.run.console import Console
+from coevolve.run.loop import CoEvolution
 from coevolve.runstate import RunDirError, run_phases
-from fake_backend import FakeBackend
-from test_e2e import REQUIRED_TAGS, tensorboard_tags
+from helpers.e2e import REQUIRED_TAGS, tensorboard_tags
+from helpers.fake_backend import FakeBackend
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 def recipe(run_dir: Path, *extra: str):
     return load_recipe(REPO / "recipes" / "base.yaml", [
         "model.path=unused", "model.source=none", "name=fake", "resources.device=cpu", "resources.rollout=hf",
-        "domain.name=toy_domain:ToyDomain", f"run_dir={run_dir}", "iterations=2", "seed=3",
+        "domain.name=helpers.toy_domain:ToyDomain", f"run_dir={run_dir}", "iterations=2", "seed=3",
         "challenger.steps=2", "challenger.batch_size=2", "challenger.group_size=2",
         "solver.steps=2", "solver.batch_size=2", "solver.group_size=2",
         "vote.samples=3", "dataset.questions=12", "dataset.band_low=0.0", "dataset.band_high=1.0",

@@ -9,7 +9,7 @@ import pytest
 
 from coevolve.domains.files import QuestionFileError
 from coevolve.domains.math import MathDomain
-from coevolve.recipe import RECIPES_DIR, RecipeError, load_recipe
+from coevolve.recipe.load import RECIPES_DIR, RecipeError, load_recipe
 
 
 def _write(path: Path, rows: list[dict]) -> str:

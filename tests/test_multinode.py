@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from test_e2e import REPO, overrides, start, wait_for
+from helpers.e2e import REPO, overrides, start, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def worker_nodes(run_dir: Path, role: str) -> set[str]:
 
 
 def test_roles_on_different_nodes_and_each_spread_over_two(cluster, tmp_path):
-    from tiny_model import build_tiny_model
+    from helpers.tiny_model import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny")
     run_dir = tmp_path / "run"
@@ -63,7 +63,7 @@ def test_roles_on_different_nodes_and_each_spread_over_two(cluster, tmp_path):
 
 
 def test_check_cluster_refuses_groups_the_nodes_cannot_hold(cluster, tmp_path):
-    from tiny_model import build_tiny_model
+    from helpers.tiny_model import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny")
     settings = [*overrides(model, tmp_path / "run"), f"resources.ray_address={cluster.address}",

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from coevolve.plan import iteration_budget, plan_dict, resource_plan
-from coevolve.recipe import RECIPES_DIR, load_recipe
+from coevolve.recipe.load import RECIPES_DIR, load_recipe
+from coevolve.run.plan import iteration_budget, plan_dict, resource_plan
 
 RECIPES = sorted(RECIPES_DIR.glob("*.yaml"))
 
@@ -46,7 +46,7 @@ def test_resource_plan_counts_gpus_for_both_roles(overrides, total):
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
 def test_every_recipe_dry_runs(path, tmp_path):
     pytest.importorskip("verl")
-    from coevolve.backend.dry_run import dry_run
+    from coevolve.backend.commands.dry_run import dry_run
 
     recipe = load_recipe(path, [f"run_dir={tmp_path}"])
     out = dry_run(recipe)
@@ -106,7 +106,7 @@ def test_gpu_hours_scale_inversely_with_the_assumed_throughput():
 @pytest.mark.slow
 def test_rzero_dry_run_prints_and_writes_the_reference_setting(tmp_path, capsys):
     pytest.importorskip("verl")
-    from coevolve.backend.dry_run import dry_run
+    from coevolve.backend.commands.dry_run import dry_run
 
     recipe = load_recipe(RZERO, [f"run_dir={tmp_path / 'run'}", *_rzero_heldout(tmp_path)])
     assert (recipe.vote.samples, recipe.vote.temperature, recipe.vote.top_k) == (10, 1.0, 40)
@@ -146,7 +146,7 @@ def test_rzero_dry_run_prints_and_writes_the_reference_setting(tmp_path, capsys)
     ],
 )
 def test_rzero_gpu_hours_follow_the_token_budget(overrides, total, per_role_gpus):
-    from coevolve.plan import DECODE_TOKENS_PER_GPU_S
+    from coevolve.run.plan import DECODE_TOKENS_PER_GPU_S
 
     plan = plan_dict(load_recipe(RZERO, overrides), heldout_questions=0)
     assert plan["resources"]["total_gpus"] == total

@@ -1,7 +1,7 @@
 """coevolve's CPU plugin against the verl it was written for: an upgrade that moves a hook fails here.
 
 Each test pins one assumption the plugin or the phase trainer makes about verl 0.9.1's
-internals (see coevolve/backend/platform_cpu.py and coevolve/backend/trainer.py).
+internals (see coevolve/backend/platform_cpu.py and coevolve/backend/verl_trainer.py).
 """
 
 import inspect
@@ -107,4 +107,4 @@ def test_hf_rollout_registration_is_idempotent_and_refuses_another():
         "_ROLLOUT_REGISTRY[('hf', 'async')] = 'someone.else.Adapter'\n"
         "try:\n    platform_cpu.register_hf_rollout()\nexcept ValueError:\n    print('refused')\n"
     )
-    assert out.split() == ["coevolve.backend.hf_replica.HFServerAdapter", "HFReplica", "refused"]
+    assert out.split() == ["coevolve.backend.generation.replica.HFServerAdapter", "HFReplica", "refused"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from coevolve.domains.arithmetic import ArithmeticDomain
-from coevolve.evaluation import EvalInputError, heldout_questions
-from coevolve.probe import (
+from coevolve.measure.evaluation import EvalInputError, heldout_questions
+from coevolve.measure.probe import (
     ALL,
     LIKELY,
     NO_EVIDENCE,
@@ -112,7 +112,7 @@ def test_no_recommendation_when_no_category_is_trainable():
 
 
 def test_recommend_prefers_more_net_right_labels():
-    from coevolve.probe import CellStats
+    from coevolve.measure.probe import CellStats
 
     def cell(t: float, k: int, n: int) -> CellStats:
         iv = proportion(k, n)
@@ -169,8 +169,8 @@ class OracleSampler:
 def test_run_probe_with_a_fake_sampler_gives_known_numbers_and_files(tmp_path):
     from pathlib import Path
 
-    from coevolve.backend.probe_sampling import run_probe
-    from coevolve.recipe import DEFAULT_RECIPE, load_recipe
+    from coevolve.backend.commands.probe import run_probe
+    from coevolve.recipe.load import DEFAULT_RECIPE, load_recipe
 
     recipe = load_recipe(DEFAULT_RECIPE, [f"run_dir={tmp_path}", "eval.dev_per_category=3"])
     model = tmp_path / "model"

@@ -31,7 +31,7 @@ def test_missing_model_exits_2(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_probe_writes_table_json_and_plot_for_the_generic_domain(tmp_path):
-    from tiny_model import build_tiny_model
+    from helpers.tiny_model import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny")
     run_dir = tmp_path / "run"

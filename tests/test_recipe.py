@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pytest
 from omegaconf import OmegaConf
 
 from coevolve.domains import DOMAINS, Domain, build_domain, register_domain
-from coevolve.recipe import (
+from coevolve.recipe.load import (
     DEFAULT_RECIPE,
     RECIPES_DIR,
     RecipeError,
@@ -276,7 +276,7 @@ def test_recipe_to_yaml_round_trips(tmp_path: Path) -> None:
 
 
 def test_importing_recipe_does_not_import_torch() -> None:
-    code = "import sys, coevolve.recipe; sys.exit('torch' in sys.modules)"
+    code = "import sys, coevolve.recipe.load; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from fake_backend import FakeBackend
-from coevolve.loop import CoEvolution
-from coevolve.recipe import DEFAULT_RECIPE, RecipeError, load_recipe, recipe_to_yaml
-from coevolve.recipe_diff import ABSENT, recipe_differences
+from coevolve.recipe.diff import ABSENT, recipe_differences
+from coevolve.recipe.load import DEFAULT_RECIPE, RecipeError, load_recipe, recipe_to_yaml
+from coevolve.run.loop import CoEvolution
+from helpers.fake_backend import FakeBackend
 
 
 def older_version(text: str, *keys: str) -> str:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from coevolve.registry import Registry
+from coevolve.domains import Registry
 
 
 def test_duplicate_is_refused():

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import num_obs_y
 
-from coevolve import similarity
-from coevolve.repetition import cluster_labels, repetition_clusters, repetition_penalty
-from coevolve.similarity import bleu_distance_condensed, bleu_matrix
+from coevolve.selfplay import similarity
+from coevolve.selfplay.repetition import cluster_labels, repetition_clusters, repetition_penalty
+from coevolve.selfplay.similarity import bleu_distance_condensed, bleu_matrix
 
 LONG = " ".join(f"w{i % 7}" for i in range(60))
 
@@ -182,7 +182,7 @@ def r_zero_penalty(questions: list[str], threshold: float) -> tuple[list[float],
 
 
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
-    return len(set(zip(a.tolist(), b.tolist()))) == len(set(a.tolist())) == len(set(b.tolist()))
+    return len(set(zip(a.tolist(), b.tolist(), strict=True))) == len(set(a.tolist())) == len(set(b.tolist()))
 
 
 @pytest.mark.parametrize(
@@ -214,5 +214,5 @@ def test_tied_distances_match_sklearn(seed):
 
 
 def test_importing_does_not_import_torch():
-    code = "import sys, coevolve.repetition; assert 'torch' not in sys.modules"
+    code = "import sys, coevolve.selfplay.repetition; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

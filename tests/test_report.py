@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from fake_backend import FakeBackend
 from coevolve import cli
-from coevolve.label_quality import (
+from coevolve.measure.label_quality import (
     WarnOncePerPhase,
     heldout_vote_quality,
     label_flip_rate,
     label_warning,
 )
+from coevolve.measure.report import ReportError, load_report, markdown, paired_gain, summary, write_report
 from coevolve.records import Question, Vote
-from coevolve.report import ReportError, load_report, markdown, paired_gain, summary, write_report
 from coevolve.runstate import RunState, save_state
+from helpers.fake_backend import FakeBackend
 
 
 def eval_json(correct_by_category: dict[str, list[bool]]) -> dict:
@@ -169,8 +169,8 @@ class RecordingTracker:
 
 
 def test_the_loop_warns_on_the_console_and_in_tensorboard_once_per_phase(tmp_path, capsys):
-    from coevolve.loop import CoEvolution
-    from coevolve.recipe import load_recipe
+    from coevolve.recipe.load import load_recipe
+    from coevolve.run.loop import CoEvolution
 
     repo = Path(__file__).resolve().parents[1]
     recipe = load_recipe(repo / "recipes" / "arithmetic-cpu.yaml", [f"run_dir={tmp_path}"])
@@ -194,8 +194,8 @@ def test_the_loop_warns_on_the_console_and_in_tensorboard_once_per_phase(tmp_pat
 
 
 def test_the_gain_is_split_by_whether_the_solver_trained_on_the_test_question():
-    from coevolve.probe import proportion
-    from coevolve.report import EvalPoint, overlap_gains
+    from coevolve.measure.report import EvalPoint, overlap_gains
+    from coevolve.stats import proportion
 
     ids = [f"q{i}" for i in range(6)]
     texts = {i: f"What is {n} + 1?" for n, i in enumerate(ids)}
@@ -210,8 +210,9 @@ def test_the_gain_is_split_by_whether_the_solver_trained_on_the_test_question():
 
 
 def test_a_fake_run_reports_the_split(tmp_path):
-    from fake_backend import FakeBackend
     from test_loop import run
+
+    from helpers.fake_backend import FakeBackend
 
     run(tmp_path, FakeBackend(), "eval.per_category=40")
     report = load_report(tmp_path)

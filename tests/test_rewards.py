@@ -2,7 +2,7 @@
 
 import pytest
 
-from coevolve.rewards import (
+from coevolve.selfplay.rewards import (
     challenger_reward,
     challenger_rewards,
     solver_reward,

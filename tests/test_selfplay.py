@@ -3,8 +3,8 @@
 import pytest
 
 from coevolve.domains import build_domain
-from coevolve.filters import TextFilter
-from coevolve.selfplay import build_solver_dataset, parse_questions, score_challenger
+from coevolve.selfplay.filters import TextFilter
+from coevolve.selfplay.steps import build_solver_dataset, parse_questions, score_challenger
 
 ARITH = build_domain("arithmetic")
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from coevolve.backend.verl_config import role_settings
-from coevolve.recipe import DEFAULT_RECIPE, RECIPES_DIR, load_recipe
+from coevolve.recipe.load import DEFAULT_RECIPE, RECIPES_DIR, load_recipe
 
 KEYS = ("actor_rollout_ref.rollout.calculate_log_probs", "algorithm.rollout_correction.bypass_mode")
 

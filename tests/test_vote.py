@@ -2,7 +2,7 @@
 
 import pytest
 
-from coevolve.vote import agrees, group_answers, majority_vote
+from coevolve.selfplay.vote import agrees, group_answers, majority_vote
 
 
 def same_number(a: str, b: str) -> bool:

@@ -19,8 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from coevolve.recipe import load_recipe
-from coevolve.report import Gain, gains, load_report
+from coevolve.measure.report import Gain, gains, load_report
+from coevolve.recipe.load import load_recipe
 
 
 def train(recipe: str, overrides: list[str]) -> None:

@@ -2,7 +2,7 @@
 
 The solver (the recipe's base model) answers every question m times with the recipe's vote
 sampling settings; the answers are kept in the order drawn. Because samples are independent,
-adaptive voting is then replayed on each question's answer sequence (`coevolve.adaptive.replay`):
+adaptive voting is then replayed on each question's answer sequence (`coevolve.selfplay.adaptive.replay`):
 it sees the first round, decides, sees the next round, and so on, exactly as when it samples
 in rounds. Reported per setting:
 
@@ -26,15 +26,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-
 import numpy as np
 
-from coevolve.adaptive import AdaptiveVoting, replay, vote_of_prefix
 from coevolve.domains import build_domain
-from coevolve.filters import in_band
-from coevolve.informative import informative_probability, informative_weights
-from coevolve.recipe import DEFAULT_RECIPE, load_recipe
-from coevolve.rewards import uncertainty_reward
+from coevolve.recipe.load import DEFAULT_RECIPE, load_recipe
+from coevolve.selfplay.adaptive import AdaptiveVoting, replay, vote_of_prefix
+from coevolve.selfplay.filters import in_band
+from coevolve.selfplay.informative import informative_probability, informative_weights
+from coevolve.selfplay.rewards import uncertainty_reward
 
 
 @dataclass(frozen=True)
@@ -90,17 +89,17 @@ def split_half_informative(answers, full_votes, band: tuple[float, float], group
     informative group is judged on the second half.
     """
     weights, chances = [], []
-    for sequence, vote in zip(answers, full_votes):
+    for sequence, vote in zip(answers, full_votes, strict=True):
         if not _kept(vote, band):
             continue
         half = len(sequence) // 2
         first, second = sequence[:half], sequence[half:]
-        match = lambda part: sum(a is not None and equivalent(vote.answer, a) for a in part) / len(part)
+        match = lambda part, label=vote.answer: sum(a is not None and equivalent(label, a) for a in part) / len(part)
         weights.extend(informative_weights([match(first)], group_size))
         chances.append(informative_probability(match(second), group_size))
     if not chances:
         return {"group_size": group_size, "questions_in_band": 0, "uniform": None, "weighted": None}
-    weighted = sum(w * c for w, c in zip(weights, chances)) / sum(weights)
+    weighted = sum(w * c for w, c in zip(weights, chances, strict=True)) / sum(weights)
     return {"group_size": group_size, "questions_in_band": len(chances),
             "uniform": float(np.mean(chances)), "weighted": float(weighted)}
 
@@ -111,9 +110,9 @@ def _kept(vote, band: tuple[float, float]) -> bool:
 
 def sample_answers(recipe, questions, m: int, seed: int) -> tuple[list[list[str | None]], float, int]:
     """Every question's m answers in drawn order, the seconds it took and the tokens made."""
-    from coevolve.backend.hf_generate import HFGenerator
-    from coevolve.sampling import vote_params
+    from coevolve.backend.generation.generator import HFGenerator
     from coevolve.backend.models import prepare_base_model
+    from coevolve.run.sampling import vote_params
 
     v = recipe.vote
     sampler = HFGenerator(prepare_base_model(recipe), batch_size=v.batch_size, dtype=recipe.model.dtype,

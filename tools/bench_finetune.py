@@ -16,8 +16,7 @@ import time
 
 import torch
 
-
-from coevolve.schema import DEFAULT_MODEL_DIR
+from coevolve.recipe.schema import DEFAULT_MODEL_DIR
 
 
 def update_seconds(model, batch: torch.Tensor, micro: int, lr: float) -> float:

@@ -44,16 +44,16 @@ from types import SimpleNamespace
 
 import torch
 
-from coevolve.backend.fast_decode import FastDecoder
-from coevolve.backend.hf_generate import HFGenerator
-from coevolve.backend.hf_requests import SamplingKey
-from coevolve.backend.hf_rollout import HFRolloutServer
+from coevolve.backend.generation.fast import FastDecoder
+from coevolve.backend.generation.generator import HFGenerator
+from coevolve.backend.generation.requests import SamplingKey
+from coevolve.backend.generation.server import HFRolloutServer
 from coevolve.backend.models import prepare_base_model
 from coevolve.domains import build_domain
-from coevolve.evaluation import recipe_heldout
-from coevolve.recipe import DEFAULT_RECIPE, load_recipe
-from coevolve.sampling import SamplingParams, greedy_params, vote_params
-from coevolve.selfplay import challenger_message
+from coevolve.measure.evaluation import recipe_heldout
+from coevolve.recipe.load import DEFAULT_RECIPE, load_recipe
+from coevolve.run.sampling import SamplingParams, greedy_params, vote_params
+from coevolve.selfplay.steps import challenger_message
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def logprob_agreement(server: HFRolloutServer, prompts: list[list[int]], work: W
     outputs = asyncio.run(burst())
     ratios = []
     with torch.no_grad():
-        for prompt, output in zip(requests, outputs):
+        for prompt, output in zip(requests, outputs, strict=True):
             ids = torch.tensor([prompt + output.token_ids])
             logits = server.model(input_ids=ids).logits[0, len(prompt) - 1 : -1] / work.params.temperature
             actor = torch.log_softmax(logits, -1).gather(1, torch.tensor(output.token_ids)[:, None]).squeeze(1)

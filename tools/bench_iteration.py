@@ -34,7 +34,7 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 
-from coevolve.recipe import DEFAULT_RECIPE
+from coevolve.recipe.load import DEFAULT_RECIPE
 
 
 class PeakMemory:

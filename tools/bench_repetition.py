@@ -4,7 +4,7 @@ Why this exists: R-Zero scores 8 000 questions per iteration, and the pairwise 1
 matrix behind the penalty is the one O(n^2) step of the reward. This script builds a seeded,
 varied batch (templated arithmetic word problems and math questions of 8-40 words, with a
 share of near-duplicates, as a challenger that repeats itself would write) and times
-`coevolve.repetition` end to end and by phase.
+`coevolve.selfplay.repetition` end to end and by phase.
 
     python tools/bench_repetition.py --n 8000 --seed 0
 """
@@ -22,8 +22,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from coevolve.repetition import cluster_labels, penalties_from_labels, repetition_penalty
-from coevolve.similarity import bleu_distance_condensed
+from coevolve.selfplay.repetition import cluster_labels, penalties_from_labels, repetition_penalty
+from coevolve.selfplay.similarity import bleu_distance_condensed
 
 T = TypeVar("T")
 

@@ -30,13 +30,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-
 import torch
 
-from coevolve.backend.hf_rollout import HFRolloutServer
-from coevolve.schema import DEFAULT_MODEL_DIR
-from coevolve.backend.hf_generate import HFGenerator
-from coevolve.sampling import SamplingParams
+from coevolve.backend.generation.generator import HFGenerator
+from coevolve.backend.generation.server import HFRolloutServer
+from coevolve.recipe.schema import DEFAULT_MODEL_DIR
+from coevolve.run.sampling import SamplingParams
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from coevolve.dashboard import LAYOUT, unmatched_charts
+from coevolve.run.dashboard import LAYOUT, unmatched_charts
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
@@ -100,7 +100,7 @@ def main() -> int:
     if browser is None:
         raise SystemExit(f"no Chromium found ({', '.join(BROWSERS)}); install it: apt-get install chromium")
     if args.write_layout:
-        from coevolve.tracking import Tracker
+        from coevolve.run.tracking import Tracker
 
         tracker = Tracker(args.run_dir)
         tracker.dashboard(LAYOUT)

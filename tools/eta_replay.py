@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 from coevolve.domains import build_domain
-from coevolve.evaluation import recipe_heldout
-from coevolve.progress import clock, eta_for
-from coevolve.recipe import load_recipe
+from coevolve.measure.evaluation import recipe_heldout
+from coevolve.recipe.load import load_recipe
+from coevolve.run.progress import clock, eta_for
 from coevolve.runstate import run_phases
 
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
 from coevolve.backend.models import prepare_smollm2
-from coevolve.schema import DEFAULT_MODEL_DIR
+from coevolve.recipe.schema import DEFAULT_MODEL_DIR
 
 
 def main() -> None:

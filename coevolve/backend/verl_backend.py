@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from coevolve.backend import ray_session
 from coevolve.backend.models import prepare_base_model
-from coevolve.roles import RoleInputs
-from coevolve.schema import Recipe
+from coevolve.recipe.schema import Recipe
+from coevolve.run.roles import RoleInputs
 
 if TYPE_CHECKING:
     from coevolve.backend.verl_role import VerlRole
@@ -26,7 +26,7 @@ class VerlBackend:
     def start(self, recipe: Recipe) -> None:
         ray_session.start_ray(recipe)
 
-    def build_role(self, inputs: RoleInputs) -> "VerlRole":
+    def build_role(self, inputs: RoleInputs) -> VerlRole:
         from coevolve.backend.verl_role import VerlRole  # verl: only once Ray's environment is set
 
         return VerlRole(inputs)

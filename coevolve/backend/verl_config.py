@@ -9,12 +9,13 @@ offers can be reached from a recipe without a code change.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from coevolve.schema import Recipe, RoleConfig
+from coevolve.recipe.schema import Recipe, RoleConfig
 
-MANAGER_CLASS = "coevolve.backend.trainer.ScoringAgentLoopManager"
+MANAGER_CLASS = "coevolve.backend.verl_trainer.ScoringAgentLoopManager"
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -7,18 +7,18 @@ environment `ray_session.start_ray` sets (the CPU platform plugin is loaded at v
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 from coevolve.backend import data as vdata
-from coevolve.backend import trainer as vtrainer
+from coevolve.backend import verl_trainer as vtrainer
 from coevolve.backend.verl_config import compose, role_settings
-from coevolve.informative import informative_weights
 from coevolve.records import Question
-from coevolve.roles import RoleInputs
+from coevolve.run.roles import RoleInputs
 from coevolve.runstate import write_atomically
+from coevolve.selfplay.informative import informative_weights
 
 
-class VerlRole(vtrainer.RoleTrainer):
+class VerlRole(vtrainer.VerlTrainer):
     """A role's verl trainer with the dataset and curriculum sampler of its role."""
 
     def __init__(self, inputs: RoleInputs) -> None:
@@ -46,7 +46,7 @@ class VerlRole(vtrainer.RoleTrainer):
         """The solver's dataset for a phase and its curriculum sampler (categories present only).
 
         With `solver.question_sampling: informative`, questions are drawn within their category in
-        proportion to their chance of an informative GRPO group (coevolve/informative.py).
+        proportion to their chance of an informative GRPO group (coevolve/selfplay/informative.py).
         """
         i = self.inputs
         dataset = vdata.SolverQuestions(i.domain, list(questions))

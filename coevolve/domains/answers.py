@@ -17,9 +17,8 @@ these helpers; the order is documented behaviour, not a silent fallback.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import re
+from collections.abc import Sequence
 
 # A run of digits longer than this is not an answer but noise (and str -> int refuses > 4300).
 MAX_NUMBER_DIGITS = 100

@@ -18,8 +18,8 @@ import ast
 import dataclasses
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from coevolve.domains import register_domain
 from coevolve.domains.answers import (
@@ -245,7 +245,7 @@ def random_expression(category: ArithmeticCategory, rng: random.Random) -> str:
         start = rng.randrange(terms - 1)
         end = rng.randint(start + 1, min(terms - 1, start + terms - 2))  # never the whole
         texts[start], texts[end] = f"({texts[start]}", f"{texts[end]})"
-    return texts[0] + "".join(f" {op} {text}" for op, text in zip(ops, texts[1:]))
+    return texts[0] + "".join(f" {op} {text}" for op, text in zip(ops, texts[1:], strict=True))
 
 
 def _random_literal(max_digits: int, rng: random.Random, min_digits: int = 1) -> int:

@@ -9,7 +9,7 @@ true answer (an oracle) or provides held-out questions with true answers.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Sequence
+from collections.abc import Sequence
 
 from coevolve.records import Question
 

@@ -7,8 +7,9 @@ One JSON object per line with a `question` (the text), optionally an `answer` an
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Collection
+from typing import Any
 
 from coevolve.records import Question
 

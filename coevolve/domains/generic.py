@@ -7,7 +7,7 @@ Why it exists:
 2. Few-shot seed questions (SeRL-style self-instruction) and held-out sets with true answers
    come from JSONL files (`coevolve.domains.files`), so the loop can show the challenger
    examples and measure the solver against ground truth.
-3. Every option is checked when the domain is built, which `coevolve.recipe` does while
+3. Every option is checked when the domain is built, which `coevolve.recipe.load` does while
    loading a recipe: an unknown name, a wrong type, a bad choice, a regex without a group, a
    template without `{question}` or a malformed file is a `DomainOptionError` naming
    `domain.options.<key>`, so it fails before any model is loaded, not an hour in.
@@ -23,8 +23,9 @@ import difflib
 import math
 import random
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from coevolve.domains import register_domain
 from coevolve.domains.answers import (

@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from pathlib import PurePath
-from typing import Sequence
 
 from coevolve.domains import register_domain
 from coevolve.domains.answers import (
     answer_phrase,
+    bounded_question_block,
     canonical_number,
     clean_answer,
     last_boxed,
     last_number,
-    bounded_question_block,
     question_request,
 )
 from coevolve.domains.base import Domain, DomainOptionError

@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Callable
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import difflib
 import re
 import zlib
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from coevolve.domains import register_domain
 from coevolve.domains.answers import (

@@ -1,0 +1,378 @@
+"""verl's `hf` rollout for the CPU: transformers `generate` that batches concurrent requests.
+
+verl 0.9.1 ships rollout servers for vLLM, SGLang and TensorRT-LLM only, and none of them
+runs on this CPU machine at a useful speed. Its agent loop sends every sample of a step to
+the rollout server at once, one token-in/token-out request per sample. Answering them one at
+a time wastes the machine: a batch of 32 sequences decodes several times more tokens per
+second than a single one. So:
+
+1. `HFRolloutServer` (a Ray actor in verl) puts each request on a queue. A background task
+   collects what arrives within a short window, groups requests that sample alike, and runs
+   one batched generation per group chunk in a worker thread: coevolve's decode loop
+   (`fast_decode.FastDecoder`, engine "fast", the default) or a left-padded
+   `transformers.generate` (engine "generate"). Requests that arrive while a batch runs
+   wait for the next one.
+2. Each request keeps its own length limit and is cut at its first end-of-sequence token, so
+   the answers are what one-at-a-time generation would give (greedy: identical).
+3. Weights come from the trainer through `HFServerAdapter.update_weights`
+   (`checkpoint_engine.backend=naive`) and are loaded strictly: a key that does not fit
+   raises instead of leaving the rollout on stale weights.
+4. `coevolve.backend.platform_cpu.register_hf_rollout` makes `rollout.name=hf` known to verl
+   in every process, by import path (importing this module there would be circular).
+
+Requests and their grouping are in `hf_requests.py`; verl's replica and adapter in
+`hf_replica.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, StoppingCriteriaList
+from verl.workers.rollout.replica import TokenOutput
+
+from coevolve.backend.generation.fast import FastDecoder, Generated
+from coevolve.backend.generation.generator import end_of_sequence_ids
+from coevolve.backend.generation.requests import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_TORCH_THREADS,
+    DEFAULT_WINDOW_MS,
+    ChosenTokenLogprobs,
+    Request,
+    RowLimits,
+    cut_response,
+    engine_setting,
+    logits_processors,
+    model_path,
+    parse_sampling_params,
+    plan_chunks,
+    request_limit,
+    server_setting,
+)
+from coevolve.backend.models import save_atomically
+
+logger = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# The server
+
+
+@dataclass
+class _Stats:
+    requests: int = 0
+    failed_requests: int = 0
+    batches: int = 0
+    generated_tokens: int = 0
+    generate_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "requests": self.requests,
+            "failed_requests": self.failed_requests,
+            "batches": self.batches,
+            "generated_tokens": self.generated_tokens,
+            "generate_seconds": self.generate_seconds,
+            "mean_batch_size": self.requests / self.batches if self.batches else 0.0,
+            "tokens_per_second": (
+                self.generated_tokens / self.generate_seconds if self.generate_seconds else 0.0
+            ),
+        }
+
+
+class HFRolloutServer:
+    """Token-in/token-out generation with transformers on the CPU, batching concurrent requests.
+
+    Settings come from `rollout.custom[...]`, else the environment, else the default:
+    `max_batch` (COEVOLVE_ROLLOUT_MAX_BATCH, 64 sequences per generate call), `window_ms`
+    (COEVOLVE_ROLLOUT_WINDOW_MS, 10: a batch closes after a quiet gap this long, at most 10
+    windows after its first request), `torch_threads` (COEVOLVE_TORCH_THREADS, 2), `engine`
+    (COEVOLVE_CPU_ENGINE, "fast"; see hf_requests.engine_setting).
+    """
+
+    def __init__(self, config: Any, model_config: Any, replica_rank: int) -> None:
+        self.config = config
+        self.replica_rank = replica_rank
+        self.max_batch = int(server_setting(config, "max_batch", "COEVOLVE_ROLLOUT_MAX_BATCH", DEFAULT_MAX_BATCH))
+        self.window_s = server_setting(config, "window_ms", "COEVOLVE_ROLLOUT_WINDOW_MS", DEFAULT_WINDOW_MS) / 1000
+        threads = int(server_setting(config, "torch_threads", "COEVOLVE_TORCH_THREADS", DEFAULT_TORCH_THREADS))
+        torch.set_num_threads(threads)
+        # All model work (generate, load, save) runs in this one thread: calls never overlap,
+        # and torch keeps a single OpenMP team instead of one per pool thread.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-rollout")
+        self._executor.submit(torch.set_num_threads, threads).result()
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
+        path = model_path(model_config)
+        # float32: bf16 matmuls are 15-50x slower on CPUs without AVX-512/AMX
+        self.model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch.float32, attn_implementation="sdpa"
+        )
+        self.model.eval()
+        self.engine = engine_setting(config)
+        # the fast engine refuses (UnsupportedModel) an architecture it does not implement
+        self.decoder = FastDecoder(self.model, batch_hint=self.max_batch) if self.engine == "fast" else None
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.eos_ids = end_of_sequence_ids(self.model, self.tokenizer)
+        self.pad_id = self._pad_id()
+        max_model_len = getattr(config, "max_model_len", None) or self.model.config.max_position_embeddings
+        self.max_model_len = int(max_model_len)
+        self.global_steps: int | None = None
+        self._queue: asyncio.Queue[Request] | None = None
+        self._worker: asyncio.Task | None = None
+        self._worker_loop: asyncio.AbstractEventLoop | None = None
+        self._stats = _Stats()
+
+    def _pad_id(self) -> int:
+        for candidate in (self.tokenizer.pad_token_id, self.model.generation_config.pad_token_id):
+            if candidate is not None:
+                return int(candidate)
+        return min(self.eos_ids)  # padding is masked out, so any token does; EOS is the usual choice
+
+    # -- generation ---------------------------------------------------------------------------
+
+    async def generate(
+        self,
+        prompt_ids: list[int],
+        sampling_params: dict[str, Any],
+        request_id: str,
+        image_data: Any = None,
+        video_data: Any = None,
+        **kwargs: Any,
+    ) -> TokenOutput:
+        """One response, generated in a batch with whatever else is in flight.
+
+        Same call as verl's vLLM server; `priority` (vLLM scheduling) is accepted and ignored,
+        any other non-empty extra input (images, video, audio, ...) raises.
+        """
+        inputs = {"image_data": image_data, "video_data": video_data, **kwargs}
+        extra = sorted(name for name, value in inputs.items() if name != "priority" and not _is_empty(value))
+        if extra:
+            raise ValueError(f"hf rollout is text-only; got {extra}")
+        prompt = [int(t) for t in prompt_ids]
+        if not prompt:
+            raise ValueError(f"request {request_id}: empty prompt")
+        key, max_tokens = parse_sampling_params(sampling_params)
+        limit = request_limit(
+            len(prompt), max_tokens, self.config.prompt_length, self.config.response_length, self.max_model_len
+        )
+        self._ensure_worker()
+        request = Request(prompt, key, limit, asyncio.get_running_loop().create_future())
+        self._queue.put_nowait(request)
+        return await request.future
+
+    def _ensure_worker(self) -> None:
+        """Start the batching task on the running loop (again, if a test or crash left it behind)."""
+        loop = asyncio.get_running_loop()
+        if self._worker is None or self._worker.done() or self._worker_loop is not loop:
+            self._queue = asyncio.Queue()
+            self._worker_loop = loop
+            self._worker = loop.create_task(self._serve_forever())
+
+    async def _serve_forever(self) -> None:
+        queue = self._queue
+        batch: list[Request] = []
+        try:
+            while True:
+                batch = await self._collect(queue)
+                for chunk in plan_chunks(batch, self.max_batch):
+                    await self._run_chunk(chunk)
+        except BaseException as exc:  # cancelled, or a bug here: no caller may wait forever
+            _fail(batch + _drain(queue), RuntimeError(f"hf rollout batcher stopped: {exc!r}"))
+            raise
+
+    async def _collect(self, queue: asyncio.Queue[Request]) -> list[Request]:
+        """The first request, then more until the queue has been quiet for the window.
+
+        verl's agent-loop workers send their requests in bursts a few milliseconds apart;
+        waiting for a quiet gap (at most 10 windows) keeps a burst in one batch instead of
+        splitting it into two long generate calls. Collecting stops early at max_batch.
+        """
+        batch = [await queue.get()]
+        cap = time.monotonic() + 10 * self.window_s
+        while len(batch) < self.max_batch:
+            wait = min(self.window_s, cap - time.monotonic())
+            if wait <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(queue.get(), wait))
+            except TimeoutError:
+                break
+        batch += _drain(queue)
+        return [r for r in batch if not r.future.done()]  # a cancelled caller needs no answer
+
+    async def _run_chunk(self, chunk: list[Request]) -> None:
+        """One generate call for the chunk; its result or its error reaches every caller."""
+        try:
+            loop = asyncio.get_running_loop()
+            generated, seconds = await loop.run_in_executor(self._executor, self._generate_chunk, chunk)
+        except Exception as exc:
+            self._stats.failed_requests += len(chunk)
+            _fail(chunk, exc)
+            return
+        self._stats.batches += 1
+        self._stats.generate_seconds += seconds
+        for request, output in zip(chunk, generated, strict=True):
+            self._stats.requests += 1
+            self._stats.generated_tokens += len(output.tokens)
+            if not request.future.done():
+                request.future.set_result(self._output(output))
+
+    def _output(self, output: Generated) -> TokenOutput:
+        return TokenOutput(
+            token_ids=output.tokens,
+            log_probs=output.logprobs,
+            stop_reason="completed",  # verl's word for both end-of-sequence and length
+            num_preempted=0,
+            extra_fields={"global_steps": self.global_steps},
+        )
+
+    def _generate_chunk(self, chunk: list[Request]) -> tuple[list[Generated], float]:
+        """Runs in the model thread: each request's tokens (cut at its limit and EOS), and seconds."""
+        start = time.monotonic()
+        if self.decoder is not None:
+            key = chunk[0].key
+            generated = self.decoder.generate([r.prompt_ids for r in chunk], [r.max_tokens for r in chunk], key,
+                                              self.eos_ids, logprobs=key.logprobs)
+        else:
+            generated = self._transformers_generate(chunk)
+        return generated, time.monotonic() - start
+
+    @torch.no_grad()
+    def _transformers_generate(self, chunk: list[Request]) -> list[Generated]:
+        """Engine "generate": one left-padded transformers.generate call for the chunk."""
+        key = chunk[0].key
+        width = max(len(r.prompt_ids) for r in chunk)
+        input_ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, request in enumerate(chunk):
+            input_ids[row, width - len(request.prompt_ids) :] = torch.tensor(request.prompt_ids)
+            attention_mask[row, width - len(request.prompt_ids) :] = 1
+        max_new = max(r.max_tokens for r in chunk)
+        processors = logits_processors(key)
+        recorder = ChosenTokenLogprobs() if key.logprobs else None
+        if recorder is not None:
+            processors.append(recorder)
+        sampling = {} if key.greedy else {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
+        sequences = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            max_new_tokens=max_new,
+            min_new_tokens=min(key.min_tokens, max_new),
+            do_sample=not key.greedy,
+            repetition_penalty=1.0,
+            logits_processor=LogitsProcessorList(processors),
+            stopping_criteria=StoppingCriteriaList([RowLimits([r.max_tokens for r in chunk], width)]),
+            eos_token_id=sorted(self.eos_ids),
+            pad_token_id=self.pad_id,
+            **sampling,
+        )
+        logprobs = recorder.finish(sequences) if recorder is not None else None
+        generated = []
+        for row, (tokens, request) in enumerate(zip(sequences[:, width:].tolist(), chunk, strict=True)):
+            tokens = tokens[: cut_response(tokens, request.max_tokens, self.eos_ids)]
+            row_logprobs = None if logprobs is None else logprobs[row, : len(tokens)].tolist()
+            generated.append(Generated(tokens, row_logprobs))
+        return generated
+
+    # -- weights and export -------------------------------------------------------------------
+
+    def load_weights(self, state: dict[str, torch.Tensor]) -> int:
+        """Load a full HF-named state dict strictly; returns the number of tensors loaded.
+
+        A tied alias (e.g. `lm_head.weight` when embeddings are tied) may be absent as long as
+        the tensor it shares storage with is present.
+        """
+        own = self.model.state_dict(keep_vars=True)
+        unexpected = sorted(set(state) - set(own))
+        missing = sorted(k for k in set(own) - set(state) if not _alias_present(k, own, state))
+        if unexpected or missing:
+            raise ValueError(
+                f"hf rollout load_weights: {len(unexpected)} unexpected keys {unexpected[:5]}, "
+                f"{len(missing)} missing keys {missing[:5]} (LoRA: set model.lora.merge=True)"
+            )
+        # in the model thread, so a generate call in flight finishes on the old weights first
+        self._executor.submit(self._load_state, state).result()
+        return len(state)
+
+    def _load_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(state, strict=False)
+        if self.decoder is not None:
+            self.decoder.refresh()  # its fused projections are copies: the weight-sync cost
+
+    def save_pretrained(self, path: str) -> str:
+        """Write the current weights (fp32) and the tokenizer as an HF directory, atomically."""
+        self._executor.submit(save_atomically, self.model, self.tokenizer, Path(path)).result()
+        return str(path)
+
+    def set_global_steps(self, global_steps: int) -> None:
+        self.global_steps = global_steps
+
+    def stats(self) -> dict[str, float]:
+        """Cumulative work since start (or the last reset_stats)."""
+        return self._stats.as_dict()
+
+    def reset_stats(self) -> None:
+        self._stats = _Stats()
+
+    # -- lifecycle: nothing to free or resume on the CPU ---------------------------------------
+
+    async def wake_up(self, tags: list[str] | None = None) -> None:
+        pass
+
+    async def sleep(self) -> None:
+        pass
+
+    async def clear_kv_cache(self) -> None:
+        pass
+
+    async def release_kv_cache(self) -> None:
+        pass
+
+    async def resume_kv_cache(self) -> None:
+        pass
+
+    async def wait_for_requests_to_drain(self) -> None:
+        pass
+
+    async def abort_all_requests(self, reject_request: bool = False) -> dict[str, Any]:
+        return {"aborted_count": 0, "request_ids": []}
+
+    async def resume_generation(self) -> None:
+        pass
+
+    async def start_profile(self, **kwargs: Any) -> None:
+        pass
+
+    async def stop_profile(self) -> None:
+        pass
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, (dict, list, tuple)) and len(value) == 0)
+
+
+def _drain(queue: asyncio.Queue[Request]) -> list[Request]:
+    items = []
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    return items
+
+
+def _fail(requests: Iterable[Request], exc: BaseException) -> None:
+    for request in requests:
+        if not request.future.done():
+            request.future.set_exception(exc)
+
+
+def _alias_present(key: str, own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> bool:
+    """Whether another name of the same (tied) parameter is in `state`."""
+    return any(other in state for other, tensor in own.items() if other != key and tensor is own[key])

@@ -1,0 +1,255 @@
+"""One role (challenger or solver) as a verl GRPO trainer that runs phase by phase.
+
+verl's `RayPPOTrainer.fit()` runs a whole training job. Co-evolution needs it to run a few
+steps at a time, twice per iteration, keeping its workers (and on the CPU its rollout server)
+alive in between. Three small hooks make that possible without copying `fit()`:
+
+1. `PhaseTrainer._load_checkpoint` (called by `fit()` right after it zeroes its step) sets
+   the step to the run's global step, so every phase continues one step axis.
+2. `PhaseTrainer._update_actor` hands the step's batch (advantages, categories, rewards and
+   the scorer's result) to the loop's `on_step`, which updates the bandit curriculum and logs.
+3. `ScoringAgentLoopManager` turns off verl's per-sample reward workers and scores the whole
+   generated batch in the driver with the role's scorer (coevolve/selfplay/scoring.py): the
+   challenger's reward needs the whole batch (repetition penalty) and the frozen solver's votes.
+
+verl builds the agent loop manager itself, from a class name in the config, so the role's
+scorer and tokenizer reach it through `_ROLE_IO`, which only this module reads and writes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+from verl.experimental.agent_loop import AgentLoopManager
+from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
+from verl.trainer.ppo.ray_trainer import RayPPOTrainer
+
+from coevolve.backend import data as vdata
+from coevolve.run.roles import StepBatch
+from coevolve.run.sampling import SamplingParams
+from coevolve.selfplay.scoring import ScoredBatch, Scorer
+
+
+class _RoleIO:
+    """A role's scorer and tokenizer, and the last batch it scored (until its update)."""
+
+    def __init__(self, scorer: Scorer, tokenizer: Any) -> None:
+        self.scorer = scorer
+        self.tokenizer = tokenizer
+        self.scored: ScoredBatch | None = None
+
+
+_ROLE_IO: dict[str, _RoleIO] = {}
+
+
+class ScoringAgentLoopManager(AgentLoopManager):
+    """verl's agent loop, with rewards computed for the whole batch by `SCORERS[role]`."""
+
+    def __init__(self, config, llm_client, teacher_client=None, reward_loop_worker_handles=None):
+        super().__init__(config, llm_client, teacher_client, None)  # None: no per-sample reward
+        self.role = config.actor_rollout_ref.rollout.custom["server_prefix"]
+
+    def generate_sequences(self, prompts):
+        output = super().generate_sequences(prompts)
+        io = _ROLE_IO[self.role]
+        scored = io.scorer(vdata.decode_rollouts(output, io.tokenizer))
+        io.scored = scored
+        output.batch["rm_scores"] = RewardManagerBase.assemble_rm_scores(output, scored.rewards)
+        for key, values in scored.extras.items():
+            output.non_tensor_batch[key] = vdata.as_object_array(values)
+        output.meta_info["reward_extra_keys"] = list(scored.extras)
+        return output
+
+
+class PhaseTrainer(RayPPOTrainer):
+    """RayPPOTrainer that starts each fit() at `step_offset` and reports every step."""
+
+    step_offset: int = 0
+    on_step: Callable[[StepBatch], None] | None = None
+
+    def _load_checkpoint(self):
+        self.global_steps = self.step_offset
+        return self.step_offset
+
+    def _update_actor(self, batch):
+        output = super()._update_actor(batch)
+        if self.on_step is not None:
+            role = self.config.actor_rollout_ref.rollout.custom["server_prefix"]
+            scored, _ROLE_IO[role].scored = _ROLE_IO[role].scored, None
+            if scored is None:  # every generated batch goes through ScoringAgentLoopManager
+                raise RuntimeError(f"{role}: step {self.global_steps} was updated on a batch no scorer saw")
+            self.on_step(StepBatch(self.global_steps, vdata.categories_of(batch),
+                                   vdata.sequence_advantages(batch), vdata.sequence_rewards(batch), scored))
+        return output
+
+
+class MetricsBridge:
+    """Stands in for verl's `Tracking` during fit(): verl's metrics go to our tracker."""
+
+    def __init__(self, sink: Callable[[dict[str, float], int], None]) -> None:
+        self.sink = sink
+
+    def factory(self, *args: Any, **kwargs: Any) -> MetricsBridge:
+        return self
+
+    def log(self, data: dict[str, Any], step: int, backend: Any = None) -> None:
+        self.sink({k: float(v) for k, v in data.items() if _is_number(v)}, step)
+
+    def finish(self, exit_code: int = 0) -> None:
+        return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+class VerlTrainer:
+    """A role's verl trainer kept alive for the whole run, run `steps` at a time."""
+
+    def __init__(self, role: str, config, dataset, val_dataset, sampler, tokenizer,
+                 gpus_per_node: int, nnodes: int, scorer: Scorer) -> None:
+        from verl.single_controller.ray import RayWorkerGroup, ResourcePoolManager
+        from verl.trainer.ppo.utils import Role, need_reference_policy
+        from verl.utils.dataset.rl_dataset import collate_fn
+        from verl.workers.engine_workers import ActorRolloutRefWorker
+
+        self.role = role
+        self.cpu = config.trainer.device == "cpu"
+        worker_role = Role.ActorRolloutRef if need_reference_policy(config) else Role.ActorRollout
+        pool = f"{role}_pool"
+        managers = ResourcePoolManager(
+            resource_pool_spec={pool: [gpus_per_node] * nnodes}, mapping={worker_role: pool}
+        )
+        _ROLE_IO[role] = _RoleIO(scorer, tokenizer)
+        self.trainer = PhaseTrainer(
+            config=config, tokenizer=tokenizer,
+            role_worker_mapping={worker_role: ray.remote(ActorRolloutRefWorker)},
+            resource_pool_manager=managers, ray_worker_group_cls=RayWorkerGroup,
+            train_dataset=dataset, val_dataset=val_dataset, collate_fn=collate_fn,
+            train_sampler=sampler,
+        )
+        self.trainer.init_workers()
+
+    def set_data(self, dataset, sampler) -> None:
+        """Train the next phase on a new dataset (the solver's, rebuilt every iteration)."""
+        from torchdata.stateful_dataloader import StatefulDataLoader
+        from verl.utils.dataset.rl_dataset import collate_fn
+
+        self.trainer.train_dataset = dataset
+        self.trainer.train_dataloader = StatefulDataLoader(
+            dataset=dataset, batch_size=self.trainer.config.data.train_batch_size,
+            num_workers=0, drop_last=True, collate_fn=collate_fn, sampler=sampler,
+        )
+
+    def train(self, steps: int, first_step: int, on_step: Callable[[StepBatch], None],
+              on_metrics: Callable[[dict[str, float], int], None]) -> float:
+        """Train `steps` GRPO steps numbered first_step..first_step+steps-1; returns seconds.
+        verl's own metrics go to `on_metrics`."""
+        import verl.utils.tracking as tracking
+
+        bridge = MetricsBridge(on_metrics)
+        start = time.monotonic()
+        self.trainer.step_offset = first_step - 1
+        self.trainer.total_training_steps = first_step - 1 + steps
+        self.trainer.on_step = on_step
+        original = tracking.Tracking
+        tracking.Tracking = bridge.factory
+        try:
+            self.trainer.fit()
+        finally:
+            tracking.Tracking = original
+        self.trainer.checkpoint_manager.sleep_replicas()  # the state fit() expects at its start
+        return time.monotonic() - start
+
+    @contextmanager
+    def serving(self, step: int) -> Iterator[None]:
+        """Rollout servers awake with this role's current weights, for coevolve's own sampling.
+
+        On the CPU the HF servers always hold the latest weights (fit() syncs them after the
+        last update) and sleeping is a no-op. vLLM frees its weights when put to sleep after a
+        phase, so on a GPU they are synced back before sampling and released after.
+        """
+        if self.cpu:
+            yield
+            return
+        self.trainer.checkpoint_manager.update_weights(step)
+        try:
+            yield
+        finally:
+            self.trainer.checkpoint_manager.sleep_replicas()
+
+    def sample(self, messages: Sequence[str], params: SamplingParams, seed: int) -> list[list[str]]:
+        """`params.n` completions per user message from this role's rollout servers."""
+        return sample_from_servers(self.servers(), self.trainer.tokenizer, messages, params.n,
+                                   params.request(), seed=seed)
+
+    def worker_processes(self) -> list[tuple[str, int]]:
+        """(Ray node, process id) of each of this role's trainer workers (FSDP ranks), in rank order."""
+        return [tuple(x) for x in ray.get([w.__ray_call__.remote(_where) for w in self.trainer.actor_rollout_wg.workers])]
+
+    def servers(self) -> list[Any]:
+        """The rollout server actors, which also serve coevolve's own sampling."""
+        return [server for replica in self.trainer.llm_server_manager.rollout_replicas
+                for server in replica.servers]
+
+    def save(self, verl_dir: Path, step: int) -> None:
+        """verl's own checkpoint (model, optimizer, extra state) for an exact resume."""
+        self.trainer.actor_rollout_wg.save_checkpoint(str(verl_dir), None, step, max_ckpt_to_keep=None)
+
+    def restore(self, verl_dir: Path, step: int) -> None:
+        """Load a checkpoint written by `save` and push its weights to the rollout."""
+        self.trainer.actor_rollout_wg.load_checkpoint(str(verl_dir), None, del_local_after_load=False)
+        self.trainer.checkpoint_manager.update_weights(step)
+        self.trainer.checkpoint_manager.sleep_replicas()
+
+    def export_hf(self, out: Path) -> None:
+        """The current weights as a Hugging Face model directory (written atomically)."""
+        ray.get(self.servers()[0].save_pretrained.remote(str(out)))
+
+    def shutdown(self) -> None:
+        """Kill this role's actors and placement groups (verl has no shutdown API)."""
+        from ray.util.placement_group import remove_placement_group
+
+        t = self.trainer
+        handles = list(t.actor_rollout_wg.workers) + list(t.async_rollout_manager.agent_loop_workers)
+        handles += self.servers() + [t.llm_server_manager.global_load_balancer]
+        for handle in handles:
+            ray.kill(handle, no_restart=True)
+        for pool in t.resource_pool_manager.resource_pool_dict.values():
+            for group in pool.pgs or []:
+                remove_placement_group(group)
+        _ROLE_IO.pop(self.role, None)
+
+
+def _where(actor: Any) -> tuple[str, int]:
+    return ray.get_runtime_context().get_node_id(), os.getpid()
+
+
+def sample_from_servers(servers: Sequence[Any], tokenizer, messages: Sequence[str], n: int,
+                        sampling: dict[str, Any], seed: int = 0) -> list[list[str]]:
+    """`n` completions per user message from rollout servers, all requests in flight at once.
+
+    The servers (coevolve's batched HF server on the CPU, vLLM on a GPU) batch concurrent
+    requests themselves; requests are spread round-robin across servers.
+    """
+    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": m}],
+                                             add_generation_prompt=True, tokenize=True)
+               for m in messages]
+    prompts = [list(p["input_ids"]) if isinstance(p, dict) or hasattr(p, "keys") else list(p)
+               for p in prompts]
+    refs = []
+    for i, ids in enumerate(prompts):
+        for k in range(n):
+            server = servers[(i * n + k) % len(servers)]
+            refs.append(server.generate.remote(prompt_ids=ids, sampling_params=dict(sampling),
+                                               request_id=f"coevolve-{seed}-{i}-{k}"))
+    outputs = ray.get(refs)
+    texts = tokenizer.batch_decode([o.token_ids for o in outputs], skip_special_tokens=True)
+    return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]

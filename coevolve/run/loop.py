@@ -1,0 +1,515 @@
+"""The co-evolution run: phases in order, each saved before the next starts.
+
+1. Both roles start from one base model; each is a `roles.RoleTrainer` kept alive for the
+   run, built by the backend the CLI hands in (verl's GRPO trainer, whose rollout server also
+   samples for us; a plain-Python fake in the tests). This module never imports the backend.
+2. Per iteration: the challenger trains against the frozen current solver's votes; the new
+   challenger writes the solver's dataset, labelled by the solver's majority vote; the
+   solver trains on it; the solver is evaluated on held-out questions with true answers.
+3. One bandit curriculum, shared by both roles, picks every prompt's category. Its value of
+   a category is the mean |advantage| there, a sign that the category sits at the solver's
+   frontier whichever role is learning; both phases feed it.
+4. After every phase the run state (weights of both roles, optimizer state, bandit, RNG,
+   dataset, global step) is committed atomically; a rerun resumes at the first phase not
+   committed and TensorBoard hides whatever the killed phase had logged.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coevolve.domains import build_domain
+from coevolve.domains.base import Domain
+from coevolve.measure.evaluation import recipe_heldout, score_answers
+from coevolve.measure.label_quality import WarnOncePerPhase, heldout_vote_quality, label_flip_rate, label_warning
+from coevolve.recipe.diff import describe, recipe_differences
+from coevolve.recipe.load import RecipeError, recipe_to_yaml
+from coevolve.recipe.schema import Recipe
+from coevolve.records import Question, Rollout
+from coevolve.run.console import Console
+from coevolve.run.dashboard import LAYOUT, VERL_PREFIX
+from coevolve.run.progress import Progress, bar_numbers, clock, eta_for, phase_kind
+from coevolve.run.roles import ROLES, Backend, RoleInputs, RoleTrainer, StepBatch
+from coevolve.run.sampling import SamplingParams, greedy_params, vote_params
+from coevolve.runstate import (
+    BASE_EVAL,
+    Phase,
+    RunDirError,
+    RunState,
+    check_resumable,
+    load_state,
+    run_phases,
+    save_state,
+    stale_checkpoints,
+    write_atomically,
+    write_manifest,
+)
+from coevolve.selfplay.adaptive import AdaptiveVoting
+from coevolve.selfplay.curriculum import Bandit, arm_rewards
+from coevolve.selfplay.filters import TextFilter
+from coevolve.selfplay.scoring import (
+    CHALLENGER_ROWS,
+    SOLVER_ROWS,
+    ScoredBatch,
+    score_challenger_batch,
+    score_solver_batch,
+)
+from coevolve.selfplay.steps import answer_groups, build_solver_dataset, challenger_message, parse_questions, votes
+from coevolve.selfplay.vote import agrees
+from coevolve.stats import mean_or_none
+
+SEED_POOL = 16  # example questions per category, shown `challenger.seeds_per_prompt` at a time
+
+
+class CoEvolution:
+    """Runs (or resumes) the recipe's plan in its run directory."""
+
+    def __init__(self, recipe: Recipe, backend: Backend, console: Console | None = None) -> None:
+        self.recipe = recipe
+        self.backend = backend
+        self.console = console or Console()
+        self.run_dir = Path(recipe.run_dir)
+        self.domain: Domain = build_domain(recipe.domain.name, recipe.domain.options)
+        self.categories = tuple(recipe.domain.categories or self.domain.categories())
+        # The held-out test questions, and those the solver also votes on in every evaluation.
+        self.heldout, self.heldout_voted = recipe_heldout(recipe, self.domain)
+        self.seeds = {c: self.domain.seed_questions(c, SEED_POOL, recipe.seed)
+                      for c in self.categories} if recipe.challenger.seeds_per_prompt else {}
+        self._seed_texts = [q.text for pool in self.seeds.values() for q in pool]
+        self.text_filter = TextFilter(recipe.dataset.min_words, recipe.dataset.max_words,
+                                      tuple(recipe.dataset.blacklist), recipe.dataset.max_rouge_l)
+        self.bandit = Bandit(self.categories, recipe.curriculum.alpha, recipe.curriculum.temperature,
+                             seed=recipe.seed, initial_q=recipe.curriculum.initial_q)
+        self.rng = np.random.default_rng(recipe.seed)
+        self.adaptive = adaptive_voting(recipe)
+        self.state: RunState | None = None
+        self._phase_key = ""
+        self._serving: set[str] = set()
+        self.roles: dict[str, RoleTrainer] = {}
+        self.tracker = None
+        self._phase_values: dict[str, list[float]] = {}  # metric -> values logged in this phase
+        self._label_warnings = WarnOncePerPhase()
+        self.progress: Progress | None = None
+        self._phases = {"challenger": self._phase_challenger, "dataset": self._phase_dataset,
+                        "solver": self._phase_solver, "eval": self._phase_eval, BASE_EVAL: self._phase_eval}
+
+    # --- the run ---------------------------------------------------------------------------
+
+    def run(self) -> RunState:
+        from coevolve.run.tracking import Tracker
+
+        started = time.monotonic()
+        base_model = self.backend.prepare_model(self.recipe)
+        self.state = self._open_run_dir(base_model)
+        pending = self.state.pending(run_phases(self.recipe.iterations))
+        if not pending:
+            self.console.say(f"{self.run_dir}: every phase is already done")
+            return self.state
+        check_resumable(self.state)  # the checkpoints it names, before anything starts
+        eta = eta_for(self.recipe, pending, len(self.heldout), len(self.heldout_voted))
+        self.progress = Progress(self.console, eta)
+        self.console.say(f"{len(pending)} phases to run; starting Ray and both trainers "
+                         f"(ETA {self.progress.run_eta()})")
+        self.tracker = Tracker(self.run_dir, purge_step=self.state.global_step + 1)
+        self.tracker.dashboard(LAYOUT)
+        try:
+            self.backend.start(self.recipe)
+            signal.signal(signal.SIGTERM, _stop)  # after the backend's (Ray sets its own)
+            self._start_roles(base_model)
+            startup = time.monotonic() - started
+            self._add_seconds("startup", startup)
+            eta.finish_startup(startup)
+            self.console.say(f"started in {clock(startup)}")
+            for phase in pending:
+                self._run_phase(phase)
+        finally:
+            for trainer in self.roles.values():
+                trainer.shutdown()
+            self.backend.stop()
+            self.tracker.close()
+            self.domain.close()
+        self._print_report()
+        return self.state
+
+    def _print_report(self) -> None:
+        """The report's summary on the console, and report.md / report.png in the run."""
+        from coevolve.measure.report import run_table, summary, write_report
+
+        report, md, png = write_report(self.run_dir)
+        self.console.say(f"{summary(report)}\n{run_table(report)}\n{where(self.run_dir, md, png)}")
+
+    def _run_phase(self, phase: Phase) -> None:
+        self._phase_key = phase.key
+        self._phase_values = {}
+        start = time.monotonic()
+        total, unit = self._phase_size(phase)
+        if total == 0:  # challenger.steps = 0: the untrained base challenger
+            self.console.say(f"iteration {phase.iteration} {phase.name}: no training steps "
+                             f"({phase.name}.steps = 0), the untrained policy is kept")
+        with self.progress.phase(phase, total, unit) if total else nullcontext():
+            step = self._phases[phase.name](phase)
+        seconds = time.monotonic() - start
+        self.state.global_step = step
+        self.state.metrics[phase.key] = {tag: float(np.mean(values))
+                                         for tag, values in self._phase_values.items() if values}
+        self.state.completed.append(phase.key)
+        self.state.phase_seconds[phase.key] = round(seconds, 2)
+        self.state.bandits["curriculum"] = self.bandit.state_dict()
+        self.state.rng = self.rng.bit_generator.state
+        parts = {f"time/{phase.name}_{key.partition(':')[2]}_seconds": value
+                 for key, value in self.state.part_seconds.items() if key.startswith(f"{phase.key}:")}
+        self.tracker.scalars({f"time/{phase.name}_seconds": seconds, **parts}, step)
+        self.tracker.flush()
+        try:
+            save_state(self.state, self.run_dir)
+        except OSError as err:
+            raise RunDirError(f"could not commit phase {phase.key} to {self.run_dir / 'state.json'} "
+                              f"({err.strerror or err}); the state of the phase before is intact: free space "
+                              "and rerun the same command") from err
+        for stale in stale_checkpoints(self.state, self.run_dir):  # only after the commit
+            shutil.rmtree(stale)
+        self.progress.finish(phase, seconds)
+        numbers = ", ".join(f"{name} {value}" for name, value in
+                            bar_numbers(phase_kind(phase), self.state.metrics[phase.key]).items())
+        self.console.say(f"iteration {phase.iteration} {phase.name} done in {clock(seconds)}"
+                         f"{': ' + numbers if numbers else ''} | run ETA {self.progress.run_eta()}")
+
+    def _phase_size(self, phase: Phase) -> tuple[int, str]:
+        """The bar's length: training steps, or the phase's parts."""
+        if phase.name in ROLES:
+            return getattr(self.recipe, phase.name).steps, "steps"
+        if phase.name == "dataset":
+            return 3, "parts (questions, votes, flip check)"
+        return 2, "parts (greedy, votes)"
+
+    def _open_run_dir(self, base_model: str) -> RunState:
+        """Create the run directory, or check that it belongs to this same recipe."""
+        saved = self.run_dir / "recipe.yaml"
+        differences = recipe_differences(saved.read_text(), self.recipe) if saved.is_file() else []
+        if differences:
+            raise RecipeError(
+                f"{self.run_dir}: holds a run of a different recipe (see {saved}); differing keys "
+                f"(saved -> now): {describe(differences)}. Resume with the same recipe and overrides, "
+                "or choose another run_dir= or name="
+            )
+        write_atomically(saved, recipe_to_yaml(self.recipe))  # new keys, at their defaults
+        state = load_state(self.run_dir)
+        if state is None:
+            state = RunState(challenger_path=base_model, solver_path=base_model)
+        if state.bandits.get("curriculum"):
+            self.bandit.load_state_dict(state.bandits["curriculum"])
+        if state.rng:
+            self.rng.bit_generator.state = state.rng
+        if state.completed:
+            self.console.say(f"resuming {self.run_dir} after {state.completed[-1]} "
+                             f"(global step {state.global_step})")
+        return state
+
+    def _start_roles(self, base_model: str) -> None:
+        scorers = {"challenger": self._score_challenger, "solver": partial(score_solver_batch, self.domain)}
+        for role in ROLES:
+            self.roles[role] = self.backend.build_role(RoleInputs(
+                role, self.recipe, self.domain, self.categories, self.seeds, self.bandit, self.rng,
+                base_model, self.run_dir, scorers[role]))
+            checkpoint = self.state.verl_checkpoints.get(role)
+            if checkpoint:
+                self.roles[role].restore(Path(checkpoint), self.state.global_step)
+
+    # --- phases: each returns the last global step it used ------------------------------------
+
+    def _phase_eval(self, phase: Phase) -> int:
+        return self._evaluate(phase)  # the base model (eval_base) is evaluated like any solver
+
+    def _phase_challenger(self, phase: Phase) -> int:
+        return self._train(phase, self.recipe.challenger.steps)
+
+    def _phase_solver(self, phase: Phase) -> int:
+        questions, agreements = load_dataset(Path(self.state.datasets[str(phase.iteration)]))
+        self.roles["solver"].set_questions(questions, agreements)
+        return self._train(phase, self.recipe.solver.steps)
+
+    def _train(self, phase: Phase, steps: int) -> int:
+        role = phase.name
+        if steps == 0:  # challenger.steps = 0: the base challenger, untrained
+            return self.state.global_step
+        first = self.state.global_step + 1
+
+        def on_step(batch: StepBatch) -> None:
+            self.progress.show(self._after_step(role, batch), advance=1)
+
+        def on_metrics(data: dict[str, float], step: int) -> None:  # the engine's own, out of the way
+            self.tracker.scalars({f"{VERL_PREFIX}/{role}/{k}": v for k, v in data.items()}, step)
+
+        self.roles[role].train(steps, first, on_step, on_metrics)
+        self._save_role(role, phase.iteration, first + steps - 1)
+        return first + steps - 1
+
+    def _after_step(self, role: str, batch: StepBatch) -> dict[str, float | None]:
+        """Curriculum update and coevolve's per-step metrics, at the step's number."""
+        rewards = arm_rewards(batch.categories, batch.advantages)
+        self.bandit.update(rewards)
+        metrics = {f"{role}/reward_mean": float(np.mean(batch.rewards)),
+                   f"{role}/informative_group_rate": _informative_rate(batch)}
+        metrics.update({f"curriculum/q/{c}": q for c, q in self.bandit.q.items()})
+        metrics.update({f"curriculum/prob/{c}": p for c, p in self.bandit.probabilities().items()})
+        metrics.update({f"curriculum/{role}_arm_reward/{c}": r for c, r in rewards.items()})
+        metrics.update(batch.scored.metrics)
+        self._log(metrics, batch.step)
+        if role == "solver":
+            self._warn_labels("the pseudo-label accuracy of the solver's questions (against the oracle)",
+                              metrics.get("solver/pseudo_label_accuracy"), batch.step)
+        self.tracker.text(f"{role}/samples", batch.scored.rows[:8], _TEXT_HEADERS[role], batch.step)
+        return metrics
+
+    def _log(self, metrics: dict[str, float | None], step: int) -> None:
+        """Scalars to TensorBoard, also kept for the phase's summary in the run state."""
+        self.tracker.scalars(metrics, step)
+        for tag, value in metrics.items():
+            if value is not None:
+                self._phase_values.setdefault(tag, []).append(float(value))
+
+    def _warn_labels(self, what: str, value: float | None, step: int, support: str = "") -> None:
+        """Console and TensorBoard warning, once per phase, when labels are mostly wrong."""
+        message = self._label_warnings.first(self._phase_key, label_warning(
+            what, value, str(self.run_dir / "recipe.yaml"), support))
+        if message is None:
+            return
+        self.console.warn(f"iteration {self._phase_key}: {message}")
+        self.tracker.text("warnings/label_quality", [(self._phase_key, message)], ("phase", "warning"), step)
+
+    def _add_seconds(self, part: str, seconds: float) -> None:
+        self.state.part_seconds[part] = round(self.state.part_seconds.get(part, 0.0) + seconds, 2)
+
+    @contextmanager
+    def _timed(self, part: str) -> Iterator[None]:
+        """Add the block's wall time to `<current phase>:<part>` in the run state."""
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self._add_seconds(f"{self._phase_key}:{part}", time.monotonic() - start)
+
+    def _save_role(self, role: str, iteration: int, step: int) -> None:
+        """HF export for users and verl's checkpoint for resume, both renamed into place."""
+        with self._timed("checkpoint"):
+            self._write_checkpoints(role, iteration, step)
+
+    def _write_checkpoints(self, role: str, iteration: int, step: int) -> None:
+        trainer = self.roles[role]
+        hf_dir = self.run_dir / "checkpoints" / f"iter_{iteration:03d}" / role
+        trainer.export_hf(hf_dir)
+        write_manifest(hf_dir)
+        verl_dir = self.run_dir / "verl" / role / f"iter_{iteration:03d}"
+        tmp = verl_dir.with_name(f".{verl_dir.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        trainer.save(tmp, step)
+        write_manifest(tmp)
+        shutil.rmtree(verl_dir, ignore_errors=True)
+        tmp.rename(verl_dir)
+        setattr(self.state, f"{role}_path", str(hf_dir))
+        self.state.verl_checkpoints[role] = str(verl_dir)
+
+    def _phase_dataset(self, phase: Phase) -> int:
+        d = self.recipe.dataset
+        categories = self.bandit.sample(d.questions)
+        shown = self.recipe.challenger.seeds_per_prompt
+        messages = [challenger_message(self.domain, c, self.seeds.get(c, []), i, shown)
+                    for i, c in enumerate(categories)]
+        completions = self.sample("challenger", messages, SamplingParams(
+            n=1, temperature=d.temperature, top_p=d.top_p, max_new_tokens=self.recipe.challenger.max_new_tokens))
+        parsed = parse_questions(self.domain, [c[0] for c in completions], categories,
+                                 f"it{phase.iteration}/")
+        self.progress.show({"dataset/questions_generated": len(parsed),
+                            "dataset/questions_format_valid": sum(p is not None for p in parsed)}, 1)
+        with self._timed("votes"), self.serving("solver"):
+            result = build_solver_dataset(self.domain, parsed, self.vote_fn(), self.recipe.vote.samples,
+                                          (d.band_low, d.band_high), self.text_filter,
+                                          () if d.keep_seed_copies else self._seed_texts, self.adaptive)
+        self.progress.show({"dataset/questions_kept": len(result.kept),
+                            "dataset/pseudo_label_accuracy": result.pseudo_label_accuracy}, 1)
+        flip_rate = self._label_flip_rate(phase.iteration)
+        self.progress.show({"dataset/label_flip_rate": flip_rate}, 1)
+        path = self.run_dir / "data" / f"iter_{phase.iteration:03d}" / "solver_dataset.jsonl"
+        save_dataset(result.kept, result.kept_agreements, path)
+        self.state.datasets[str(phase.iteration)] = str(path)
+        step = self.state.global_step + 1
+        self._log_dataset(result, step)
+        self._log({"dataset/label_flip_rate": flip_rate,
+                   "dataset/kept_seed_copy_rate": mean_or_none(self._copies_a_seed(q.text) for q in result.kept)}, step)
+        self._warn_labels("the pseudo-label accuracy of the kept questions (against the oracle)",
+                          result.pseudo_label_accuracy if result.kept else None, step,
+                          f"{len(result.kept)} questions kept")
+        if not result.kept:
+            raise RuntimeError(
+                f"iteration {phase.iteration}: no question kept out of {result.generated} "
+                f"(rejected: {result.rejected}); widen dataset.band_low/band_high or raise "
+                "dataset.questions"
+            )
+        return step
+
+    def _label_flip_rate(self, iteration: int) -> float | None:
+        """Share of the previous iteration's kept questions whose majority answer, voted again
+        by today's solver, is no longer their label (at most `dataset.flip_check_questions`)."""
+        previous = self.state.datasets.get(str(iteration - 1))
+        limit = self.recipe.dataset.flip_check_questions
+        if previous is None or limit == 0:
+            return None
+        questions = load_dataset(Path(previous))[0][:limit]
+        with self._timed("votes"), self.serving("solver"):
+            groups = answer_groups(self.domain, questions, self.vote_fn(), self.recipe.vote.samples)
+        return label_flip_rate(questions, votes(self.domain, groups), self.domain.equivalent)
+
+    def _log_dataset(self, result, step: int) -> None:
+        metrics = {"dataset/questions_generated": result.generated,
+                   "dataset/questions_format_valid": result.format_valid,
+                   "dataset/questions_kept": len(result.kept),
+                   "dataset/pseudo_label_accuracy": result.pseudo_label_accuracy,
+                   "dataset/pseudo_label_accuracy_all_voted": result.pseudo_label_accuracy_all,
+                   "dataset/vote_samples_per_question": result.vote_samples / max(len(result.agreements), 1)}
+        metrics.update({f"dataset/rejected/{k}": v for k, v in result.rejected.items()})
+        self._log(metrics, step)
+        self.tracker.histogram("dataset/agreement_hist", result.agreements, step)
+        rows = [(q.category, q.text, q.answer) for q in result.kept[:16]]
+        self.tracker.text("dataset/kept_questions", rows, ("category", "question", "pseudo-label"), step)
+
+    def _evaluate(self, phase: Phase) -> int:
+        completions = self.sample("solver", [self.domain.solver_prompt(q) for q in self.heldout],
+                                  greedy_params(self.recipe.eval.max_new_tokens))
+        result, graded = score_answers(self.domain, self.heldout, completions)
+        step = self.state.global_step + 1
+        metrics = result.metrics("eval")
+        self.progress.show(metrics, 1)
+        if phase.name == BASE_EVAL:
+            metrics["eval/base_accuracy"] = result.accuracy
+        quality = self._heldout_vote_quality()
+        if quality is not None:
+            metrics["eval/majority_vote_accuracy"] = quality.majority_accuracy
+            metrics["eval/in_band_label_accuracy"] = quality.in_band_label_accuracy
+        self._log(metrics, step)
+        self.progress.show(metrics, 1)
+        if quality is not None:
+            self._warn_labels("the held-out estimate of the pseudo-label accuracy (in-band majority "
+                              "votes at vote.temperature)", quality.in_band_label_accuracy, step,
+                              f"right on {quality.in_band_correct} of {quality.in_band} in-band questions")
+        rows = [(q.category, q.text, q.answer, a, c[0]) for q, a, c in
+                zip(self.heldout, graded, completions, strict=True)][:12]
+        self.tracker.text("eval/samples", rows, ("category", "question", "true", "graded", "completion"), step)
+        right = [agrees(a, q.answer, self.domain.equivalent) for q, a in zip(self.heldout, graded, strict=True)]
+        write_atomically(self.run_dir / "eval" / f"{phase.key.replace('/', '_')}.json",
+                         json.dumps({"accuracy": result.accuracy, "correct": result.correct,
+                                     "total": result.total,
+                                     "questions": [{"id": q.id, "category": q.category, "text": q.text,
+                                                    "correct": r}
+                                                   for q, r in zip(self.heldout, right, strict=True)]}, indent=2))
+        return step
+
+    def _heldout_vote_quality(self):
+        """Majority votes at the vote temperature on the first `eval.vote_per_category`
+        held-out questions of each category, or None when that is 0."""
+        if not self.heldout_voted:
+            return None
+        with self._timed("votes"), self.serving("solver"):
+            groups = answer_groups(self.domain, self.heldout_voted, self.vote_fn(), self.recipe.vote.samples)
+        d = self.recipe.dataset
+        return heldout_vote_quality(self.heldout_voted, votes(self.domain, groups), (d.band_low, d.band_high),
+                                    self.domain.equivalent)
+
+    # --- sampling through the roles' rollout servers -------------------------------------------
+
+    def sample(self, role: str, messages: list[str], params: SamplingParams) -> list[list[str]]:
+        with self.serving(role):
+            return self.roles[role].sample(messages, params, seed=int(self.rng.integers(1 << 30)))
+
+    @contextmanager
+    def serving(self, role: str) -> Iterator[None]:
+        """The role's rollout servers awake with its latest weights, once for nested calls.
+
+        Adaptive voting samples in several rounds; on a GPU each wake-up syncs weights, so the
+        rounds of one vote share one wake-up.
+        """
+        if role in self._serving:
+            yield
+            return
+        self._serving.add(role)
+        try:
+            with self.roles[role].serving(self.state.global_step):
+                yield
+        finally:
+            self._serving.discard(role)
+
+    def vote_fn(self) -> Callable[[list[str], int], list[list[str]]]:
+        return lambda messages, n: self.sample("solver", list(messages), vote_params(self.recipe, n))
+
+    # --- the challenger's scorer, called by the backend on each generated batch ---------------
+
+    def _score_challenger(self, rollouts: Sequence[Rollout]) -> ScoredBatch:
+        c = self.recipe.challenger
+        with self._timed("votes"), self.serving("solver"):
+            return score_challenger_batch(self.domain, rollouts, self.vote_fn(), self.recipe.vote.samples,
+                                          c.repetition_threshold, c.invalid_reward,
+                                          f"step{self.state.global_step}/", self.adaptive, self._copies_a_seed)
+
+    def _copies_a_seed(self, text: str) -> bool:
+        """The dataset filter's similar-to-seed test, against every example the challenger sees."""
+        return self.text_filter.too_similar(text, self._seed_texts)
+
+
+_TEXT_HEADERS = {"challenger": CHALLENGER_ROWS, "solver": SOLVER_ROWS}
+
+
+class RunStopped(Exception):
+    """The run was asked to stop (SIGTERM: a scheduler's preemption, `timeout`, `kill`)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise RunStopped(signum)
+
+
+def where(run_dir: Path, report_md: Path, report_png: Path) -> str:
+    """Where a finished run's outputs are."""
+    return "\n".join([f"report: {report_md} (plot {report_png})",
+                      f"checkpoints: {run_dir / 'checkpoints'} (Hugging Face, one folder per iteration and role)",
+                      f"TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'}",
+                      f"logs of verl, Ray and the workers: {run_dir / 'logs'}"])
+
+
+def _informative_rate(batch) -> float:
+    """Share of responses whose advantage is non-zero: groups with a gradient."""
+    return mean_or_none(abs(a) > 1e-6 for a in batch.advantages)
+
+
+def save_dataset(questions: list[Question], agreements: list[float], path: Path) -> None:
+    """The solver's questions as JSONL, each with the agreement of the vote that labelled it."""
+    rows = [asdict(q) | {"vote_agreement": a} for q, a in zip(questions, agreements, strict=True)]
+    write_atomically(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def load_dataset(path: Path) -> tuple[list[Question], list[float]]:
+    """Questions and the agreement of the vote that labelled each."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    agreements = [float(row.pop("vote_agreement")) for row in rows]
+    return [Question(**row) for row in rows], agreements
+
+
+def adaptive_voting(recipe: Recipe) -> AdaptiveVoting | None:
+    """The recipe's adaptive voting, or None when `vote.adaptive.enabled` is false."""
+    a = recipe.vote.adaptive
+    if not a.enabled:
+        return None
+    return AdaptiveVoting(a.first_round, a.round_size, a.confidence, a.reward_tolerance)
+

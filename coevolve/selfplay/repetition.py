@@ -1,0 +1,72 @@
+"""R-Zero's repetition penalty: questions that repeat each other within a batch share a penalty.
+
+Why this exists: a challenger rewarded for stumping the solver learns to write the same hard
+question many times. R-Zero counters this by clustering each batch of questions by the
+distance 1 - BLEU (sentence BLEU, smoothing method 1, whitespace tokens; hypothesis i,
+reference j for i < j, mirrored) with average-linkage agglomerative clustering at distance
+threshold 0.5, and penalising every question by (size of its cluster) / (batch size).
+
+R-Zero calls sklearn's AgglomerativeClustering(distance_threshold=t, metric="precomputed",
+linkage="average"). sklearn builds that tree with scipy's `linkage` on the upper triangle
+and then undoes its last count(merge distance >= t) merges; average linkage is monotone, so
+those are exactly the merges at distance >= t, and two groups are merged only when their
+average distance is strictly below t. scipy's `fcluster(criterion="distance")`
+keeps merges at distance <= t, so we cut at the largest float below t: the same partition
+as sklearn, without sklearn and without ever holding the (n, n) matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+
+from coevolve.selfplay.similarity import bleu_distance_condensed
+
+DEFAULT_THRESHOLD = 0.5  # R-Zero's distance_threshold
+
+
+def cluster_labels(
+    condensed: np.ndarray, n: int, threshold: float = DEFAULT_THRESHOLD
+) -> np.ndarray:
+    """Average-linkage cluster label (0..k-1) per item, merging only at distance < threshold.
+
+    `condensed` is a scipy condensed distance vector of length n(n-1)/2.
+    """
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if n == 1:
+        return np.zeros(1, dtype=np.int64)
+    tree = linkage(condensed, method="average")
+    strictly_below = np.nextafter(threshold, -np.inf)  # sklearn: no merge at distance >= t
+    labels = fcluster(tree, t=strictly_below, criterion="distance")
+    return labels.astype(np.int64) - 1
+
+
+def repetition_clusters(
+    questions: Sequence[str], threshold: float = DEFAULT_THRESHOLD
+) -> np.ndarray:
+    """Cluster label (0..k-1) per question under R-Zero's 1 - BLEU average-linkage clustering."""
+    return cluster_labels(bleu_distance_condensed(questions), len(questions), threshold)
+
+
+def penalties_from_labels(labels: np.ndarray) -> list[float]:
+    """Size of each item's cluster divided by the number of items."""
+    if len(labels) == 0:
+        return []
+    sizes = np.bincount(labels)
+    return (sizes[labels] / len(labels)).tolist()
+
+
+def repetition_penalty(
+    questions: Sequence[str], threshold: float = DEFAULT_THRESHOLD
+) -> list[float]:
+    """R-Zero's repetition penalty per question: |cluster of the question| / len(questions).
+
+    >>> repetition_penalty(["what is 2 + 2 ?", "what is 2 + 2 ?", "name a prime above 10"])
+    [0.6666666666666666, 0.6666666666666666, 0.3333333333333333]
+    >>> repetition_penalty([])
+    []
+    """
+    return penalties_from_labels(repetition_clusters(questions, threshold))

@@ -1,0 +1,177 @@
+"""The co-evolution steps that sit between the trainers, as pure functions.
+
+Given a domain and a way to sample the frozen solver (`SampleFn`), these functions turn
+challenger completions into rewarded questions, and generated questions into the solver's
+pseudo-labelled training set. Sampling is injected, so everything here is tested with a fake
+solver in milliseconds, and the backend supplies batched HF generation or vLLM.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from coevolve.domains.base import Domain
+from coevolve.records import AnswerGroup, Question, Reward, Vote
+from coevolve.selfplay.adaptive import AdaptiveVoting, Rounds, SampleFn, StopRule, sample_in_rounds
+from coevolve.selfplay.filters import TextFilter, in_band
+from coevolve.selfplay.rewards import challenger_rewards
+from coevolve.selfplay.vote import agrees, majority_vote
+from coevolve.stats import mean_or_none
+
+
+def answer_groups(
+    domain: Domain,
+    questions: Sequence[Question],
+    sample: SampleFn,
+    n: int,
+    adaptive: AdaptiveVoting | None = None,
+    stop: StopRule | None = None,
+) -> list[AnswerGroup]:
+    """The solver's completions for each question, with the answers extracted.
+
+    `n` per question, or, with `adaptive` and its `stop` rule, drawn in rounds and stopped
+    per question once `stop` says more answers would not change its fate (at most `n`).
+    """
+    rounds = adaptive.rounds(n) if adaptive is not None else Rounds(n, n, n)
+    return sample_in_rounds(questions, domain.solver_prompt, domain.extract_answer, sample, rounds,
+                            stop if adaptive is not None else None)
+
+
+def votes(domain: Domain, groups: Sequence[AnswerGroup]) -> list[Vote]:
+    """Majority vote of each group under the domain's equivalence."""
+    return [majority_vote(g.answers, domain.equivalent) for g in groups]
+
+
+@dataclass(frozen=True)
+class ChallengerItem:
+    """One challenger completion with what it was scored on."""
+
+    completion: str
+    category: str
+    question: Question | None  # None when the format check failed
+    vote: Vote | None  # None when the question was not voted on (malformed or a copy)
+    reward: Reward
+    copied: bool = False  # the question copies an example shown to the challenger
+
+
+def challenger_message(
+    domain: Domain, category: str, seeds: Sequence[Question], serial: int, shown: int
+) -> str:
+    """The challenger's prompt for one question, showing `shown` seeds rotated by `serial`."""
+    examples = [seeds[(serial + k) % len(seeds)] for k in range(min(shown, len(seeds)))]
+    return domain.challenger_prompt(category, examples)
+
+
+def parse_questions(
+    domain: Domain, completions: Sequence[str], categories: Sequence[str], id_prefix: str
+) -> list[Question | None]:
+    """Cut each completion's question out, None where the format check fails."""
+    if len(completions) != len(categories):
+        raise ValueError(f"{len(completions)} completions but {len(categories)} categories")
+    parsed = []
+    for index, (completion, category) in enumerate(zip(completions, categories, strict=True)):
+        text = domain.parse_question(completion, category)
+        parsed.append(None if text is None else Question(f"{id_prefix}{index}", category, text))
+    return parsed
+
+
+def score_challenger(
+    domain: Domain,
+    completions: Sequence[str],
+    categories: Sequence[str],
+    sample: SampleFn,
+    samples: int,
+    repetition_threshold: float = 0.5,
+    invalid_reward: float = -1.0,
+    id_prefix: str = "q",
+    adaptive: AdaptiveVoting | None = None,
+    is_copy: Callable[[str], bool] | None = None,
+) -> list[ChallengerItem]:
+    """R-Zero's challenger reward for a batch: uncertainty − repetition, format-gated.
+
+    With `adaptive`, a question's votes stop once its uncertainty reward is settled.
+    `is_copy` flags questions that copy the few-shot examples: they get `invalid_reward`
+    and no votes, like malformed ones. The dataset filter would drop them anyway, and
+    rewarding them teaches the challenger to copy instead of to write.
+    """
+    parsed = parse_questions(domain, completions, categories, id_prefix)
+    copies = [q is not None and is_copy is not None and is_copy(q.text) for q in parsed]
+    valid = [q for q, copy in zip(parsed, copies, strict=True) if q is not None and not copy]
+    stop = adaptive.reward_stop(domain.equivalent) if adaptive is not None else None
+    groups = answer_groups(domain, valid, sample, samples, adaptive, stop)
+    vote_of = dict(zip((q.id for q in valid), votes(domain, groups), strict=True))
+    voted = [vote_of.get(q.id) if q is not None else None for q in parsed]
+    agreements = [None if v is None else v.agreement for v in voted]
+    texts = [None if v is None else q.text for q, v in zip(parsed, voted, strict=True)]
+    rewards = challenger_rewards(texts, agreements, repetition_threshold, invalid_reward)
+    return [
+        ChallengerItem(c, cat, q, v, r, copy)
+        for c, cat, q, v, r, copy in zip(completions, categories, parsed, voted, rewards, copies, strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class SolverDataset:
+    """The outcome of one dataset-building pass."""
+
+    kept: list[Question]  # pseudo-labelled questions in the band, label_source "majority_vote"
+    generated: int  # challenger completions
+    format_valid: int  # completions with a parsable question
+    rejected: dict[str, int] = field(default_factory=dict)  # reason -> count, before voting
+    agreements: list[float] = field(default_factory=list)  # of every voted question
+    label_correct: list[bool] = field(default_factory=list)  # kept questions with an oracle
+    label_correct_all: list[bool] = field(default_factory=list)  # every voted question with one
+    vote_samples: int = 0  # solver answers drawn to vote on the accepted questions
+    kept_agreements: list[float] = field(default_factory=list)  # vote agreement of each kept question
+
+    @property
+    def pseudo_label_accuracy(self) -> float | None:
+        """Share of kept pseudo-labels equal to the oracle's answer (None: no oracle)."""
+        return mean_or_none(self.label_correct)
+
+    @property
+    def pseudo_label_accuracy_all(self) -> float | None:
+        return mean_or_none(self.label_correct_all)
+
+
+def build_solver_dataset(
+    domain: Domain,
+    parsed: Sequence[Question | None],
+    sample: SampleFn,
+    samples: int,
+    band: tuple[float, float],
+    text_filter: TextFilter,
+    seeds: Sequence[str] = (),
+    adaptive: AdaptiveVoting | None = None,
+) -> SolverDataset:
+    """Filter the challenger's questions, vote on them, keep the band, label by majority.
+
+    With `adaptive`, a question's votes stop once its band decision is settled.
+    """
+    valid = [q for q in parsed if q is not None]
+    accepted_idx, rejections = text_filter.apply([q.text for q in valid], seeds)
+    accepted = [valid[i] for i in accepted_idx]
+    rejected = Counter(r.reason for r in rejections)
+    rejected["format_invalid"] = len(parsed) - len(valid)
+    stop = adaptive.band_stop(band, domain.equivalent) if adaptive is not None else None
+    groups = answer_groups(domain, accepted, sample, samples, adaptive, stop)
+    kept, kept_agreements, agreements, correct, correct_all = [], [], [], [], []
+    for question, vote in zip(accepted, votes(domain, groups), strict=True):
+        agreements.append(vote.agreement)
+        truth = domain.oracle(question)
+        right = None if truth is None else agrees(vote.answer, truth, domain.equivalent)
+        if right is not None:
+            correct_all.append(right)
+        if vote.answer is None or not in_band(vote.agreement, *band):
+            rejected["outside_band" if vote.answer is not None else "no_answer"] += 1
+            continue
+        kept.append(Question(question.id, question.category, question.text, vote.answer, "majority_vote"))
+        kept_agreements.append(vote.agreement)
+        if right is not None:
+            correct.append(right)
+    return SolverDataset(
+        kept, len(parsed), len(valid), dict(rejected), agreements, correct, correct_all,
+        vote_samples=sum(len(g.answers) for g in groups), kept_agreements=kept_agreements,
+    )
