@@ -1,6 +1,6 @@
-"""coevolve's CPU decode loop (backend/fast_decode.py) against the model it runs.
+"""coevolve's CPU decode loop (backend/generation/fast/) against the model it runs.
 
-The decoder must draw every token from the distribution the model and the sampling settings
+The fast engine must draw every token from the distribution the model and the sampling settings
 define, and record the log-probability the actor recomputes (the actor reuses rollout
 log-probs as pi_old on the CPU): checked here by teacher forcing with the model's own forward
 pass, by greedy decoding against transformers.generate, and by comparing the sampler's
@@ -21,8 +21,10 @@ from transformers import (  # noqa: E402
     TopPLogitsWarper,
 )
 
-from coevolve.backend.generation import fast as fast_decode  # noqa: E402
-from coevolve.backend.generation.fast import FastDecoder, UnsupportedModel, sample  # noqa: E402
+from coevolve.backend.generation.fast import decode, sampling  # noqa: E402
+from coevolve.backend.generation.fast.decode import FastEngine  # noqa: E402
+from coevolve.backend.generation.fast.model import UnsupportedModel  # noqa: E402
+from coevolve.backend.generation.fast.sampling import sample  # noqa: E402
 from coevolve.backend.generation.requests import SamplingKey  # noqa: E402
 from helpers.tiny_model import build_tiny_model  # noqa: E402
 
@@ -71,10 +73,10 @@ def teacher_forced_logprobs(model, prompt, tokens, temperature):
 def test_rollout_logprobs_agree_with_the_actors_forward_pass(which, temperature, prompts, request):
     """The KL between the rollout's and the actor's distribution on a sampled batch is ~0."""
     model = request.getfixturevalue(which)
-    decoder = FastDecoder(model)
+    engine = FastEngine(model, eos_ids=NO_EOS)
     torch.manual_seed(0)
     limits = [12, 9, 12, 4, 10, 12][: len(prompts)]
-    out = decoder.generate(prompts, limits, SamplingKey(temperature=temperature), NO_EOS, logprobs=True)
+    out = engine.generate(prompts, limits=limits, key=SamplingKey(temperature=temperature, logprobs=True))
     log_ratios = []
     for prompt, row, limit in zip(prompts, out, limits, strict=True):
         assert len(row.tokens) == limit and len(row.logprobs) == limit
@@ -91,30 +93,30 @@ def test_rollout_logprobs_agree_with_the_actors_forward_pass(which, temperature,
 @pytest.mark.parametrize("kernels", ["onednn", "torch"])
 @pytest.mark.parametrize("which", ["llama", "qwen2"])
 def test_every_step_distribution_is_the_models(which, prompts, kernels, request):
-    """Teacher forcing the decoder's own cache path: full next-token distributions, KL per step."""
+    """Teacher forcing the engine's own cache path: full next-token distributions, KL per step."""
     if kernels == "onednn" and not torch.backends.mkldnn.is_available():
         pytest.skip("this torch build has no oneDNN")
     model = request.getfixturevalue(which)
-    decoder = FastDecoder(model, kernels=kernels)
-    assert decoder.kernels == kernels
+    engine = FastEngine(model, eos_ids=NO_EOS, kernels=kernels)
+    assert engine.llama.kernels == kernels
+    key = SamplingKey(temperature=1.0)
     torch.manual_seed(1)
-    out = decoder.generate(prompts, [10] * len(prompts), SamplingKey(temperature=1.0), NO_EOS)
-    # the decoder's distribution at each step, from its prefill and cached decode steps
-    all_steps = decoder.step_logits(prompts, [row.tokens[:-1] for row in out])
-    for prompt, row, steps in zip(prompts, out, all_steps, strict=True):
+    out = engine.generate(prompts, limits=[10] * len(prompts), key=key)
+    # the engine's distribution at each step, from its prefill and cached decode steps
+    all_steps = engine.step_logprobs(prompts, [row.tokens[:-1] for row in out], key=key)
+    for prompt, row, ours in zip(prompts, out, all_steps, strict=True):
         reference, _ = teacher_forced_logprobs(model, prompt, row.tokens, 1.0)
-        ours = torch.log_softmax(steps.double(), -1)
         reference = reference.double()
         kl = (reference.exp() * (reference - ours)).sum(-1)
         assert kl.abs().max().item() < 1e-6  # float32 round-off; a wrong position or mask gives > 1e-2
 
 
 def test_a_shared_prefix_is_run_once(llama, monkeypatch):
-    decoder = FastDecoder(llama)
+    engine = FastEngine(llama, eos_ids=NO_EOS)
     blocks = []
-    prefill = decoder._prefill
-    monkeypatch.setattr(decoder, "_prefill", lambda ids, *rest: blocks.append(tuple(ids.shape)) or prefill(ids, *rest))
-    decoder.generate(SHARED, [2] * len(SHARED), SamplingKey(temperature=0.0), NO_EOS)
+    prefill = engine.llama.prefill
+    monkeypatch.setattr(engine.llama, "prefill", lambda ids, **kw: blocks.append(tuple(ids.shape)) or prefill(ids, **kw))
+    engine.generate(SHARED, limits=[2] * len(SHARED), key=SamplingKey(temperature=0.0))
     # the 3 tokens all share, once; then the 4 distinct rests (the repeated prompt once), up to 6 tokens
     assert blocks == [(1, 3), (4, 6)]
 
@@ -123,7 +125,7 @@ def test_a_shared_prefix_is_run_once(llama, monkeypatch):
 @pytest.mark.parametrize("which", ["llama", "qwen2"])
 def test_greedy_matches_transformers_generate(which, prompts, request):
     model = request.getfixturevalue(which)
-    out = FastDecoder(model).generate(prompts, [8] * len(prompts), SamplingKey(temperature=0.0), NO_EOS)
+    out = FastEngine(model, eos_ids=NO_EOS).generate(prompts, limits=[8] * len(prompts), key=SamplingKey(temperature=0.0))
     for prompt, row in zip(prompts, out, strict=True):
         with torch.no_grad():
             expected = model.generate(torch.tensor([prompt]), max_new_tokens=8, min_new_tokens=8, do_sample=False,
@@ -132,15 +134,15 @@ def test_greedy_matches_transformers_generate(which, prompts, request):
 
 
 def test_rows_stop_at_their_limit_or_eos_and_leave_the_batch_without_changing_others(qwen2, monkeypatch):
-    decoder = FastDecoder(qwen2)  # its greedy rows vary (the tiny llama's repeat one token)
+    engine = FastEngine(qwen2, eos_ids=NO_EOS)  # its greedy rows vary (the tiny llama's repeat one token)
     greedy = SamplingKey(temperature=0.0)
-    alone = [decoder.generate([p], [10], greedy, NO_EOS)[0].tokens for p in PROMPTS]
+    alone = [engine.generate([p], limits=[10], key=greedy)[0].tokens for p in PROMPTS]
     limits = [10, 10, 3, 10, 1, 10]
     # an end-of-sequence token that some row reaches only after a few tokens and another never
     eos = next(tokens[k] for tokens in alone for k in range(1, 10) if tokens[k] not in tokens[:k]
                and any(tokens[k] not in other[:limit] for other, limit in zip(alone, limits, strict=True)))
-    monkeypatch.setattr(fast_decode, "COMPACT_SHARE", 0.01)  # drop finished rows at once
-    batched = decoder.generate(PROMPTS, limits, greedy, frozenset({eos}))
+    monkeypatch.setattr(decode, "COMPACT_SHARE", 0.01)  # drop finished rows at once
+    batched = FastEngine(qwen2, eos_ids=frozenset({eos})).generate(PROMPTS, limits=limits, key=greedy)
     for row, reference, limit in zip(batched, alone, limits, strict=True):
         expected = reference[:limit]
         if eos in expected:
@@ -151,24 +153,25 @@ def test_rows_stop_at_their_limit_or_eos_and_leave_the_batch_without_changing_ot
 
 
 def test_min_tokens_masks_end_of_sequence(llama):
-    decoder = FastDecoder(llama)
-    first = decoder.generate([PROMPTS[0]], [1], SamplingKey(temperature=0.0), NO_EOS)[0].tokens[0]
-    masked = decoder.generate([PROMPTS[0]], [5], SamplingKey(temperature=0.0, min_tokens=3), frozenset({first}))
+    first = FastEngine(llama, eos_ids=NO_EOS).generate([PROMPTS[0]], limits=[1], key=SamplingKey(temperature=0.0))
+    engine = FastEngine(llama, eos_ids=frozenset({first[0].tokens[0]}))
+    masked = engine.generate([PROMPTS[0]], limits=[5], key=SamplingKey(temperature=0.0, min_tokens=3))
+    first = first[0].tokens[0]
     assert masked[0].tokens[0] != first and len(masked[0].tokens) >= 3
 
 
 def test_refresh_takes_new_weights(llama):
     model = AutoModelForCausalLM.from_config(llama.config).eval()
     model.load_state_dict(llama.state_dict())
-    decoder = FastDecoder(model)
+    engine = FastEngine(model, eos_ids=NO_EOS)
     greedy = SamplingKey(temperature=0.0)
-    before = [r.tokens for r in decoder.generate(PROMPTS, [6] * len(PROMPTS), greedy, NO_EOS)]
+    before = [r.tokens for r in engine.generate(PROMPTS, limits=[6] * len(PROMPTS), key=greedy)]
     generator = torch.Generator().manual_seed(5)
     with torch.no_grad():
         for tensor in model.state_dict().values():
             tensor.add_(0.5 * torch.randn(tensor.shape, generator=generator))
-    decoder.refresh()
-    after = [r.tokens for r in decoder.generate(PROMPTS, [6] * len(PROMPTS), greedy, NO_EOS)]
+    engine.refresh()
+    after = [r.tokens for r in engine.generate(PROMPTS, limits=[6] * len(PROMPTS), key=greedy)]
     assert after != before
     for prompt, tokens in zip(PROMPTS, after, strict=True):
         with torch.no_grad():
@@ -195,17 +198,13 @@ def hf_processed(logits, key):
     SamplingKey(temperature=0.5),
 ])
 def test_sampler_candidates_are_transformers_warpers(key, monkeypatch):
-    monkeypatch.setattr(fast_decode, "NUCLEUS_CANDIDATES", 64)
+    monkeypatch.setattr(sampling, "NUCLEUS_CANDIDATES", 64)
     generator = torch.Generator().manual_seed(0)
     logits = 3 * torch.randn(8, 1000, generator=generator)
     logits[0, :50] = 7.0  # ties at the top-k boundary
     expected = hf_processed(logits, key)
     scores = logits / key.temperature
-    candidates, ids = fast_decode._candidates(scores, key)
-    if candidates is None:
-        ours = torch.softmax(scores, -1)
-    else:
-        ours = torch.zeros_like(scores).scatter_(1, ids, torch.softmax(candidates, -1))
+    ours = sampling.processed_logprobs(scores, key).exp()
     # row 0 ties at the top-k boundary; with a nucleus cut among equal scores, which of them
     # stay is the sort's arbitrary order, in transformers as here
     rows = slice(1, None) if key.top_k and key.top_p < 1 else slice(None)
@@ -240,13 +239,13 @@ def test_draws_follow_the_processed_distribution(key, kept):
 def test_unsupported_architectures_are_refused_by_name():
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))
     with pytest.raises(UnsupportedModel, match="'gpt2'.*engine 'generate'"):
-        FastDecoder(model)
+        FastEngine(model, eos_ids=NO_EOS)
 
 
 def test_bad_calls_raise(llama):
-    decoder = FastDecoder(llama)
+    engine = FastEngine(llama, eos_ids=NO_EOS)
     with pytest.raises(ValueError, match="2 prompts but 1 limits"):
-        decoder.generate([[1], [2]], [3], SamplingKey(), NO_EOS)
+        engine.generate([[1], [2]], limits=[3], key=SamplingKey())
     with pytest.raises(ValueError, match="limit"):
-        decoder.generate([[1]], [0], SamplingKey(), NO_EOS)
-    assert decoder.generate([], [], SamplingKey(), NO_EOS) == []
+        engine.generate([[1]], limits=[0], key=SamplingKey())
+    assert engine.generate([], limits=[], key=SamplingKey()) == []

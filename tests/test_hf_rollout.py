@@ -113,7 +113,7 @@ def test_each_request_keeps_its_own_length_limit(tiny, engine):
         return await asyncio.gather(*[server.generate(PROMPTS[1], dict(p), f"r{i}") for i, p in enumerate(params)])
 
     outputs = asyncio.run(go())
-    eos = server.eos_ids
+    eos = server.engine.eos_ids
     for output, limit in zip(outputs, [1, 3, 9, 3], strict=True):
         assert len(output.token_ids) == limit or output.token_ids[-1] in eos
     # a shorter request is a prefix of a longer one (greedy): rows are cut, not regenerated

@@ -13,9 +13,9 @@ In one run, on the recipe's base model, for each workload of a co-evolution iter
 it times every path that can serve it:
 
   generate            transformers.generate in batches of vote.batch_size: today's baseline
-  server/generate     the rollout server (hf_rollout.py) on engine "generate": all requests in
+  server/generate     the rollout server (backend/generation/server.py) on engine "generate": all requests in
                       flight at once, as verl's agent loop and coevolve's votes send them
-  server/fast         the rollout server on engine "fast" (backend/fast_decode.py), max_batch as
+  server/fast         the rollout server on engine "fast" (backend/generation/fast/), max_batch as
                       the recipe's CPU settings give it
   sampler/fast        HFGenerator on engine "fast" (coevolve eval, the probe)
 
@@ -44,9 +44,8 @@ from types import SimpleNamespace
 
 import torch
 
-from coevolve.backend.generation.fast import FastDecoder
+from coevolve.backend.generation.fast.decode import FastEngine
 from coevolve.backend.generation.generator import HFGenerator
-from coevolve.backend.generation.requests import SamplingKey
 from coevolve.backend.generation.server import HFRolloutServer
 from coevolve.backend.models import prepare_base_model
 from coevolve.domains import build_domain
@@ -186,21 +185,22 @@ def matmul_flops_per_token(model) -> float:
     return 2.0 * sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
 
 
-def profile_decode_step(decoder: FastDecoder, batch: int, context: int) -> list[tuple[str, float]]:
+def profile_decode_step(engine: FastEngine, batch: int, context: int) -> list[tuple[str, float]]:
     """Share of one decode step's time per kind of work, at `batch` rows and `context` columns."""
     from torch.profiler import ProfilerActivity, profile
 
-    layers, kv, head = len(decoder.layers), decoder.n_kv, decoder.head_dim
-    cache = torch.zeros((layers, 2, batch, kv, context + 8, head))
-    mask = torch.ones((batch, context + 8), dtype=torch.bool)
-    tokens = torch.randint(0, 1000, (batch,))
+    llama = engine.llama
+    cache = llama.new_cache(batch, context + 8)
+    cache.store.zero_()
+    cache.attend(slice(None), batch)
+    tokens = torch.randint(0, llama.embed.shape[0], (batch,))
     positions = torch.full((batch,), context)
     with torch.no_grad():
-        decoder._decode_step(tokens, positions, cache, context, mask)
+        llama.decode(tokens, positions, cache, context)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for step in range(3):
-                hidden = decoder._decode_step(tokens, positions + step, cache, context + step, mask)
-                decoder._scores(hidden, SamplingKey(temperature=0.5))
+                hidden = llama.decode(tokens, positions + step, cache, context + step)
+                llama.logits(hidden, 0.5)
     kinds = {"matmul (projections, output layer)": ("linear_pointwise", "aten::mm", "aten::addmm"),
              "attention (q.k, p.v)": ("aten::bmm", "aten::_softmax"),
              "top-k": ("aten::topk",)}
@@ -269,14 +269,14 @@ def main() -> None:
     best_rate = max(rates.values())
     per_token = matmul_flops_per_token(paths["generate"].model)
     limit = best_rate * 1e9 / per_token
-    decoder = paths["sampler/fast"].decoder
-    profile = profile_decode_step(decoder, fast_batch, 64)
+    engine = paths["sampler/fast"].engine
+    profile = profile_decode_step(engine, fast_batch, 64)
 
     print(f"\nmachine: {machine()}")
     print("matmul 2048^3 float32: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in rates.items()))
     print(f"limit: {best_rate:.0f} GFLOP/s / {per_token / 1e9:.3f} GFLOP per generated token = {limit:.0f} tokens/s "
           f"(matmuls of decoding only)")
-    print(f"fast engine: kernels {decoder.kernels}, max_batch {fast_batch}; baseline batch {baseline_batch}\n")
+    print(f"fast engine: kernels {engine.llama.kernels}, max_batch {fast_batch}; baseline batch {baseline_batch}\n")
     header = f"{'workload':<19} {'path':<16} {'seqs':>5} {'tokens':>6} {'seconds':>8} {'tokens/s':>9} {'vs generate':>11} {'of limit':>8}"
     print(header)
     print("-" * len(header))
@@ -302,7 +302,7 @@ def main() -> None:
         args.json.write_text(json.dumps({
             "machine": machine(), "matmul_gflops": rates, "limit_tokens_per_second": limit,
             "matmul_flops_per_token": per_token, "fast_max_batch": fast_batch, "baseline_batch": baseline_batch,
-            "kernels": decoder.kernels,
+            "kernels": engine.llama.kernels,
             "timings": [asdict(t) | {"tokens_per_second": t.tokens_per_second} for t in timings],
             "geomean_vs_generate": ratios, "decode_step_profile": dict(profile),
             "logprob_agreement": agreement,

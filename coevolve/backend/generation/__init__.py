@@ -1,2 +1,3 @@
-"""CPU generation: the requests, the batching rollout server verl talks to, its replica glue,
-the generator used by eval and the probe, and the fast decoding engine."""
+"""Generation without verl's GPU servers: the requests, the two engines behind one signature
+(`engine.py`), the batching rollout server verl talks to and its replica glue, and the
+generator used by eval and the probe."""

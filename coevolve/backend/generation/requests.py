@@ -1,5 +1,5 @@
-"""Requests to the CPU rollout server (hf_rollout.py): its settings, sampling parameters and
-length limits, how requests are grouped into batches, and the logits processors of a group.
+"""What the engines are asked and answer: the rollout server's settings, sampling parameters
+and length limits, how requests are grouped into batches, and where a generated row ends.
 """
 
 from __future__ import annotations
@@ -10,13 +10,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-from transformers import LogitsProcessor, StoppingCriteria, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
-
 DEFAULT_MAX_BATCH = 64
 DEFAULT_WINDOW_MS = 10.0
 DEFAULT_TORCH_THREADS = 2
-ENGINES = ("fast", "generate")  # coevolve's decode loop (fast_decode.py), transformers.generate
+ENGINES = ("fast", "generate")  # coevolve's decode loop (fast/), transformers.generate
 
 # Sampling parameters this server does not implement, with the values that mean "off".
 # A request may carry them at such a value (verl always sends repetition_penalty=1.0).
@@ -165,63 +162,26 @@ def plan_chunks(requests: Iterable[Request], max_batch: int) -> list[list[Reques
     return chunks
 
 
+@dataclass(frozen=True)
+class Generated:
+    """One sampled continuation: its tokens (cut at its limit, end-of-sequence included) and,
+    when asked for, each token's log-probability under the processed distribution."""
+
+    tokens: list[int]
+    logprobs: list[float] | None
+
+
+def check_batch(prompts: list[list[int]], limits: list[int]) -> None:
+    """Raise ValueError unless there is one limit >= 1 per prompt and no prompt is empty."""
+    if len(prompts) != len(limits):
+        raise ValueError(f"{len(prompts)} prompts but {len(limits)} limits")
+    if any(limit < 1 for limit in limits) or any(not p for p in prompts):
+        raise ValueError("every prompt needs a token and every limit must be >= 1")
+
+
 def cut_response(tokens: list[int], limit: int, eos_ids: frozenset[int]) -> int:
     """Length of a generated row: up to its own limit and its first EOS, the EOS included."""
     for index, token in enumerate(tokens[:limit]):
         if token in eos_ids:
             return index + 1
     return min(limit, len(tokens))
-
-
-class ChosenTokenLogprobs(LogitsProcessor):
-    """Records log p(chosen token) under the fully processed distribution, one step at a time.
-
-    Placed last in the processor list, it sees step t's final scores before the token is
-    drawn; the drawn token shows up as the last input id at step t+1 (or at the end of the
-    returned sequences), so only one step's (batch, vocab) scores are ever held.
-    """
-
-    def __init__(self) -> None:
-        self._pending: torch.Tensor | None = None
-        self._steps: list[torch.Tensor] = []
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        self._settle(input_ids[:, -1])
-        self._pending = scores
-        return scores
-
-    def _settle(self, chosen: torch.Tensor) -> None:
-        if self._pending is not None:
-            picked = self._pending.gather(1, chosen[:, None]).squeeze(1)
-            self._steps.append(picked - torch.logsumexp(self._pending, dim=-1))
-            self._pending = None
-
-    def finish(self, sequences: torch.Tensor) -> torch.Tensor:
-        """(batch, new tokens) log-probs, once generation has returned `sequences`."""
-        self._settle(sequences[:, -1])
-        return torch.stack(self._steps, dim=1)
-
-
-class RowLimits(StoppingCriteria):
-    """Stops each row at its own new-token limit, so a chunk ends when its last row is done."""
-
-    def __init__(self, limits: list[int], prompt_width: int) -> None:
-        self.limits = torch.tensor(limits)
-        self.prompt_width = prompt_width
-
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-        return (input_ids.shape[1] - self.prompt_width) >= self.limits
-
-
-def logits_processors(key: SamplingKey) -> list[LogitsProcessor]:
-    """Sampling warpers in vLLM's order; generate() is told to add none of its own."""
-    if key.greedy:
-        return []
-    warpers: list[LogitsProcessor] = []
-    if key.temperature != 1.0:
-        warpers.append(TemperatureLogitsWarper(key.temperature))
-    if key.top_k > 0:
-        warpers.append(TopKLogitsWarper(key.top_k))
-    if key.top_p < 1.0:
-        warpers.append(TopPLogitsWarper(key.top_p))
-    return warpers

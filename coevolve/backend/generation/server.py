@@ -1,27 +1,12 @@
-"""verl's `hf` rollout for the CPU: transformers `generate` that batches concurrent requests.
+"""verl's `hf` rollout for the CPU: one server per replica that batches concurrent requests.
 
-verl 0.9.1 ships rollout servers for vLLM, SGLang and TensorRT-LLM only, and none of them
-runs on this CPU machine at a useful speed. Its agent loop sends every sample of a step to
-the rollout server at once, one token-in/token-out request per sample. Answering them one at
-a time wastes the machine: a batch of 32 sequences decodes several times more tokens per
-second than a single one. So:
-
-1. `HFRolloutServer` (a Ray actor in verl) puts each request on a queue. A background task
-   collects what arrives within a short window, groups requests that sample alike, and runs
-   one batched generation per group chunk in a worker thread: coevolve's decode loop
-   (`fast_decode.FastDecoder`, engine "fast", the default) or a left-padded
-   `transformers.generate` (engine "generate"). Requests that arrive while a batch runs
-   wait for the next one.
-2. Each request keeps its own length limit and is cut at its first end-of-sequence token, so
-   the answers are what one-at-a-time generation would give (greedy: identical).
-3. Weights come from the trainer through `HFServerAdapter.update_weights`
-   (`checkpoint_engine.backend=naive`) and are loaded strictly: a key that does not fit
-   raises instead of leaving the rollout on stale weights.
-4. `coevolve.backend.platform_cpu.register_hf_rollout` makes `rollout.name=hf` known to verl
-   in every process, by import path (importing this module there would be circular).
-
-Requests and their grouping are in `hf_requests.py`; verl's replica and adapter in
-`hf_replica.py`.
+verl 0.9.1 ships rollout servers for vLLM, SGLang and TensorRT-LLM only, none of them fast on
+a CPU, and its agent loop sends every sample of a step at once, one request per sample.
+`HFRolloutServer` queues them, collects what arrives within a short window, groups requests
+that sample alike (`requests.plan_chunks`) and runs one batched `generate` of its engine
+(`engine.py`) per chunk in a model thread. Each request keeps its own length limit and is cut
+at its first end-of-sequence token, so the answers are what one-at-a-time generation gives.
+verl's replica and weight adapter are in `replica.py`.
 """
 
 from __future__ import annotations
@@ -36,21 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, StoppingCriteriaList
+from transformers import AutoModelForCausalLM, AutoTokenizer
 from verl.workers.rollout.replica import TokenOutput
 
-from coevolve.backend.generation.fast import FastDecoder, Generated
-from coevolve.backend.generation.generator import end_of_sequence_ids
+from coevolve.backend.generation.engine import load_engine
 from coevolve.backend.generation.requests import (
     DEFAULT_MAX_BATCH,
     DEFAULT_TORCH_THREADS,
     DEFAULT_WINDOW_MS,
-    ChosenTokenLogprobs,
+    Generated,
     Request,
-    RowLimits,
-    cut_response,
     engine_setting,
-    logits_processors,
     model_path,
     parse_sampling_params,
     plan_chunks,
@@ -89,13 +70,13 @@ class _Stats:
 
 
 class HFRolloutServer:
-    """Token-in/token-out generation with transformers on the CPU, batching concurrent requests.
+    """Token-in/token-out generation on the CPU, batching concurrent requests.
 
     Settings come from `rollout.custom[...]`, else the environment, else the default:
     `max_batch` (COEVOLVE_ROLLOUT_MAX_BATCH, 64 sequences per generate call), `window_ms`
     (COEVOLVE_ROLLOUT_WINDOW_MS, 10: a batch closes after a quiet gap this long, at most 10
     windows after its first request), `torch_threads` (COEVOLVE_TORCH_THREADS, 2), `engine`
-    (COEVOLVE_CPU_ENGINE, "fast"; see hf_requests.engine_setting).
+    (COEVOLVE_CPU_ENGINE, "fast"; see requests.engine_setting).
     """
 
     def __init__(self, config: Any, model_config: Any, replica_rank: int) -> None:
@@ -117,12 +98,8 @@ class HFRolloutServer:
             path, dtype=torch.float32, attn_implementation="sdpa"
         )
         self.model.eval()
-        self.engine = engine_setting(config)
-        # the fast engine refuses (UnsupportedModel) an architecture it does not implement
-        self.decoder = FastDecoder(self.model, batch_hint=self.max_batch) if self.engine == "fast" else None
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.eos_ids = end_of_sequence_ids(self.model, self.tokenizer)
-        self.pad_id = self._pad_id()
+        self.engine = load_engine(engine_setting(config), self.model, self.tokenizer, batch_hint=self.max_batch)
         max_model_len = getattr(config, "max_model_len", None) or self.model.config.max_position_embeddings
         self.max_model_len = int(max_model_len)
         self.global_steps: int | None = None
@@ -130,12 +107,6 @@ class HFRolloutServer:
         self._worker: asyncio.Task | None = None
         self._worker_loop: asyncio.AbstractEventLoop | None = None
         self._stats = _Stats()
-
-    def _pad_id(self) -> int:
-        for candidate in (self.tokenizer.pad_token_id, self.model.generation_config.pad_token_id):
-            if candidate is not None:
-                return int(candidate)
-        return min(self.eos_ids)  # padding is masked out, so any token does; EOS is the usual choice
 
     # -- generation ---------------------------------------------------------------------------
 
@@ -238,50 +209,9 @@ class HFRolloutServer:
     def _generate_chunk(self, chunk: list[Request]) -> tuple[list[Generated], float]:
         """Runs in the model thread: each request's tokens (cut at its limit and EOS), and seconds."""
         start = time.monotonic()
-        if self.decoder is not None:
-            key = chunk[0].key
-            generated = self.decoder.generate([r.prompt_ids for r in chunk], [r.max_tokens for r in chunk], key,
-                                              self.eos_ids, logprobs=key.logprobs)
-        else:
-            generated = self._transformers_generate(chunk)
+        generated = self.engine.generate([r.prompt_ids for r in chunk], limits=[r.max_tokens for r in chunk],
+                                         key=chunk[0].key)
         return generated, time.monotonic() - start
-
-    @torch.no_grad()
-    def _transformers_generate(self, chunk: list[Request]) -> list[Generated]:
-        """Engine "generate": one left-padded transformers.generate call for the chunk."""
-        key = chunk[0].key
-        width = max(len(r.prompt_ids) for r in chunk)
-        input_ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, request in enumerate(chunk):
-            input_ids[row, width - len(request.prompt_ids) :] = torch.tensor(request.prompt_ids)
-            attention_mask[row, width - len(request.prompt_ids) :] = 1
-        max_new = max(r.max_tokens for r in chunk)
-        processors = logits_processors(key)
-        recorder = ChosenTokenLogprobs() if key.logprobs else None
-        if recorder is not None:
-            processors.append(recorder)
-        sampling = {} if key.greedy else {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
-        sequences = self.model.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            max_new_tokens=max_new,
-            min_new_tokens=min(key.min_tokens, max_new),
-            do_sample=not key.greedy,
-            repetition_penalty=1.0,
-            logits_processor=LogitsProcessorList(processors),
-            stopping_criteria=StoppingCriteriaList([RowLimits([r.max_tokens for r in chunk], width)]),
-            eos_token_id=sorted(self.eos_ids),
-            pad_token_id=self.pad_id,
-            **sampling,
-        )
-        logprobs = recorder.finish(sequences) if recorder is not None else None
-        generated = []
-        for row, (tokens, request) in enumerate(zip(sequences[:, width:].tolist(), chunk, strict=True)):
-            tokens = tokens[: cut_response(tokens, request.max_tokens, self.eos_ids)]
-            row_logprobs = None if logprobs is None else logprobs[row, : len(tokens)].tolist()
-            generated.append(Generated(tokens, row_logprobs))
-        return generated
 
     # -- weights and export -------------------------------------------------------------------
 
@@ -305,8 +235,7 @@ class HFRolloutServer:
 
     def _load_state(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state, strict=False)
-        if self.decoder is not None:
-            self.decoder.refresh()  # its fused projections are copies: the weight-sync cost
+        self.engine.refresh()  # the fast engine's packed weights are copies: the weight-sync cost
 
     def save_pretrained(self, path: str) -> str:
         """Write the current weights (fp32) and the tokenizer as an HF directory, atomically."""
