@@ -170,7 +170,7 @@ def _report(run_dir: Path) -> int:
 def _probe(recipe: Recipe, args: argparse.Namespace) -> int:
     from coevolve.backend.commands.probe import parse_temperatures, run_probe
     from coevolve.backend.models import prepare_base_model
-    from coevolve.measure.probe import markdown
+    from coevolve.measure.probe import probe_markdown
 
     temperatures = parse_temperatures(args.temperatures)  # checked before a model is loaded
     split = args.split or ("dev" if recipe.eval.dev_per_category > 0 else "test")
@@ -178,8 +178,9 @@ def _probe(recipe: Recipe, args: argparse.Namespace) -> int:
         print("[coevolve] probe: measuring on the test split; settings chosen on it bias the "
               "run's evaluation (set eval.dev_per_category for a disjoint dev split)", flush=True)
     model = Path(args.model) if args.model else Path(prepare_base_model(recipe))
-    report, outputs = run_probe(recipe, model, temperatures, args.samples or recipe.vote.samples, split)
-    print(markdown(report), end="")
+    report, outputs = run_probe(recipe, model, temperatures=temperatures, samples=args.samples or recipe.vote.samples,
+                                split=split)
+    print(probe_markdown(report), end="")
     print(f"[coevolve] probe written: {outputs.markdown}, {outputs.json}, {outputs.plot}", flush=True)
     return 0
 

@@ -80,14 +80,14 @@ def test_adaptive_comparison_and_split_half_informative_share():
     same = build_domain("arithmetic").equivalent
     answers = [["4"] * 10, ["1", "2", "1", "3", "1", "2", "1", "2", "4", "1"]]
     setting = AdaptiveVoting(first_round=4, round_size=2, confidence=0.95, reward_tolerance=0.1)
-    result = bench.compare(answers, 10, setting, (0.3, 0.8), same, "s")
+    result = bench.compare(answers, m=10, adaptive=setting, band=(0.3, 0.8), equivalent=same, setting="s")
     # the unanimous question stops after 4 answers for the reward (leader settled), and its
     # reward is 0 either way; the split one runs to 10
     assert (result.samples_full, result.samples_challenger) == (20, 14)
     assert result.reward_mean_abs_diff == 0.0
     assert result.band_decisions_changed == 0.0 and result.labels_changed == 0.0
     votes = [vote_of_prefix(a, 10, same) for a in answers]
-    info = bench.split_half_informative(answers, votes, (0.3, 0.8), 4, same)
+    info = bench.split_half_informative(answers, votes, band=(0.3, 0.8), group_size=4, equivalent=same)
     # only the split question is kept (5 of 10 say "1"); first half 3/5 "1", second half 2/5
     assert info["questions_in_band"] == 1
     assert info["uniform"] == info["weighted"] == pytest.approx(1 - 0.4**4 - 0.6**4)

@@ -80,7 +80,7 @@ def test_heldout_set(question, expected):
 
 
 def test_table_rows_per_set_category_and_totals():
-    result = grade_checkpoint(ARITH, TWO_SETS, GREEDY, SAMPLED, "ckpt", "arithmetic")
+    result = grade_checkpoint(ARITH, TWO_SETS, greedy=GREEDY, sampled=SAMPLED, checkpoint="ckpt", domain_name="arithmetic")
     rows = {(r.set, r.category): (r.questions, r.greedy_correct, r.majority_correct) for r in result.rows}
     assert rows == {
         ("arithmetic", "add_sub_small"): (2, 1, 1),
@@ -97,7 +97,8 @@ def test_table_rows_per_set_category_and_totals():
 
 
 def test_single_set_table_does_not_repeat_rows_but_metrics_have_every_group():
-    result = grade_checkpoint(ARITH, TWO_SETS[2:], GREEDY[2:], SAMPLED[2:], "ckpt", "arithmetic")
+    result = grade_checkpoint(ARITH, TWO_SETS[2:], greedy=GREEDY[2:], sampled=SAMPLED[2:], checkpoint="ckpt",
+                              domain_name="arithmetic")
     assert [(r.set, r.category) for r in result.rows] == [("arithmetic", "add_sub_small"), (ALL, ALL)]
     assert result.metrics() == {
         "eval_checkpoint/questions/set/arithmetic/add_sub_small": 2,
@@ -116,7 +117,8 @@ def test_single_set_table_does_not_repeat_rows_but_metrics_have_every_group():
 
 
 def test_markdown_table_with_counts():
-    result = grade_checkpoint(ARITH, TWO_SETS[:2], GREEDY[:2], SAMPLED[:2], "ckpt", "arithmetic")
+    result = grade_checkpoint(ARITH, TWO_SETS[:2], greedy=GREEDY[:2], sampled=SAMPLED[:2], checkpoint="ckpt",
+                              domain_name="arithmetic")
     assert result.markdown() == (
         "| set | category | questions | greedy accuracy | majority-of-3 accuracy |\n"
         "|---|---|---|---|---|\n"
@@ -127,7 +129,7 @@ def test_markdown_table_with_counts():
 
 
 def test_greedy_only_has_no_majority_column_tag_or_json_key():
-    result = grade_checkpoint(ARITH, TWO_SETS, GREEDY, None, "ckpt", "arithmetic")
+    result = grade_checkpoint(ARITH, TWO_SETS, greedy=GREEDY, sampled=None, checkpoint="ckpt", domain_name="arithmetic")
     assert result.k == 1
     assert result.header() == ("set", "category", "questions", "greedy accuracy")
     assert all(len(cells) == 4 for cells in result.table())
@@ -139,7 +141,7 @@ def test_greedy_only_has_no_majority_column_tag_or_json_key():
 
 
 def test_json_has_every_question_graded():
-    data = grade_checkpoint(ARITH, TWO_SETS, GREEDY, SAMPLED, "ckpt", "arithmetic").to_json()
+    data = grade_checkpoint(ARITH, TWO_SETS, greedy=GREEDY, sampled=SAMPLED, checkpoint="ckpt", domain_name="arithmetic").to_json()
     assert [q["id"] for q in data["questions"]] == [q.id for q in TWO_SETS]
     assert data["questions"][3] == {
         "id": TWO_SETS[3].id, "set": "arithmetic", "category": "add_sub_small", "true_answer": "4",
@@ -150,7 +152,7 @@ def test_json_has_every_question_graded():
 
 def test_sample_groups_must_match_questions():
     with pytest.raises(ValueError, match="4 questions but 3 groups"):
-        grade_checkpoint(ARITH, TWO_SETS, GREEDY, SAMPLED[:3], "ckpt", "arithmetic")
+        grade_checkpoint(ARITH, TWO_SETS, greedy=GREEDY, sampled=SAMPLED[:3], checkpoint="ckpt", domain_name="arithmetic")
 
 
 class NoHeldoutDomain(type(ARITH)):
@@ -180,11 +182,11 @@ class TooFewDomain(type(ARITH)):
 )
 def test_heldout_questions_errors(domain, categories, per_category, match):
     with pytest.raises(EvalInputError, match=match):
-        heldout_questions(domain, categories, per_category, seed=1)
+        heldout_questions(domain, categories, per_category=per_category, seed=1)
 
 
 def test_heldout_questions_keep_the_recipe_categories():
-    questions = heldout_questions(ARITH, ["mul_small"], 3, seed=1)
+    questions = heldout_questions(ARITH, ["mul_small"], per_category=3, seed=1)
     assert [q.category for q in questions] == ["mul_small"] * 3
 
 

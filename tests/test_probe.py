@@ -18,7 +18,7 @@ from coevolve.measure.probe import (
     SELF_TRAINABLE,
     build_report,
     cell_stats,
-    markdown,
+    probe_markdown,
     probe_questions,
     proportion,
     recommend,
@@ -40,7 +40,7 @@ def test_cell_statistics_by_hand():
     sampled = [["4", "4", "4", "5"],  # majority 4 of 4 votes... 3/4 = 0.75: in band, right
                ["7", "7", "6", "nothing"]]  # majority 7, 2/4 = 0.5: in band, wrong
     probes = probe_questions(DOMAIN, questions, greedy, sampled)
-    cell = cell_stats(DOMAIN, probes, "add", 0.5, BAND)
+    cell = cell_stats(DOMAIN, probes, category="add", temperature=0.5, band=BAND)
     assert (cell.greedy.k, cell.greedy.n) == (1, 2)
     assert (cell.greedy_extracted.k, cell.greedy_extracted.n) == (1, 2)
     assert (cell.sample_extracted.k, cell.sample_extracted.n) == (7, 8)
@@ -56,7 +56,8 @@ def test_questions_outside_the_band_do_not_count_for_the_label_accuracy():
     questions = [q(1, "add", "4"), q(2, "add", "6")]
     sampled = [["4", "4", "4", "4"],  # unanimous: above the band, not kept
                ["1", "2", "3", "9"]]  # 1/4 = 0.25: below the band, not kept
-    cell = cell_stats(DOMAIN, probe_questions(DOMAIN, questions, ["4", "6"], sampled), "add", 1.0, BAND)
+    cell = cell_stats(DOMAIN, probe_questions(DOMAIN, questions, ["4", "6"], sampled), category="add",
+                      temperature=1.0, band=BAND)
     assert cell.in_band.k == 0 and cell.in_band_label_accuracy.n == 0
     assert cell.verdict == NO_EVIDENCE
     assert cell.majority_accuracy.k == 1 and cell.greedy.k == 2
@@ -99,7 +100,7 @@ def test_report_has_an_all_row_per_temperature_and_recommends_the_better_tempera
     rec = report.recommendation
     assert rec.vote_temperature == 0.3 and rec.solver_temperature == 0.3
     assert rec.categories == ("mul", "add")
-    text = markdown(report)
+    text = probe_markdown(report)
     assert "vote.temperature=0.3" in text and "| 0.3 | mul | 4 |" in text
 
 
@@ -108,7 +109,7 @@ def test_no_recommendation_when_no_category_is_trainable():
     probes = probe_questions(DOMAIN, questions, ["5"], [["5", "5", "4", "x"]])
     report = build_report(DOMAIN, {1.0: probes}, BAND)
     assert report.recommendation.vote_temperature is None
-    assert "recommendation: none" in markdown(report)
+    assert "recommendation: none" in probe_markdown(report)
 
 
 def test_recommend_prefers_more_net_right_labels():
@@ -131,14 +132,14 @@ def test_mismatched_inputs_are_refused():
 
 def test_dev_and_test_splits_are_disjoint_and_test_is_unchanged_by_a_dev_split():
     domain = ArithmeticDomain(categories=["mul_small", "add_sub_small"])
-    plain = heldout_questions(domain, [], 5, 1234)
-    test = heldout_questions(domain, [], 5, 1234, dev_per_category=3, split="test")
-    dev = heldout_questions(domain, [], 5, 1234, dev_per_category=3, split="dev")
+    plain = heldout_questions(domain, [], per_category=5, seed=1234)
+    test = heldout_questions(domain, [], per_category=5, seed=1234, dev_per_category=3, split="test")
+    dev = heldout_questions(domain, [], per_category=5, seed=1234, dev_per_category=3, split="dev")
     assert [x.text for x in test] == [x.text for x in plain]
     assert len(dev) == 6 and not {x.text for x in dev} & {x.text for x in test}
     assert {x.category for x in dev} == {"mul_small", "add_sub_small"}
     with pytest.raises(EvalInputError, match="eval.dev_per_category"):
-        heldout_questions(domain, [], 5, 1234, split="dev")
+        heldout_questions(domain, [], per_category=5, seed=1234, split="dev")
 
 
 class OracleSampler:
@@ -177,7 +178,7 @@ def test_run_probe_with_a_fake_sampler_gives_known_numbers_and_files(tmp_path):
     model.mkdir()
     (model / "config.json").write_text("{}")
     sampler = OracleSampler(ArithmeticDomain())
-    report, outputs = run_probe(recipe, Path(model), (0.5, 1.0), 6, "dev", generator=sampler)
+    report, outputs = run_probe(recipe, Path(model), temperatures=(0.5, 1.0), samples=6, split="dev", generator=sampler)
     assert sampler.calls == [(1, 0.0), (6, 0.5), (6, 1.0)]
     cells = {(c.temperature, c.category): c for c in report.cells}
     n = 3 * len(recipe.eval_categories)

@@ -18,7 +18,7 @@ from coevolve.measure.label_quality import (
     label_flip_rate,
     label_warning,
 )
-from coevolve.measure.report import ReportError, load_report, markdown, paired_gain, summary, write_report
+from coevolve.measure.report import ReportError, load_report, paired_gain, report_markdown, summary, write_report
 from coevolve.records import Question, Vote
 from coevolve.runstate import RunState, save_state
 from helpers.fake_backend import FakeBackend
@@ -76,7 +76,7 @@ def test_report_markdown_summary_and_png(run_dir):
     assert "| 1 | 0.80 | 0.70 | - | 256 | 40 | 0.25 |" in text
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
     assert "gain over the base model: +25.0 points" in summary(report)
-    assert markdown(report) == text
+    assert report_markdown(report) == text
 
 
 def test_paired_bootstrap_interval_is_paired():

@@ -56,7 +56,7 @@ class Comparison:
         return self.samples_full / self.samples_dataset
 
 
-def compare(answers: list[list[str | None]], m: int, adaptive: AdaptiveVoting, band: tuple[float, float],
+def compare(answers: list[list[str | None]], *, m: int, adaptive: AdaptiveVoting, band: tuple[float, float],
             equivalent, setting: str) -> Comparison:
     """Replay `adaptive` on every question's full answer sequence."""
     rounds = adaptive.rounds(m)
@@ -76,11 +76,13 @@ def compare(answers: list[list[str | None]], m: int, adaptive: AdaptiveVoting, b
         if keep_full and keep_short:
             kept += 1
             label_flips += not equivalent(full.answer, short.answer)
-    return Comparison(setting, len(answers), m * len(answers), sum(used_reward), sum(used_band),
-                      float(np.mean(diffs)), flips / len(answers), label_flips / kept if kept else None)
+    return Comparison(setting=setting, questions=len(answers), samples_full=m * len(answers),
+                      samples_challenger=sum(used_reward), samples_dataset=sum(used_band),
+                      reward_mean_abs_diff=float(np.mean(diffs)), band_decisions_changed=flips / len(answers),
+                      labels_changed=label_flips / kept if kept else None)
 
 
-def split_half_informative(answers, full_votes, band: tuple[float, float], group_size: int,
+def split_half_informative(answers, full_votes, *, band: tuple[float, float], group_size: int,
                            equivalent) -> dict:
     """Share of informative solver groups among kept questions, uniform vs weighted draws.
 
@@ -150,11 +152,12 @@ def main() -> None:
     for first, confidence in ((3, 0.9), (4, 0.95), (4, 0.99), (6, 0.95)):
         settings.append((f"first {first}, +2, conf {confidence}, tol {a.reward_tolerance}",
                          AdaptiveVoting(first, 2, confidence, a.reward_tolerance)))
-    results = [compare(answers, args.samples, s, band, domain.equivalent, name) for name, s in settings]
+    results = [compare(answers, m=args.samples, adaptive=s, band=band, equivalent=domain.equivalent,
+                       setting=name) for name, s in settings]
 
     g = recipe.solver.group_size
     full_votes = [vote_of_prefix(seq, args.samples, domain.equivalent) for seq in answers]
-    informative = split_half_informative(answers, full_votes, band, g, domain.equivalent)
+    informative = split_half_informative(answers, full_votes, band=band, group_size=g, equivalent=domain.equivalent)
     print(f"{len(questions)} questions x {args.samples} answers: {tokens} tokens in {seconds:.0f} s "
           f"({time.monotonic() - start:.0f} s in all)")
     print(f"{'setting':<52} {'full':>5} {'chall.':>6} {'ratio':>6} {'|dr|':>6} {'dataset':>7} "

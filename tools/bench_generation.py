@@ -86,8 +86,8 @@ def workloads(recipe, questions: int) -> list[Workload]:
     solver = [domain.solver_prompt(q) for q in asked]
     ch = recipe.challenger
     seeds = {c: domain.seed_questions(c, max(ch.seeds_per_prompt, 1), recipe.seed) for c in categories}
-    writers = [challenger_message(domain, categories[i % len(categories)], seeds[categories[i % len(categories)]],
-                                  i, ch.seeds_per_prompt) for i in range(questions)]
+    writers = [challenger_message(domain, categories[i % len(categories)], seeds=seeds[categories[i % len(categories)]],
+                                  serial=i, shown=ch.seeds_per_prompt) for i in range(questions)]
     s, d = recipe.solver, recipe.dataset
     return [
         Workload("votes", solver, vote_params(recipe, recipe.vote.samples), False),
@@ -258,7 +258,7 @@ def main() -> None:
                 else:
                     runs.append(time_server(path, prompts, work, seed))
             sequences, tokens, seconds = sorted(runs, key=lambda r: r[1] / r[2])[(len(runs) - 1) // 2]
-            timings.append(Timing(work.name, name, sequences, tokens, seconds))
+            timings.append(Timing(workload=work.name, path=name, sequences=sequences, tokens=tokens, seconds=seconds))
             print(f"  {work.name:<19} {name:<16} {tokens:>6} tokens {seconds:>7.2f} s", flush=True)
 
     rollout = next(w for w in works if w.name == "solver rollout")

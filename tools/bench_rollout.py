@@ -13,8 +13,8 @@ against calling `generate` on the same batches directly. This measures, on the s
 
 The methods run in turns, --repeats rounds, and the table shows each one's median round:
 the machine is shared, so single timings are noisy. By default every sequence is forced to
-exactly --max-new-tokens tokens (end-of-sequence is masked: `min_new_tokens` in (a), vLLM's
-`min_tokens` in (b, c)), so all do the same work; --natural-length lets sequences stop at
+exactly --max-new-tokens tokens (end-of-sequence is masked: vLLM's `min_tokens` in each
+method), so all do the same work; --natural-length lets sequences stop at
 EOS and reports the tokens each really produced.
 
     python tools/bench_rollout.py --prompts 8 --n 4 --max-new-tokens 32 --batch 32
@@ -26,7 +26,7 @@ import argparse
 import asyncio
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -57,14 +57,23 @@ def questions(count: int) -> list[str]:
     return [f"What is {3 + i} + {7 * i} * {i % 5 + 2}?{tails[i % len(tails)]}" for i in range(count)]
 
 
+class RunsToItsLimit:
+    """An engine whose rows all run to their limit: end of sequence masked until then."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    def generate(self, prompts: list[list[int]], *, limits: list[int], key):
+        return self.engine.generate(prompts, limits=limits, key=replace(key, min_tokens=max(limits)))
+
+
 def bench_sampler(sampler: HFGenerator, messages: list[str], args: argparse.Namespace) -> Result:
-    # HFGenerator reads unset generation options from the model's generation_config.
-    sampler.model.generation_config.min_new_tokens = None if args.natural_length else args.max_new_tokens
     params = SamplingParams(n=args.n, temperature=args.temperature, max_new_tokens=args.max_new_tokens)
     sampler.generate(messages, params, seed=args.seed)
     stats = sampler.last_stats
     batches = -(-stats.sequences // sampler.batch_size)
-    return Result(f"(a) HFGenerator batch={sampler.batch_size}", stats.sequences, batches, stats.generated_tokens, stats.seconds)
+    return Result(method=f"(a) HFGenerator batch={sampler.batch_size}", sequences=stats.sequences, batches=batches,
+                  tokens=stats.generated_tokens, seconds=stats.seconds)
 
 
 def bench_server(server: HFRolloutServer, prompts: list[list[int]], args: argparse.Namespace, label: str) -> Result:
@@ -84,7 +93,8 @@ def bench_server(server: HFRolloutServer, prompts: list[list[int]], args: argpar
     outputs = asyncio.run(burst())
     seconds = time.monotonic() - start
     tokens = sum(len(o.token_ids) for o in outputs)
-    return Result(label, len(requests), server.stats()["batches"], tokens, seconds)
+    return Result(method=label, sequences=len(requests), batches=server.stats()["batches"], tokens=tokens,
+                  seconds=seconds)
 
 
 def make_server(model: str, max_batch: int, args: argparse.Namespace) -> HFRolloutServer:
@@ -128,6 +138,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     sampler = HFGenerator(args.model, batch_size=args.batch, engine="generate")
+    if not args.natural_length:
+        sampler.engine = RunsToItsLimit(sampler.engine)
     messages = questions(args.prompts)
     prompts = [sampler.tokenizer(sampler.chat_prompt(m), add_special_tokens=False)["input_ids"] for m in messages]
     server = make_server(args.model, args.batch, args)

@@ -64,7 +64,7 @@ def check_served(base: str) -> list[str]:
     return unmatched_charts(LAYOUT, tags)
 
 
-def screenshot(browser: str, url: str, out: Path, width: int, height: int) -> None:
+def screenshot(browser: str, url: str, out: Path, *, width: int, height: int) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                f"--window-size={width},{height}", "--virtual-time-budget=20000",
@@ -113,7 +113,7 @@ def main() -> int:
     try:
         wait_for_tensorboard(base, server)
         empty = check_served(base)
-        screenshot(browser, f"{base}/#custom_scalars", args.out, args.width, args.height)
+        screenshot(browser, f"{base}/#custom_scalars", args.out, width=args.width, height=args.height)
     finally:
         server.terminate()
         server.wait(timeout=30)

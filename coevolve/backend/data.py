@@ -26,7 +26,7 @@ from coevolve.selfplay.steps import challenger_message
 _STRIDE = 1_000_000_000  # index = category position * _STRIDE + serial number
 
 
-def _item(message: str, data_source: str, ground_truth: str, extra: dict[str, Any], index: int) -> dict:
+def _item(message: str, *, data_source: str, ground_truth: str, extra: dict[str, Any], index: int) -> dict:
     return {
         "raw_prompt": [{"role": "user", "content": message}],
         "data_source": data_source,
@@ -55,9 +55,10 @@ class ChallengerPrompts(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         category = self.categories[index // _STRIDE]
-        message = challenger_message(self.domain, category, self.seeds.get(category, []), index,
-                                     self.seeds_per_prompt)
-        return _item(message, "coevolve/challenger", "", {"category": category}, index)
+        message = challenger_message(self.domain, category, seeds=self.seeds.get(category, []), serial=index,
+                                     shown=self.seeds_per_prompt)
+        return _item(message, data_source="coevolve/challenger", ground_truth="", extra={"category": category},
+                     index=index)
 
 
 class SolverQuestions(Dataset):
@@ -78,7 +79,8 @@ class SolverQuestions(Dataset):
     def __getitem__(self, index: int) -> dict:
         q = self.questions[index]
         extra = {"category": q.category, "question_id": q.id, "true_answer": self.truths[index] or ""}
-        return _item(self.domain.solver_prompt(q), "coevolve/solver", q.answer or "", extra, index)
+        return _item(self.domain.solver_prompt(q), data_source="coevolve/solver", ground_truth=q.answer or "",
+                     extra=extra, index=index)
 
 
 class CurriculumSampler(Sampler[int]):

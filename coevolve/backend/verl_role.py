@@ -38,8 +38,9 @@ class VerlRole(vtrainer.VerlTrainer):
             dataset = self._placeholder()
             sampler = vdata.CurriculumSampler(inputs.bandit, lambda category: 0, allowed=inputs.categories[:1],
                                               batch_size=recipe.solver.batch_size)
-        super().__init__(role, config, dataset, self._placeholder(), sampler, hf_tokenizer(inputs.base_model),
-                         recipe.resources.gpus_per_node, recipe.resources.nnodes, inputs.scorer)
+        super().__init__(role, config, dataset=dataset, val_dataset=self._placeholder(), sampler=sampler,
+                         tokenizer=hf_tokenizer(inputs.base_model), gpus_per_node=recipe.resources.gpus_per_node,
+                         nnodes=recipe.resources.nnodes, scorer=inputs.scorer)
         self._record_placement()
 
     def set_questions(self, questions: Sequence[Question], agreements: Sequence[float]) -> None:

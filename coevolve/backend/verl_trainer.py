@@ -85,8 +85,9 @@ class PhaseTrainer(RayPPOTrainer):
             scored, _ROLE_IO[role].scored = _ROLE_IO[role].scored, None
             if scored is None:  # every generated batch goes through ScoringAgentLoopManager
                 raise RuntimeError(f"{role}: step {self.global_steps} was updated on a batch no scorer saw")
-            self.on_step(StepBatch(self.global_steps, vdata.categories_of(batch),
-                                   vdata.sequence_advantages(batch), vdata.sequence_rewards(batch), scored))
+            self.on_step(StepBatch(step=self.global_steps, categories=vdata.categories_of(batch),
+                                   advantages=vdata.sequence_advantages(batch),
+                                   rewards=vdata.sequence_rewards(batch), scored=scored))
         return output
 
 
@@ -113,7 +114,7 @@ def _is_number(value: Any) -> bool:
 class VerlTrainer:
     """A role's verl trainer kept alive for the whole run, run `steps` at a time."""
 
-    def __init__(self, role: str, config, dataset, val_dataset, sampler, tokenizer,
+    def __init__(self, role: str, config, *, dataset, val_dataset, sampler, tokenizer,
                  gpus_per_node: int, nnodes: int, scorer: Scorer) -> None:
         from verl.single_controller.ray import RayWorkerGroup, ResourcePoolManager
         from verl.trainer.ppo.utils import Role, need_reference_policy
@@ -187,8 +188,8 @@ class VerlTrainer:
 
     def sample(self, messages: Sequence[str], params: SamplingParams, seed: int) -> list[list[str]]:
         """`params.n` completions per user message from this role's rollout servers."""
-        return sample_from_servers(self.servers(), self.trainer.tokenizer, messages, params.n,
-                                   params.request(), seed=seed)
+        return sample_from_servers(self.servers(), self.trainer.tokenizer, messages, n=params.n,
+                                   sampling=params.request(), seed=seed)
 
     def worker_processes(self) -> list[tuple[str, int]]:
         """(Ray node, process id) of each of this role's trainer workers (FSDP ranks), in rank order."""
@@ -232,7 +233,7 @@ def _where(actor: Any) -> tuple[str, int]:
     return ray.get_runtime_context().get_node_id(), os.getpid()
 
 
-def sample_from_servers(servers: Sequence[Any], tokenizer, messages: Sequence[str], n: int,
+def sample_from_servers(servers: Sequence[Any], tokenizer, messages: Sequence[str], *, n: int,
                         sampling: dict[str, Any], seed: int = 0) -> list[list[str]]:
     """`n` completions per user message from rollout servers, all requests in flight at once.
 

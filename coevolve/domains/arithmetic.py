@@ -95,7 +95,7 @@ class ArithmeticCategory:
         )
 
 
-def _category(name: str, description: str, ops: str, required: Sequence[str], max_digits: int,
+def _category(name: str, description: str, *, ops: str, required: Sequence[str], max_digits: int,
               min_largest_digits: int, terms: tuple[int, int], parentheses: bool = False
               ) -> ArithmeticCategory:
     return ArithmeticCategory(
@@ -106,26 +106,28 @@ def _category(name: str, description: str, ops: str, required: Sequence[str], ma
     )
 
 
-# name, description, ops, required groups, max digits, min digits of the largest, terms.
 CATEGORIES: tuple[ArithmeticCategory, ...] = (
     _category("add_sub_small", "addition and subtraction of numbers below 100",
-              "+-", ["+-"], 2, 1, (2, 3)),
-    _category("add_digits", "addition of two one-digit numbers", "+", ["+"], 1, 1, (2, 2)),
-    _category("sub_digits", "subtraction of two one-digit numbers", "-", ["-"], 1, 1, (2, 2)),
+              ops="+-", required=["+-"], max_digits=2, min_largest_digits=1, terms=(2, 3)),
+    _category("add_digits", "addition of two one-digit numbers",
+              ops="+", required=["+"], max_digits=1, min_largest_digits=1, terms=(2, 2)),
+    _category("sub_digits", "subtraction of two one-digit numbers",
+              ops="-", required=["-"], max_digits=1, min_largest_digits=1, terms=(2, 2)),
     _category("add_sub_digits", "addition or subtraction of two one-digit numbers",
-              "+-", ["+-"], 1, 1, (2, 2)),
+              ops="+-", required=["+-"], max_digits=1, min_largest_digits=1, terms=(2, 2)),
     _category("add_sub_large", "addition and subtraction with numbers of 3 or 4 digits",
-              "+-", ["+-"], 4, 3, (2, 4)),
+              ops="+-", required=["+-"], max_digits=4, min_largest_digits=3, terms=(2, 4)),
     _category("mul_small", "multiplication of two one-digit numbers",
-              "*", ["*"], 1, 1, (2, 2)),
+              ops="*", required=["*"], max_digits=1, min_largest_digits=1, terms=(2, 2)),
     _category("mul_large", "multiplication with numbers of 2 or 3 digits",
-              "*", ["*"], 3, 2, (2, 3)),
+              ops="*", required=["*"], max_digits=3, min_largest_digits=2, terms=(2, 3)),
     _category("div_small", "exact division of a number below 100 by a smaller number",
-              "/", ["/"], 2, 1, (2, 2)),
+              ops="/", required=["/"], max_digits=2, min_largest_digits=1, terms=(2, 2)),
     _category("mixed_small", "one-digit numbers combined with +, - and *, maybe in parentheses",
-              "+-*", ["+-", "*"], 1, 1, (3, 3), parentheses=True),
+              ops="+-*", required=["+-", "*"], max_digits=1, min_largest_digits=1, terms=(3, 3), parentheses=True),
     _category("mixed_large", "two-digit numbers combined with +, -, * and exact /, "
-              "maybe in parentheses", "+-*/", ["+-", "*/"], 2, 2, (3, 5), parentheses=True),
+              "maybe in parentheses",
+              ops="+-*/", required=["+-", "*/"], max_digits=2, min_largest_digits=2, terms=(3, 5), parentheses=True),
 )
 
 

@@ -72,9 +72,9 @@ def load_questions(
                 f"({', '.join(sorted(categories))})"
             )
         questions.append(Question(
-            f"{path.stem}:{number}", str(category), text.strip(),
-            None if answer is None else str(answer).strip(),
-            label_source if answer is not None else None,
+            id=f"{path.stem}:{number}", category=str(category), text=text.strip(),
+            answer=None if answer is None else str(answer).strip(),
+            label_source=label_source if answer is not None else None,
         ))
     if not questions:
         raise QuestionFileError(f"{path}: holds no questions")

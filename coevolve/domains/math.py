@@ -69,7 +69,7 @@ class MathDomain(Domain):
 
     path_options = ("heldout_files",)  # resolved against the recipe's folder by the loader
 
-    def __init__(self, categories: Sequence[str] = DEFAULT_CATEGORIES, timeout_s: float = 5.0,
+    def __init__(self, categories: Sequence[str] = DEFAULT_CATEGORIES, *, timeout_s: float = 5.0,
                  cache_size: int = 100_000, max_question_chars: int = 2000,
                  heldout_files: Sequence[str] = (), heldout_category: str | None = None) -> None:
         if not categories or len(set(categories)) != len(categories):

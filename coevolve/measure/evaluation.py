@@ -178,7 +178,7 @@ class CheckpointEval:
         }
 
 
-def grade_checkpoint(domain: Domain, questions: Sequence[Question], greedy: Sequence[str],
+def grade_checkpoint(domain: Domain, questions: Sequence[Question], *, greedy: Sequence[str],
                      sampled: Sequence[Sequence[str]] | None, checkpoint: str,
                      domain_name: str) -> CheckpointEval:
     """Grade one greedy completion and (unless `sampled` is None) k samples per question."""
@@ -213,7 +213,8 @@ def _row(set_name: str, category: str, graded: Sequence[GradedQuestion]) -> Tabl
     majority = None
     if graded and graded[0].majority is not None:
         majority = sum(g.majority.correct for g in graded)
-    return TableRow(set_name, category, len(graded), sum(g.greedy.correct for g in graded), majority)
+    return TableRow(set=set_name, category=category, questions=len(graded),
+                    greedy_correct=sum(g.greedy.correct for g in graded), majority_correct=majority)
 
 
 def _row_tag(row: TableRow) -> str:
@@ -243,7 +244,7 @@ def _question_json(graded: GradedQuestion) -> dict[str, Any]:
 SPLITS = ("test", "dev")
 
 
-def heldout_questions(domain: Domain, categories: Sequence[str], per_category: int,
+def heldout_questions(domain: Domain, categories: Sequence[str], *, per_category: int,
                       seed: int, dev_per_category: int = 0, split: str = "test") -> list[Question]:
     """The domain's held-out questions of `categories` (all of them when empty), of one split.
 
@@ -291,7 +292,8 @@ def recipe_heldout(recipe, domain: Domain, split: str = "test") -> tuple[list[Qu
     first `eval.vote_per_category` of each category). The one place a run, a dry run, the
     probe and `coevolve eval` pick them. Raises EvalInputError as `heldout_questions`."""
     e = recipe.eval
-    questions = heldout_questions(domain, recipe.eval_categories, e.per_category, e.seed, e.dev_per_category, split)
+    questions = heldout_questions(domain, recipe.eval_categories, per_category=e.per_category, seed=e.seed,
+                                  dev_per_category=e.dev_per_category, split=split)
     return questions, first_per_category(questions, e.vote_per_category)
 
 

@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from coevolve.domains.base import Domain
+from coevolve.measure.evaluation import ALL
 from coevolve.records import Question
 from coevolve.selfplay.filters import in_band
 from coevolve.selfplay.vote import agrees, majority_vote
 from coevolve.stats import Interval, error_bars, proportion, pyplot
 
-ALL = "all"
 SELF_TRAINABLE = "self-trainable"
 LIKELY = "likely"
 NOT_TRAINABLE = "not self-trainable"
@@ -96,7 +96,7 @@ def probe_questions(domain: Domain, questions: Sequence[Question], greedy: Seque
             for q, g, s in zip(questions, greedy, sampled, strict=True)]
 
 
-def cell_stats(domain: Domain, probes: Sequence[QuestionProbe], category: str, temperature: float,
+def cell_stats(domain: Domain, probes: Sequence[QuestionProbe], *, category: str, temperature: float,
                band: tuple[float, float]) -> CellStats:
     """The statistics of `probes` (all of one category, or of every category for `ALL`)."""
     if not probes:
@@ -190,8 +190,8 @@ def build_report(domain: Domain, by_temperature: dict[float, Sequence[QuestionPr
         categories = list(dict.fromkeys(p.question.category for p in probes))
         for category in categories:
             cells.append(cell_stats(domain, [p for p in probes if p.question.category == category],
-                                    category, temperature, band))
-        cells.append(cell_stats(domain, probes, ALL, temperature, band))
+                                    category=category, temperature=temperature, band=band))
+        cells.append(cell_stats(domain, probes, category=ALL, temperature=temperature, band=band))
     return ProbeReport(band, tuple(cells), recommend(cells))
 
 
@@ -212,7 +212,7 @@ def table(report: ProbeReport) -> list[tuple[str, ...]]:
     return rows
 
 
-def markdown(report: ProbeReport) -> str:
+def probe_markdown(report: ProbeReport) -> str:
     """The table and the recommendation as markdown."""
     lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in table(report)]

@@ -91,17 +91,18 @@ def paired_gain(category: str, base: Sequence[bool], final: Sequence[bool]) -> G
     if len(a) != len(b) or len(a) == 0:
         raise ValueError(f"{category}: {len(a)} base and {len(b)} final answers; need the same questions")
     low, high = paired_interval(a, b)
-    return Gain(category, len(a), float(a.mean()), float(b.mean()), low, high)
+    return Gain(category=category, questions=len(a), base=float(a.mean()), final=float(b.mean()), low=low, high=high)
 
 
 def eval_point(iteration: int, raw: dict) -> EvalPoint:
     """One `eval/<phase>.json` as an EvalPoint."""
     per_category = {c: proportion(raw["correct"][c], raw["total"][c]) for c in sorted(raw["total"])}
     questions = raw.get("questions", [])
-    return EvalPoint(iteration, proportion(sum(raw["correct"].values()), sum(raw["total"].values())),
-                     per_category, {q["id"]: bool(q["correct"]) for q in questions},
-                     {q["id"]: q["category"] for q in questions},
-                     {q["id"]: q["text"] for q in questions if "text" in q})
+    return EvalPoint(iteration=iteration,
+                     overall=proportion(sum(raw["correct"].values()), sum(raw["total"].values())),
+                     per_category=per_category, correct={q["id"]: bool(q["correct"]) for q in questions},
+                     categories_of={q["id"]: q["category"] for q in questions},
+                     texts={q["id"]: q["text"] for q in questions if "text" in q})
 
 
 def _norm(text: str) -> str:
@@ -261,7 +262,7 @@ def run_table(report: RunReport) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
-def markdown(report: RunReport, plot_name: str = "report.png") -> str:
+def report_markdown(report: RunReport, plot_name: str = "report.png") -> str:
     """The whole report: summary, per-category gains, per-iteration table, wall times."""
     out = [f"# coevolve report: {report.name}", "", "```", summary(report), "```", "",
            f"![report]({plot_name})", ""]
@@ -309,7 +310,7 @@ def write_report(run_dir: Path) -> tuple[RunReport, Path, Path]:
     report = load_report(run_dir)
     md, png = Path(run_dir) / "report.md", Path(run_dir) / "report.png"
     plot_report(report, png)
-    write_atomically(md, markdown(report, png.name))
+    write_atomically(md, report_markdown(report, png.name))
     return report, md, png
 
 
@@ -331,7 +332,7 @@ def plot_report(report: RunReport, path: Path) -> Path:
     ax.set(title="held-out greedy accuracy (0 = base model)", xlabel="iteration", ylim=(0, 1))
     ax.legend(fontsize=7, ncol=2)
     _line(axes[0][1], [(i.iteration, i.pseudo_label_accuracy) for i in report.iterations],
-          "pseudo-label accuracy of kept questions", (0, 1), floor=0.5)
+          "pseudo-label accuracy of kept questions", ylim=(0, 1), floor=0.5)
     _line(axes[1][0], [(i.iteration, i.questions_kept) for i in report.iterations], "questions kept")
     _line(axes[1][1], [(i.iteration, i.challenger_reward) for i in report.iterations],
           "challenger reward (mean over its steps)")
@@ -347,7 +348,7 @@ def plot_report(report: RunReport, path: Path) -> Path:
     return path
 
 
-def _line(ax, points: Sequence[tuple[int, float | None]], title: str,
+def _line(ax, points: Sequence[tuple[int, float | None]], title: str, *,
           ylim: tuple[float, float] | None = None, floor: float | None = None) -> None:
     points = [(x, y) for x, y in points if y is not None]
     ax.plot([p[0] for p in points], [p[1] for p in points], marker="o")

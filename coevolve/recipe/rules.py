@@ -160,10 +160,10 @@ def _check_categories(recipe: Recipe, sources: Sources, domain: Domain) -> None:
     valid = domain.categories()
     for key_prefix, categories in (("domain.categories", recipe.domain.categories),
                                    ("eval.categories", recipe.eval.categories)):
-        _check_category_list(key_prefix, categories, valid, recipe, sources)
+        _check_category_list(key_prefix, categories, valid=valid, recipe=recipe, sources=sources)
 
 
-def _check_category_list(prefix: str, categories: list[str], valid: tuple[str, ...], recipe: Recipe,
+def _check_category_list(prefix: str, categories: list[str], *, valid: tuple[str, ...], recipe: Recipe,
                          sources: Sources) -> None:
     for index, category in enumerate(categories):
         key = f"{prefix}[{index}]"

@@ -172,7 +172,7 @@ class ResourcesConfig:
     ray_address: str | None = None  # connect to an existing Ray cluster ("auto" or host:port)
     cpu_threads: int = 2  # torch threads per process on CPU
     # How the CPU samples (rollout servers, votes, evaluation): "fast" (coevolve's decode loop,
-    # backend/fast_decode.py: Llama-family models) or "generate" (transformers.generate).
+    # backend/generation/fast/: Llama-family models) or "generate" (transformers.generate).
     cpu_engine: str = "fast"
 
 

@@ -19,7 +19,7 @@ def check_shape(node: dict[str, Any], schema: type, source: str, prefix: str) ->
     for key, value in node.items():
         dotted = f"{prefix}{key}"
         if key not in hints:
-            raise RecipeError(_unknown_key(source, dotted, str(key), list(hints), prefix))
+            raise RecipeError(_unknown_key(source, dotted, name=str(key), valid=list(hints), prefix=prefix))
         hint = hints[key]
         if isinstance(value, str) and value.startswith("${"):
             continue  # an interpolation: checked once resolved
@@ -31,7 +31,7 @@ def check_shape(node: dict[str, Any], schema: type, source: str, prefix: str) ->
             check_shape(value, hint, source, f"{dotted}.")
 
 
-def _unknown_key(source: str, key: str, name: str, valid: list[str], prefix: str) -> str:
+def _unknown_key(source: str, key: str, *, name: str, valid: list[str], prefix: str) -> str:
     level = f"under {prefix[:-1]!r}" if prefix else "at the top level"
     close = difflib.get_close_matches(name, valid, n=1)
     hint = f"; did you mean {prefix + close[0]!r}?" if close else ""

@@ -59,11 +59,12 @@ def evaluate_checkpoint(recipe: Recipe, checkpoint: Path,
     try:
         questions, _ = recipe_heldout(recipe, domain)
         greedy, sampled = _sample(recipe, checkpoint, [domain.solver_prompt(q) for q in questions])
-        result = grade_checkpoint(domain, questions, greedy, sampled, str(checkpoint),
-                                  domain.name or recipe.domain.name)
+        result = grade_checkpoint(domain, questions, greedy=greedy, sampled=sampled, checkpoint=str(checkpoint),
+                                  domain_name=domain.name or recipe.domain.name)
     finally:
         domain.close()
-    outputs = _write(result, _settings(recipe), run_dir, label, checkpoint_iteration(checkpoint))
+    outputs = _write(result, settings=_settings(recipe), run_dir=run_dir, label=label,
+                     step=checkpoint_iteration(checkpoint))
     return result, outputs
 
 
@@ -97,7 +98,7 @@ def _settings(recipe: Recipe) -> dict[str, Any]:
             "device": recipe.resources.device, "dtype": recipe.model.dtype}
 
 
-def _write(result: CheckpointEval, settings: dict[str, Any], run_dir: Path, label: str,
+def _write(result: CheckpointEval, *, settings: dict[str, Any], run_dir: Path, label: str,
            step: int) -> EvalOutputs:
     """The table as JSON and markdown under <run_dir>/eval/checkpoints/, and as TensorBoard
     scalars and text in a run of its own (an earlier evaluation of `label` is replaced)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from coevolve.domains import build_domain
 from coevolve.measure.evaluation import EvalInputError, check_checkpoint, recipe_heldout
-from coevolve.measure.probe import ProbeReport, QuestionProbe, build_report, markdown, probe_questions
+from coevolve.measure.probe import ProbeReport, QuestionProbe, build_report, probe_markdown, probe_questions
 from coevolve.recipe.schema import Recipe
 from coevolve.runstate import write_atomically
 
@@ -44,7 +44,7 @@ def parse_temperatures(text: str) -> tuple[float, ...]:
     return tuple(dict.fromkeys(values))
 
 
-def run_probe(recipe: Recipe, model: Path, temperatures: Sequence[float], samples: int,
+def run_probe(recipe: Recipe, model: Path, *, temperatures: Sequence[float], samples: int,
               split: str, generator=None) -> tuple[ProbeReport, ProbeOutputs]:
     """Probe `model` on the recipe's held-out `split` and write the outputs.
 
@@ -58,7 +58,8 @@ def run_probe(recipe: Recipe, model: Path, temperatures: Sequence[float], sample
     try:
         questions, _ = recipe_heldout(recipe, domain, split)
         greedy, sampled = _sample(recipe, generator or _load(recipe, model),
-                                  [domain.solver_prompt(q) for q in questions], temperatures, samples)
+                                  [domain.solver_prompt(q) for q in questions], temperatures=temperatures,
+                                  samples=samples)
         by_temperature = {t: probe_questions(domain, questions, greedy, sampled[t]) for t in temperatures}
         report = build_report(domain, by_temperature, (recipe.dataset.band_low, recipe.dataset.band_high))
     finally:
@@ -80,7 +81,7 @@ def _load(recipe: Recipe, model: Path):
         raise EvalInputError(str(err)) from err
 
 
-def _sample(recipe: Recipe, generator, messages: list[str], temperatures: Sequence[float],
+def _sample(recipe: Recipe, generator, messages: list[str], *, temperatures: Sequence[float],
             samples: int) -> tuple[list[str], dict[float, list[list[str]]]]:
     from coevolve.run.sampling import greedy_params, vote_params
 
@@ -105,7 +106,7 @@ def _write(report: ProbeReport, by_temperature: dict[float, list[QuestionProbe]]
     write_atomically(outputs.json, json.dumps({"settings": settings, **report.to_json(),
                                                "answers": answers}, indent=2))
     write_atomically(outputs.markdown, f"# probe of {settings['model']} ({settings['split']} split)\n\n"
-                                       f"settings: `{json.dumps(settings)}`\n\n{markdown(report)}")
+                                       f"settings: `{json.dumps(settings)}`\n\n{probe_markdown(report)}")
     plot_probe(report, outputs.plot)
     return outputs
 

@@ -120,13 +120,14 @@ def parse_sampling_params(params: Mapping[str, Any]) -> tuple[SamplingKey, int |
         raise ValueError(f"hf rollout: logprobs must be a bool (the chosen token's only), got {logprobs!r}")
     if temperature == 0:
         temperature, top_p, top_k = 0.0, 1.0, 0
-    key = SamplingKey(temperature, top_p, max(top_k, 0), min_tokens, bool(logprobs))
+    key = SamplingKey(temperature=temperature, top_p=top_p, top_k=max(top_k, 0), min_tokens=min_tokens,
+                      logprobs=bool(logprobs))
     max_tokens = params.get("max_tokens", params.get("max_new_tokens"))
     return key, None if max_tokens is None else int(max_tokens)
 
 
 def request_limit(
-    prompt_len: int, max_tokens: int | None, prompt_length: int, response_length: int, max_model_len: int
+    prompt_len: int, max_tokens: int | None, *, prompt_length: int, response_length: int, max_model_len: int
 ) -> int:
     """New tokens allowed for one request, as verl's vLLM server computes it.
 

@@ -115,6 +115,7 @@ class HFRolloutServer:
         prompt_ids: list[int],
         sampling_params: dict[str, Any],
         request_id: str,
+        *,
         image_data: Any = None,
         video_data: Any = None,
         **kwargs: Any,
@@ -132,9 +133,8 @@ class HFRolloutServer:
         if not prompt:
             raise ValueError(f"request {request_id}: empty prompt")
         key, max_tokens = parse_sampling_params(sampling_params)
-        limit = request_limit(
-            len(prompt), max_tokens, self.config.prompt_length, self.config.response_length, self.max_model_len
-        )
+        limit = request_limit(len(prompt), max_tokens, prompt_length=self.config.prompt_length,
+                              response_length=self.config.response_length, max_model_len=self.max_model_len)
         self._ensure_worker()
         request = Request(prompt, key, limit, asyncio.get_running_loop().create_future())
         self._queue.put_nowait(request)
