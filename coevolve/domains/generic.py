@@ -29,12 +29,15 @@ from typing import Any
 
 from coevolve.domains import register_domain
 from coevolve.domains.answers import (
+    MAX_NUMBER_CHARS,
     bounded_question_block,
     canonical_number,
     clean_answer,
     last_boxed,
     last_number,
+    last_tagged,
     question_request,
+    strip_end,
 )
 from coevolve.domains.base import Domain, DomainOptionError, solver_template
 from coevolve.domains.files import QuestionFileError, load_questions
@@ -46,8 +49,9 @@ COMPARES = ("exact", "normalized", "numeric", "math_verify")
 # Category names become TensorBoard tags (eval/accuracy/<category>): no slashes or spaces.
 _CATEGORY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
-_EXPONENT_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-_TRAILING_PUNCTUATION = re.compile(r"[\s.,;:!?]+$")
+# `\d+(?:\.\d*)?`, not `\d+\.?\d*`: the latter splits a digit run every way (quadratic)
+_EXPONENT_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)[eE][-+]?\d+")
+_TRAILING_PUNCTUATION = ".,;:!?"
 FILE_FORMAT = "a JSONL file, one {\"question\", \"answer\", \"category\"} object a line"
 
 
@@ -234,8 +238,8 @@ class GenericDomain(Domain):
     def __init__(self, **options: Any) -> None:
         self.config = parse_options(options)
         self._instructions = dict(self.config.categories)
-        self._answer_tag = re.compile(
-            rf"<{self.config.answer_tag}>(.*?)</{self.config.answer_tag}>", re.DOTALL | re.IGNORECASE)
+        tag = self.config.answer_tag
+        self._answer_tags = (re.compile(f"<{tag}>", re.IGNORECASE), re.compile(f"</{tag}>", re.IGNORECASE))
         self._seeds = self._load("seed_file", (self.config.seed_file,) if self.config.seed_file else (),
                                  require_answer=False)
         self._heldout = self._load("heldout_files", self.config.heldout_files, require_answer=True)
@@ -338,9 +342,10 @@ class GenericDomain(Domain):
             return last_boxed(completion)
         if answer_format == "last_number":
             return last_number(completion)
-        pattern = self._answer_tag if answer_format == "tag" else self.config.answer_regex
-        assert pattern is not None
-        matches = list(pattern.finditer(completion))
+        if answer_format == "tag":
+            return last_tagged(completion, *self._answer_tags)
+        assert self.config.answer_regex is not None
+        matches = list(self.config.answer_regex.finditer(completion))
         return matches[-1].group(1) if matches else None
 
     def _load(self, key: str, paths: Sequence[str], require_answer: bool) -> list[Question]:
@@ -369,7 +374,7 @@ def normalized(answer: str) -> str:
     >>> normalized("  New   Delhi. ")
     'new delhi'
     """
-    return _TRAILING_PUNCTUATION.sub("", " ".join(answer.casefold().split()))
+    return strip_end(" ".join(answer.casefold().split()), _TRAILING_PUNCTUATION)
 
 
 def as_number(answer: str) -> float | None:
@@ -382,6 +387,8 @@ def as_number(answer: str) -> float | None:
     (1234.5, 1500.0, None)
     """
     text = clean_answer(answer)
+    if len(text) > MAX_NUMBER_CHARS:
+        return None
     canonical = canonical_number(text)
     if canonical is not None:
         return float(canonical)
