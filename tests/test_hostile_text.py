@@ -77,3 +77,43 @@ def test_strip_end_and_clean_answer_agree_with_the_patterns(seed):
         text = "".join(rng.choice(" \t\n*$.a1\u00a0") for _ in range(rng.randrange(10)))
         assert strip_end(text, "*$.") == re.sub(r"[\s*$.]+$", "", text)
         assert clean_answer(text) == re.sub(r"[\s*$.]+$", "", re.sub(r"^[\s*$]+", "", text))
+
+
+# A recipe mistake the `re` module takes about 4x longer on per 2 more characters (the
+# `regex` package reads it fast), and one that backtracks exponentially in both.
+NESTED = r"answer: ((?:\w+\s?)+)\."
+EXPONENTIAL = r"((a|aa)+)c"
+
+
+@pytest.mark.parametrize(
+    "options, completion, timeouts",
+    [
+        # answer_regex that backtracks exponentially: given up, counted
+        ({"answer_format": "regex", "answer_regex": EXPONENTIAL}, "a" * 5000, 1),
+        # question_regex the same way
+        ({"question_format": "regex", "question_regex": EXPONENTIAL}, "a" * 60, 1),
+        # the `re` module's slow case: no longer slow
+        ({"answer_format": "regex", "answer_regex": NESTED}, "answer: " + "ab " * 40 + "!", 0),
+        # a completion far longer than what a recipe pattern reads: the match is past the cap
+        ({"answer_format": "regex", "answer_regex": NESTED}, "x" * 1_000_000 + " answer: Paris.", 0),
+    ],
+)
+def test_a_backtracking_recipe_regex_is_a_counted_miss_not_a_hang(options, completion, timeouts):
+    from coevolve.domains.generic import GenericDomain
+
+    domain = GenericDomain(categories={"any": "Ask."}, **options)
+    start = time.perf_counter()
+    if "question_regex" in options:
+        assert domain.parse_question(completion, "any") is None
+    else:
+        assert domain.extract_answer(completion) is None
+    assert time.perf_counter() - start < 1.0
+    assert domain.regex_timeouts == timeouts
+
+
+def test_a_recipe_regex_still_reads_ordinary_text():
+    from coevolve.domains.generic import GenericDomain
+
+    domain = GenericDomain(categories={"any": "Ask."}, answer_format="regex", answer_regex=NESTED)
+    assert domain.extract_answer("so the answer: New Delhi.") == "New Delhi"
+    assert domain.regex_timeouts == 0
