@@ -7,6 +7,8 @@ STAMP := $(VENV)/.coevolve-installed
 RECIPE ?= recipes/arithmetic-cpu.yaml
 ARGS ?=
 RUN_DIR ?= runs
+# make tensorboard serves questions, answers and labels: this machine only, unless HOST=0.0.0.0
+HOST = 127.0.0.1
 
 .PHONY: setup test test-fast train-recipe probe report eta-replay baselines tensorboard dashboard bench bench-generation bench-repetition bench-rollout bench-finetune bench-adaptive bench-iteration prepare-model clean
 
@@ -54,7 +56,7 @@ baselines: prepare-model
 	$(BIN)/python tools/baselines.py $(RECIPE) $(ARGS)
 
 tensorboard: setup
-	$(BIN)/tensorboard --logdir $(RUN_DIR) --bind_all
+	$(BIN)/tensorboard --logdir $(RUN_DIR) --host $(HOST)
 
 # The co-evolution dashboard of the default run, in headless Chromium (installed from Debian's
 # packages if missing), to docs/dashboard.png. ARGS=--write-layout for runs of earlier versions.

@@ -63,3 +63,59 @@ def test_rejects_non_positive_timeout() -> None:
 ])
 def test_math_verify_check(a: str, b: str, expected: bool) -> None:
     assert math_verify_check(a, b) is expected  # in-process: math-verify's own limits apply
+
+
+def _hang_on_hostile(a: str, b: str) -> bool:
+    if a.startswith("hostile") or b.startswith("hostile"):
+        time.sleep(3600)
+    return a == b
+
+
+def _allocate(a: str, b: str) -> bool:
+    if a == "big":
+        return len(bytearray(2 << 30)) > 0  # 2 GiB, over the worker's cap in the test
+    return a == b
+
+
+def test_ten_hostile_answers_cost_at_most_five_time_limits() -> None:
+    from coevolve.selfplay.vote import majority_vote
+
+    answers = [f"hostile{i}" for i in range(10)]
+    with TimedVerifier(timeout_s=0.3, check=_hang_on_hostile) as timed:
+        assert timed.equivalent("a", "a")  # start the worker outside the timing
+        start = time.monotonic()
+        vote = majority_vote(answers, timed.equivalent)
+        elapsed = time.monotonic() - start
+    assert vote.count == 1  # every answer is its own class: no false match
+    assert timed.timeouts <= 5 and timed.skipped >= 45 - 5  # 45 pairs, at most 5 checked to the limit
+    assert elapsed < 5 * (0.3 + 3.0)  # a limit plus a worker restart each
+
+
+def test_the_worker_memory_is_capped() -> None:
+    with TimedVerifier(timeout_s=10, check=_allocate, memory_bytes=1 << 30) as timed:
+        assert timed.equivalent("big", "big") is False
+        assert timed.errors == 1
+        assert timed.equivalent("a", "a")  # the worker survived
+
+
+@pytest.mark.parametrize("a, b", [
+    ("x", "7$ and the answer is $x"),  # a hidden second formula after a `$`
+    ("7", "$7$ or $8"),  # the same, with a leading formula
+])
+def test_a_dollar_inside_an_answer_never_matches_by_accident(a: str, b: str) -> None:
+    from coevolve.domains.math import MathDomain
+
+    assert math_verify_check(a, b) is False
+    domain = MathDomain()
+    assert domain.equivalent(a, b) is False
+    assert domain._verifier is None  # refused before math-verify
+
+
+def test_a_long_answer_is_not_sent_to_math_verify() -> None:
+    from coevolve.domains.math import MathDomain
+
+    domain = MathDomain()
+    long = "x + " * 100 + "1"
+    assert domain.equivalent(long, long + " ")  # identical: a match without math-verify
+    assert domain.equivalent(long, "1 + " + long) is False
+    assert domain._verifier is None

@@ -10,20 +10,26 @@ local cache named by the recipe's `model.path`. Nothing is downloaded from a mod
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from coevolve.backend.models import prepare_smollm2
+from coevolve.backend.models import ForeignDirectoryError, prepare_smollm2
 from coevolve.recipe.schema import DEFAULT_MODEL_DIR
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=DEFAULT_MODEL_DIR, help="where to write the model")
     parser.add_argument("--force", action="store_true", help="rebuild even if it exists")
     args = parser.parse_args()
-    path = prepare_smollm2(Path(args.out), force=args.force)
+    try:
+        path = prepare_smollm2(Path(args.out), force=args.force, key="--out")
+    except ForeignDirectoryError as err:
+        print(f"prepare_model: {err}", file=sys.stderr)
+        return 2
     print(f"model ready: {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

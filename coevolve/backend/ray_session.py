@@ -8,11 +8,19 @@ cluster the plugin is not loaded and Ray is joined at `resources.ray_address`.
 A joined cluster is checked against the recipe before any trainer starts: verl asks for each
 role's GPUs as one placement group of `gpus_per_node` GPUs per node and waits for it forever
 if the cluster cannot place it, so a cluster that is too small must be an error, not a hang.
+
+A cluster started here (single node) is nobody else's business: its node address is
+127.0.0.1, so what follows the node's address (the object transfers, verl's rollout servers
+on GPUs) stays on this machine, and its gRPC services, which Ray binds on every interface
+whatever the node address, ask for a token that only this run's processes hold (Ray's token
+authentication, a fresh random token per run, passed in the environment, written nowhere).
+A joined cluster (`resources.ray_address`) is secured by whoever started it: docs/scaling.md.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +29,9 @@ from coevolve.recipe.load import RecipeError
 from coevolve.recipe.schema import Recipe, ResourcesConfig
 
 CPU_PLATFORM_MODULE = "coevolve.backend.platform_cpu"
+LOCAL_NODE_ADDRESS = "127.0.0.1"
+AUTH_MODE_ENV = "RAY_AUTH_MODE"
+AUTH_TOKEN_ENV = "RAY_AUTH_TOKEN"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -58,12 +69,42 @@ def start_ray(recipe: Recipe, roles: int = 2) -> dict[str, Any]:
         ray.init(address=recipe.resources.ray_address, **kwargs)
         node_gpus = [node["Resources"].get("GPU", 0.0) for node in ray.nodes() if node["Alive"]]
         check_cluster(recipe.resources, ray.cluster_resources(), node_gpus)
-    elif recipe.resources.device == "cpu":
-        slots = roles * recipe.resources.gpus_per_node
-        ray.init(num_cpus=8 * slots, num_gpus=slots, **kwargs)
     else:
+        require_token_locally()
+        keep_node_local()
+        kwargs["_node_ip_address"] = LOCAL_NODE_ADDRESS
+        if recipe.resources.device == "cpu":
+            slots = roles * recipe.resources.gpus_per_node
+            kwargs.update(num_cpus=8 * slots, num_gpus=slots)
         ray.init(**kwargs)
     return ray.cluster_resources()
+
+
+def keep_node_local() -> None:
+    """Make the node address of the cluster about to start 127.0.0.1.
+
+    Ray turns a loopback `_node_ip_address` into the machine's network address unless its
+    "no cluster" switch (the one it sets itself on macOS and Windows) is on: on here, in this
+    process (already imported) and in every process Ray starts (through the environment).
+    """
+    from ray._private import ray_constants
+
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def require_token_locally() -> None:
+    """Token authentication for the cluster this process is about to start (and its children).
+
+    A user's own RAY_AUTH_MODE (e.g. `disabled`) and RAY_AUTH_TOKEN are kept as they are.
+    """
+    if os.environ.get(AUTH_MODE_ENV):
+        return
+    os.environ[AUTH_MODE_ENV] = "token"
+    os.environ.setdefault(AUTH_TOKEN_ENV, secrets.token_hex(32))
+    from ray._raylet import Config
+
+    Config.initialize("")  # Ray caches its config at import; what Ray's own token setup does
 
 
 class ClusterError(RecipeError):

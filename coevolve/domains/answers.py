@@ -22,16 +22,22 @@ from collections.abc import Sequence
 
 # A run of digits longer than this is not an answer but noise (and str -> int refuses > 4300).
 MAX_NUMBER_DIGITS = 100
+# A run of digits, commas and periods longer than this holds no number of MAX_NUMBER_DIGITS
+# digits (with its commas and point); last_number skips it, which keeps the scan linear.
+MAX_NUMBER_CHARS = 2 * MAX_NUMBER_DIGITS
 
 _BOX_COMMANDS = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _QUESTION_BLOCK = re.compile(r"<question>(.*?)(?:</question>|$)", re.DOTALL | re.IGNORECASE)
 _ANSWER_PHRASE = re.compile(r"answer\s*(?:is(?![\w'’])|:|=)\s*:?", re.IGNORECASE)
 # A sign counts only where it cannot be a binary minus: "5-3" ends in 3, "= -3" in -3.
+# Linear: a digit-led match starts only where a digit run starts (`(?<!\d)`), and possessive
+# runs (`++`) are never split again to retry the end check.
 _NUMBER = re.compile(
     r"(?:(?<![\w)\]])[-−])?"
-    r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+    r"(?:(?<!\d)(?:\d{1,3}(?:,\d{3})++(?:\.\d++)?|\d++(?:\.\d++)?)|\.\d++)"
     r"(?!\d|,\d)"  # a match never stops inside a longer number
 )
+_LONG_NUMERIC_RUN = re.compile(rf"(?<![\d,.])[\d,.]{{{MAX_NUMBER_CHARS + 1},}}")  # from a run's start only
 _CANONICAL_INPUT = re.compile(r"(?P<sign>[-+]?)(?P<int>\d*)(?:\.(?P<frac>\d*))?")
 _UNICODE_MINUS = str.maketrans({"−": "-", "–": "-"})
 
@@ -55,6 +61,21 @@ def bounded_question_block(completion: str, max_chars: int) -> str | None:
     """`question_block`, or None when the block is longer than `max_chars`."""
     block = question_block(completion)
     return None if block is None or len(block) > max_chars else block
+
+
+def last_tagged(text: str, opening: re.Pattern[str], closing: re.Pattern[str]) -> str | None:
+    """The content of the last `<tag>…</tag>` pair, pairs read left to right without overlap.
+
+    What `list(re.finditer("<tag>(.*?)</tag>"))[-1]` gives, in one pass: that pattern rescans
+    to the end of the text from every unclosed opening tag.
+    """
+    found, position = None, 0
+    while (start := opening.search(text, position)) is not None:
+        end = closing.search(text, start.end())
+        if end is None:
+            break
+        found, position = text[start.end():end.start()], end.end()
+    return found
 
 
 def question_request(instructions: Sequence[str], examples: Sequence[str], what: str) -> str:
@@ -131,13 +152,34 @@ def answer_phrase(text: str) -> str | None:
 
 def clean_answer(answer: str) -> str:
     """`answer` without surrounding whitespace, `$`, markdown `*`, and trailing periods."""
-    answer = re.sub(r"^[\s*$]+", "", answer)
-    return re.sub(r"[\s*$.]+$", "", answer)
+    return strip_end(strip_start(answer, "*$"), "*$.")
+
+
+def strip_start(text: str, chars: str) -> str:
+    """`text` without leading whitespace and `chars` (one pass, unlike `[\\s...]+` at `^`)."""
+    start = 0
+    while start < len(text) and (text[start].isspace() or text[start] in chars):
+        start += 1
+    return text[start:]
+
+
+def strip_end(text: str, chars: str) -> str:
+    """`text` without trailing whitespace and `chars`, in linear time.
+
+    The regex `[\\s...]+$` retries at every character of a long inner run of them: quadratic.
+    """
+    end = len(text)
+    while end > 0 and (text[end - 1].isspace() or text[end - 1] in chars):
+        end -= 1
+    return text[:end]
 
 
 def last_number(text: str) -> str | None:
-    """The last number in `text` as written ("1,234", "-3", "2.5"), or None if there is none."""
-    matches = _NUMBER.findall(text)
+    """The last number in `text` as written ("1,234", "-3", "2.5"), or None if there is none.
+
+    Runs of digits, commas and periods longer than MAX_NUMBER_CHARS are noise and skipped.
+    """
+    matches = _NUMBER.findall(_LONG_NUMERIC_RUN.sub(" ", text))
     if not matches:
         return None
     return matches[-1].translate(_UNICODE_MINUS)

@@ -25,29 +25,40 @@ import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
+
+import regex
 
 from coevolve.domains import register_domain
 from coevolve.domains.answers import (
+    MAX_NUMBER_CHARS,
     bounded_question_block,
     canonical_number,
     clean_answer,
     last_boxed,
     last_number,
+    last_tagged,
     question_request,
+    strip_end,
 )
 from coevolve.domains.base import Domain, DomainOptionError, solver_template
 from coevolve.domains.files import QuestionFileError, load_questions
 from coevolve.records import Question
 
+T = TypeVar("T")
 QUESTION_FORMATS = ("tag", "whole", "regex")
+# A recipe's question_regex and answer_regex read at most this much of a completion, and give
+# up (a miss) after this long: a backtracking pattern must not hang the driver.
+MAX_REGEX_CHARS = 20_000
+REGEX_TIMEOUT_S = 0.05
 ANSWER_FORMATS = ("boxed", "tag", "regex", "last_number")
 COMPARES = ("exact", "normalized", "numeric", "math_verify")
 # Category names become TensorBoard tags (eval/accuracy/<category>): no slashes or spaces.
 _CATEGORY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
-_EXPONENT_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-_TRAILING_PUNCTUATION = re.compile(r"[\s.,;:!?]+$")
+# `\d+(?:\.\d*)?`, not `\d+\.?\d*`: the latter splits a digit run every way (quadratic)
+_EXPONENT_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)[eE][-+]?\d+")
+_TRAILING_PUNCTUATION = ".,;:!?"
 FILE_FORMAT = "a JSONL file, one {\"question\", \"answer\", \"category\"} object a line"
 
 
@@ -58,11 +69,11 @@ class GenericConfig:
     categories: tuple[tuple[str, str], ...]  # (name, the challenger's instruction), in order
     solver_template: str | None = None  # None: Domain.solver_prompt (step by step, \boxed{})
     question_format: str = "tag"
-    question_regex: re.Pattern[str] | None = None  # group 1 of the first match is the question
+    question_regex: regex.Pattern[str] | None = None  # group 1 of the first match is the question
     max_question_chars: int = 2000
     answer_format: tuple[str, ...] = ("boxed",)  # tried in this order; the first hit counts
     answer_tag: str = "answer"
-    answer_regex: re.Pattern[str] | None = None  # group 1 of the last match is the answer
+    answer_regex: regex.Pattern[str] | None = None  # group 1 of the last match is the answer
     compare: str = "normalized"
     rel_tolerance: float = 1e-6  # numeric: |a - b| <= max(rel * max(|a|, |b|), abs)
     abs_tolerance: float = 0.0
@@ -109,13 +120,14 @@ def _answer_formats(key: str, value: Any) -> tuple[str, ...]:
     return tuple(formats)
 
 
-def _regex(key: str, value: Any) -> re.Pattern[str]:
+def _regex(key: str, value: Any) -> regex.Pattern[str]:
+    """A recipe's pattern, compiled by the `regex` package: its searches take a time limit."""
     allowed = "a Python regular expression with at least one capturing group, e.g. 'is (\\w+)'"
     if not isinstance(value, str) or not value:
         raise DomainOptionError(key, value, "not a regular expression", allowed)
     try:
-        pattern = re.compile(value)
-    except re.error as error:
+        pattern = regex.compile(value, flags=regex.VERSION0)  # the `re` module's syntax
+    except regex.error as error:
         raise DomainOptionError(key, value, f"does not compile ({error})", allowed) from None
     if pattern.groups < 1:
         raise DomainOptionError(key, value, "has no capturing group", allowed)
@@ -234,12 +246,13 @@ class GenericDomain(Domain):
     def __init__(self, **options: Any) -> None:
         self.config = parse_options(options)
         self._instructions = dict(self.config.categories)
-        self._answer_tag = re.compile(
-            rf"<{self.config.answer_tag}>(.*?)</{self.config.answer_tag}>", re.DOTALL | re.IGNORECASE)
+        tag = self.config.answer_tag
+        self._answer_tags = (re.compile(f"<{tag}>", re.IGNORECASE), re.compile(f"</{tag}>", re.IGNORECASE))
         self._seeds = self._load("seed_file", (self.config.seed_file,) if self.config.seed_file else (),
                                  require_answer=False)
         self._heldout = self._load("heldout_files", self.config.heldout_files, require_answer=True)
         self._math = None
+        self.regex_timeouts = 0  # recipe-pattern searches given up (each one a miss)
         if self.config.compare == "math_verify":
             from coevolve.domains.math import MathDomain
 
@@ -278,7 +291,8 @@ class GenericDomain(Domain):
             text: str | None = completion.strip()
         else:
             assert self.config.question_regex is not None
-            match = self.config.question_regex.search(completion)
+            match = self._bounded(lambda text: self.config.question_regex.search(text, timeout=REGEX_TIMEOUT_S),
+                                  completion)
             text = (match.group(1) or "").strip() if match else None
         return text if text and len(text) <= limit else None
 
@@ -338,10 +352,23 @@ class GenericDomain(Domain):
             return last_boxed(completion)
         if answer_format == "last_number":
             return last_number(completion)
-        pattern = self._answer_tag if answer_format == "tag" else self.config.answer_regex
-        assert pattern is not None
-        matches = list(pattern.finditer(completion))
+        if answer_format == "tag":
+            return last_tagged(completion, *self._answer_tags)
+        assert self.config.answer_regex is not None
+        matches = self._bounded(lambda text: list(self.config.answer_regex.finditer(text, timeout=REGEX_TIMEOUT_S)),
+                                completion)
         return matches[-1].group(1) if matches else None
+
+    def _bounded(self, search: Callable[[str], T], completion: str) -> T | None:
+        """A recipe pattern's search on at most MAX_REGEX_CHARS characters, under REGEX_TIMEOUT_S.
+
+        A search that runs out of time is a miss (None), counted in `regex_timeouts`.
+        """
+        try:
+            return search(completion[:MAX_REGEX_CHARS])
+        except TimeoutError:
+            self.regex_timeouts += 1
+            return None
 
     def _load(self, key: str, paths: Sequence[str], require_answer: bool) -> list[Question]:
         """The questions of `paths`; a file error is a DomainOptionError naming `key`."""
@@ -369,7 +396,7 @@ def normalized(answer: str) -> str:
     >>> normalized("  New   Delhi. ")
     'new delhi'
     """
-    return _TRAILING_PUNCTUATION.sub("", " ".join(answer.casefold().split()))
+    return strip_end(" ".join(answer.casefold().split()), _TRAILING_PUNCTUATION)
 
 
 def as_number(answer: str) -> float | None:
@@ -382,6 +409,8 @@ def as_number(answer: str) -> float | None:
     (1234.5, 1500.0, None)
     """
     text = clean_answer(answer)
+    if len(text) > MAX_NUMBER_CHARS:
+        return None
     canonical = canonical_number(text)
     if canonical is not None:
         return float(canonical)

@@ -12,13 +12,21 @@ Why a worker process:
 The worker is started with the 'spawn' context (no inherited locks or CUDA state) and warms
 itself up with one check before taking requests, so its start-up (importing sympy, ~2 s)
 never counts against a check's time limit.
+
+Bounds, because the answers are model text: the worker's address space is capped
+(WORKER_MEMORY_BYTES; a check that needs more fails, a non-match); an answer that made a
+check time out is remembered and never sent again (a hostile answer costs one time limit,
+not one per pair: ten distinct ones cost at most five limits, not forty-five); answers over
+MAX_ANSWER_CHARS are the caller's to refuse (MathDomain does).
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import resource
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -27,6 +35,11 @@ logger = logging.getLogger(__name__)
 
 CheckFn = Callable[[str, str], bool]  # must be picklable: a module-level function
 _READY = "ready"
+# Longer answers are not sent to math-verify (a final answer is a number or a short expression).
+MAX_ANSWER_CHARS = 300
+WORKER_MEMORY_BYTES = 4 << 30
+# How many answers that timed out are remembered (each at most MAX_ANSWER_CHARS long).
+MAX_REMEMBERED_TIMEOUTS = 10_000
 
 
 def math_verify_check(a: str, b: str) -> bool:
@@ -38,11 +51,15 @@ def math_verify_check(a: str, b: str) -> bool:
     """
     from math_verify import parse, verify
 
+    if "$" in a or "$" in b:  # "7$ and the answer is $x" would hide a second formula
+        return False
     return bool(verify(parse(f"${a}$"), parse(f"${b}$")))
 
 
-def _serve(conn: Connection, check: CheckFn) -> None:
+def _serve(conn: Connection, check: CheckFn, memory_bytes: int | None = None) -> None:
     """The worker's loop: answer (a, b) requests with True/False, or ("error", text)."""
+    if memory_bytes is not None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     check("1", "1")  # import and warm up before declaring ready
     conn.send(_READY)
     while True:
@@ -67,7 +84,7 @@ class TimedVerifier:
     """
 
     def __init__(self, timeout_s: float, check: CheckFn = math_verify_check,
-                 startup_timeout_s: float = 120.0) -> None:
+                 startup_timeout_s: float = 120.0, memory_bytes: int | None = WORKER_MEMORY_BYTES) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         self.timeout_s = timeout_s
@@ -76,12 +93,19 @@ class TimedVerifier:
         self._lock = threading.Lock()
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
+        self.memory_bytes = memory_bytes
+        self._timed_out: OrderedDict[str, None] = OrderedDict()  # answers not to check again
         self.timeouts = 0
         self.errors = 0
+        self.skipped = 0  # pairs with an answer that timed out before: False at once
 
     def equivalent(self, a: str, b: str) -> bool:
-        """`check(a, b)`, or False if it timed out, raised, or the worker died."""
+        """`check(a, b)`, or False if it timed out, raised, the worker died, or `a` or `b`
+        made an earlier check time out."""
         with self._lock:
+            if a in self._timed_out or b in self._timed_out:
+                self.skipped += 1
+                return False
             conn = self._worker()
             try:
                 conn.send((a, b))
@@ -89,6 +113,7 @@ class TimedVerifier:
                     self.timeouts += 1
                     logger.warning("equivalence check timed out after %.1f s: %r vs %r",
                                    self.timeout_s, a[:200], b[:200])
+                    self._remember_timeout(a, b)
                     self._stop(graceful=False)
                     return False
                 reply = conn.recv()
@@ -102,6 +127,14 @@ class TimedVerifier:
             logger.warning("equivalence check failed (%s) on %r vs %r", reply[1], a[:200], b[:200])
             return False
         return reply
+
+    def _remember_timeout(self, a: str, b: str) -> None:
+        """Both answers of a pair that timed out: either may be the hostile one."""
+        for answer in (a, b):
+            self._timed_out[answer] = None
+            self._timed_out.move_to_end(answer)
+        while len(self._timed_out) > MAX_REMEMBERED_TIMEOUTS:
+            self._timed_out.popitem(last=False)
 
     def close(self) -> None:
         """Stop the worker; a later `equivalent` starts a new one."""
@@ -122,7 +155,7 @@ class TimedVerifier:
         self._stop()
         context = multiprocessing.get_context("spawn")
         parent_conn, child_conn = context.Pipe()
-        process = context.Process(target=_serve, args=(child_conn, self._check), daemon=True,
+        process = context.Process(target=_serve, args=(child_conn, self._check, self.memory_bytes), daemon=True,
                                   name="coevolve-mathverify")
         process.start()
         child_conn.close()
