@@ -4,13 +4,15 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.coevolve-installed
+TRL_VENV ?= .venv-trl
+TRL_STAMP := $(TRL_VENV)/.installed
 RECIPE ?= recipes/arithmetic-cpu.yaml
 ARGS ?=
 RUN_DIR ?= runs
 # make tensorboard serves questions, answers and labels: this machine only, unless HOST=0.0.0.0
 HOST = 127.0.0.1
 
-.PHONY: setup test test-fast train-recipe probe report eta-replay baselines tensorboard dashboard bench bench-generation bench-repetition bench-rollout bench-finetune bench-adaptive bench-iteration prepare-model clean
+.PHONY: setup test test-fast train-recipe probe report eta-replay baselines tensorboard dashboard bench bench-generation bench-repetition bench-rollout bench-finetune bench-adaptive bench-iteration bench-trl prepare-model clean
 
 setup: $(STAMP)
 
@@ -67,8 +69,20 @@ dashboard: setup
 # Issues 5 and 12: tokens/s of every generation path against generate and the machine's
 # limit, rollout ratio, time shares of an iteration, peak memory, repetition penalty, adaptive
 # voting; ~20 minutes on 2 cores. Results also land in runs/bench/.
-bench: prepare-model
+bench: prepare-model $(TRL_STAMP)
 	$(BIN)/python tools/bench.py --out $(RUN_DIR)/bench
+
+# One solver GRPO step of the default recipe against TRL's GRPOTrainer on the same questions.
+# TRL lives in its own environment (.venv-trl, the `bench` extra's pins): verl patches TRL's
+# classes whenever TRL is importable, and this TRL release no longer has the class it patches.
+bench-trl: prepare-model $(TRL_STAMP)
+	$(BIN)/python tools/bench_trl.py --json $(RUN_DIR)/bench/trl.json
+
+$(TRL_STAMP): pyproject.toml
+	test -x $(TRL_VENV)/bin/python || $(PYTHON) -m venv $(TRL_VENV)
+	$(TRL_VENV)/bin/pip install --quiet torch==2.13.0
+	$(TRL_VENV)/bin/pip install --quiet $$($(BIN)/python -c "import tomllib; d = tomllib.load(open('pyproject.toml', 'rb')); print(' '.join(d['project']['optional-dependencies']['bench']))")
+	touch $@
 
 # Every CPU generation path at the default recipe's shapes, against generate and the matmul limit.
 bench-generation: prepare-model
@@ -89,7 +103,7 @@ bench-rollout: prepare-model
 	$(BIN)/python tools/bench_rollout.py --prompts 16 --n 4 --max-new-tokens 64 --batch 64
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(TRL_VENV) .pytest_cache
 
 # Full fine-tuning vs LoRA: one policy update with the default recipe's shapes.
 bench-finetune: prepare-model

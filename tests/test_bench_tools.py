@@ -91,3 +91,32 @@ def test_adaptive_comparison_and_split_half_informative_share():
     # only the split question is kept (5 of 10 say "1"); first half 3/5 "1", second half 2/5
     assert info["questions_in_band"] == 1
     assert info["uniform"] == info["weighted"] == pytest.approx(1 - 0.4**4 - 0.6**4)
+
+
+def test_trl_comparison_against_the_flop_floor():
+    trl = load("bench_trl")
+    # 1e8 weights, 100 GFLOP/s: a 5,000-token step's floor is 8 * 1e8 * 5000 / 1e11 = 40 s
+    measured = {"step_seconds": [90.0, 80.0, 100.0], "tokens": [4000.0, 5000.0, 5000.0]}
+    row = trl.summarise("trl", measured, weights=1e8, gflops=100.0)
+    assert row["step_seconds"] == 90.0  # median after the warm-up step: (80, 100)
+    assert row["tokens_per_step"] == 5000.0
+    assert row["floor_seconds"] == pytest.approx(40.0)
+    assert row["share_of_floor"] == pytest.approx(40.0 / 90.0)
+    fast = trl.summarise("coevolve", {"step_seconds": [50.0, 40.0, 50.0], "tokens": [5000.0] * 3},
+                         weights=1e8, gflops=100.0)
+    results = {"trl": {"systems": [row, fast], "coevolve_speedup_over_trl": 90.0 / 45.0}}
+    rows = {r[0]: r for r in load("bench").table(results)}
+    assert rows["solver GRPO step, coevolve vs TRL"][1:] == ("2.00x faster", ">= 2x: met")
+    assert rows["solver GRPO step, trl"][1].startswith("90.0 s, 5000 tokens, 44.4% of the FLOP floor")
+    results["trl"]["coevolve_speedup_over_trl"] = 1.9
+    assert load("bench").table(results)[-1][2] == ">= 2x: NOT met"
+
+
+def test_trl_bench_questions_are_the_recipes_categories_interleaved():
+    trl = load("bench_trl")
+    recipe, domain, questions = trl.load(str(TOOLS.parent / "recipes" / "arithmetic-cpu.yaml"), [])
+    assert len(questions) == trl.QUESTIONS
+    trained = list(recipe.domain.categories)
+    assert [q.category for q in questions[: len(trained)]] == trained
+    assert all(q.answer for q in questions)  # true answers: the labels of the coevolve side
+    assert recipe.solver.batch_size * recipe.solver.group_size == trl.QUESTIONS * trl.GROUP

@@ -13,6 +13,8 @@ for the CPU), collects their JSON and prints one table:
               ITERATION_OVERRIDES, so that the whole benchmark fits in 15 minutes)
   repetition  R-Zero's repetition penalty on 8,000 questions (tools/bench_repetition.py)
   voting      adaptive against full voting on the same answers (tools/bench_adaptive.py)
+  trl         one solver GRPO step against TRL's GRPOTrainer on the same questions, each
+              against the machine's FLOP floor (tools/bench_trl.py)
 
     python tools/bench.py --out runs/bench
 """
@@ -51,7 +53,11 @@ BENCHES = {
     "repetition": ["tools/bench_repetition.py", "--n", "8000", "--seed", "0"],
     "voting": ["tools/bench_adaptive.py", "--per-category", "3", "--samples", "10"],
     "iteration": ["tools/bench_iteration.py", *ITERATION_OVERRIDES],
+    "trl": ["tools/bench_trl.py"],
 }
+
+# coevolve's solver step against TRL's GRPOTrainer on the same questions and settings.
+TRL_GOAL = 2.0
 
 
 def run_bench(name: str, out: Path) -> tuple[dict | list, float]:
@@ -92,6 +98,8 @@ def table(results: dict) -> list[tuple[str, str, str]]:
             rows.append((f"iteration: {name}", f"{seconds:.0f} s = {seconds / total:.1%}", goal))
         rows.append(("iteration wall (incl. base eval)", f"{it['wall_seconds']:.0f} s", ""))
         rows.append(("peak memory of the run (all processes, PSS)", f"{it['peak_pss_bytes'] / 2**30:.2f} GiB", ""))
+    if "trl" in results:
+        rows += trl_rows(results["trl"])
     if "repetition" in results:
         rep = results["repetition"]
         rows.append((f"repetition penalty, {rep['questions']} questions", f"{rep['seconds']:.2f} s", ""))
@@ -113,6 +121,17 @@ def table(results: dict) -> list[tuple[str, str, str]]:
             rows.append((f"informative solver groups (G={info['group_size']}, {info['questions_in_band']} "
                          "kept questions; weights from half the answers, judged on the other half)",
                          f"uniform {info['uniform']:.1%} -> weighted {info['weighted']:.1%}", ""))
+    return rows
+
+
+def trl_rows(trl: dict) -> list[tuple[str, str, str]]:
+    """One row per system (seconds per step, share of the FLOP floor) and the speed-up."""
+    rows = [(f"solver GRPO step, {s['system']}",
+             f"{s['step_seconds']:.1f} s, {s['tokens_per_step']:.0f} tokens, {s['share_of_floor']:.1%} of the "
+             f"FLOP floor ({s['floor_seconds']:.1f} s)", "") for s in trl["systems"]]
+    speedup = trl["coevolve_speedup_over_trl"]
+    rows.append(("solver GRPO step, coevolve vs TRL", f"{speedup:.2f}x faster",
+                 f">= {TRL_GOAL:g}x: {'met' if speedup >= TRL_GOAL else 'NOT met'}"))
     return rows
 
 
