@@ -9,7 +9,8 @@ against calling `generate` on the same batches directly. This measures, on the s
   (b) `HFRolloutServer`: n copies of each prompt as concurrent requests (max_batch = --batch),
       on --engine (default "generate", so that the table shows what batching requests costs;
       tools/bench_generation.py compares the engines);
-  (c) with --single, the server answering one request at a time (max_batch = 1), as the spike did.
+  (c) with --single, the server answering one request at a time (max_batch = 1), as verl's
+      agent loop would be served without batching.
 
 The methods run in turns, --repeats rounds, and the table shows each one's median round:
 the machine is shared, so single timings are noisy. By default every sequence is forced to

@@ -9,7 +9,7 @@ Answers are compared by exact match after removing a surrounding `\\boxed{}` and
 whitespace; this is reasoning-gym's own full-credit rule (its `score_answer` gives partial
 credit to answers that merely contain the true one, which is no use for a majority vote).
 
-reasoning_gym is imported only when a domain is built (the import takes ~1.5 s).
+reasoning_gym is imported only when a domain is built (its import takes seconds: tools/cpu_figures.py).
 """
 
 from __future__ import annotations

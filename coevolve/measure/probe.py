@@ -4,7 +4,7 @@ Why it exists:
 1. The solver is rewarded for agreeing with the majority of its own answers, and the dataset
    keeps only questions whose vote agreement falls inside the band. That teaches the right
    thing only where the labels of those in-band questions are right more often than not;
-   below that the solver is trained towards its own errors (TTRL, R-Zero issue 20, "You Need
+   below that the solver is trained towards its own errors (TTRL; R-Zero; "You Need
    Reasoning to Learn Reasoning"). Whether a model and domain are in that regime can be
    measured before any training, on held-out questions with true answers.
 2. The regime depends on the vote temperature (colder votes agree more and, on small models,
