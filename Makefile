@@ -66,7 +66,7 @@ dashboard: setup
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 	$(BIN)/python tools/dashboard_screenshot.py $(RUN_DIR)/$(basename $(notdir $(RECIPE))) --out docs/dashboard.png $(ARGS)
 
-# Issues 5 and 12: tokens/s of every generation path against generate and the machine's
+# The performance table: tokens/s of every generation path against generate and the machine's
 # limit, rollout ratio, time shares of an iteration, peak memory, repetition penalty, adaptive
 # voting; ~20 minutes on 2 cores. Results also land in runs/bench/.
 bench: prepare-model $(TRL_STAMP)

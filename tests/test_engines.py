@@ -96,3 +96,22 @@ def test_both_engines_draw_first_tokens_with_the_same_frequencies(engines):
 
 def engine_vocab(engines) -> int:
     return engines["generate"].model.config.vocab_size
+
+
+@pytest.mark.parametrize("name, device, match", [
+    ("fast", "meta", "decodes on the CPU"),  # a model off the CPU: the fast engine refuses it by name
+    ("vllm-cpu", "cpu", "'vllm-cpu'.*resources.cpu_engine"),  # no such engine: the recipe key is named
+])
+def test_load_engine_refuses_what_it_cannot_run(engines, name, device, match):
+    model = engines["generate"].model
+    if device != "cpu":
+        model = AutoModelForCausalLM.from_config(model.config).to(device)
+    with pytest.raises(ValueError, match=match):
+        load_engine(name, model, _Tokenizer(), batch_hint=8)
+
+
+class _Tokenizer:
+    """What load_engine reads of a tokenizer."""
+
+    eos_token_id = 1
+    pad_token_id = 0

@@ -62,11 +62,11 @@ def test_every_recipe_dry_runs(path, tmp_path):
 
 
 # --- recipes/math-rzero.yaml against the published R-Zero setting ----------------------------
-# Every expected number below is written from ../shared/reference.md ("The co-evolution loop
-# (R-Zero)"): m = 10 votes (T 1.0, top_k 40); band 0.3 <= p <= 0.8; N = 8 000 questions per
+# Every expected number below is written from the R-Zero paper (Huang et al., 2025, "R-Zero:
+# Self-Evolving Reasoning LLM from Zero Data") and its released settings: m = 10 votes (T 1.0, top_k 40); band 0.3 <= p <= 0.8; N = 8 000 questions per
 # iteration (T 1.0, top_p 0.95); 3 iterations; lr 1e-6, weight decay 1e-2, low_var_kl 1e-2;
 # challenger group 4, batch 16, "a few steps, e.g. 5-6"; solver group 5, rollout batch 512,
-# train batch 128, "15-20 steps"; and issue 4: Qwen3-4B-Base on 8 GPUs.
+# train batch 128, "15-20 steps"; Qwen3-4B-Base on 8 GPUs.
 RZERO = RECIPES_DIR / "math-rzero.yaml"
 RZERO_CHALLENGER = 5 * 16 * 4  # steps x batch x group = 320 rollouts per iteration
 RZERO_SOLVER = 15 * 512 * 5  # steps x rollout batch x group = 38 400 rollouts per iteration

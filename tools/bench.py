@@ -1,4 +1,4 @@
-"""`make bench`: the performance table of issue 5, every row measured in this one run.
+"""`make bench`: coevolve's performance table, every row measured in this one run.
 
 Runs each benchmark in its own process, one after the other (so none competes with another
 for the CPU), collects their JSON and prints one table:
@@ -34,15 +34,15 @@ REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
 # One default-recipe iteration with fewer steps and questions: the same code and shapes per
-# step, about a third of the work (a full default iteration takes ~16 minutes here; its
-# shares: `tools/bench_iteration.py --from-run runs/arithmetic-cpu`). The band is opened so
+# step, about a third of the work (a full default iteration's time and its shares:
+# `tools/bench_iteration.py --from-run runs/arithmetic-cpu`, docs/results.md). The band is opened so
 # that the few questions always leave the solver something to train on (the band is applied
 # after the votes, so the work measured is the same).
 ITERATION_OVERRIDES = ["challenger.steps=1", "solver.steps=1", "dataset.questions=24", "dataset.band_low=0.0",
                        "dataset.band_high=1.0", "eval.per_category=2"]
 
 # Each generation path must reach this multiple of transformers.generate's tokens/s on the
-# rollouts and the votes (issue 12).
+# rollouts and the votes (the goal set for the fast engine).
 GENERATION_GOAL = 2.5
 GENERATION_GOAL_WORKLOADS = ("votes", "solver rollout", "challenger rollout")
 

@@ -1,19 +1,11 @@
 """Adaptive voting against full voting, on the same questions and the same answers.
 
-The solver (the recipe's base model) answers every question m times with the recipe's vote
-sampling settings; the answers are kept in the order drawn. Because samples are independent,
-adaptive voting is then replayed on each question's answer sequence (`coevolve.selfplay.adaptive.replay`):
-it sees the first round, decides, sees the next round, and so on, exactly as when it samples
-in rounds. Reported per setting:
-
-- solver samples drawn with and without it, and their ratio;
-- challenger reward: mean |uncertainty reward (adaptive) − uncertainty reward (all m)|;
-- dataset: the share of band decisions (keep / drop) that change, and of kept pseudo-labels
-  that change.
-
-And, for spending samples where GRPO has a gradient: the share of informative solver groups
-(not all rewards equal) among the questions the full vote keeps, when the solver's training
-questions are drawn uniformly versus in proportion to their chance of an informative group.
+The solver answers every question m times with the recipe's vote settings, in the order
+drawn; samples are independent, so adaptive voting is replayed on each answer sequence
+(`coevolve.selfplay.adaptive.replay`) exactly as if it sampled in rounds. Per setting: samples
+drawn with and without it, the challenger reward's mean |difference|, and the share of band
+decisions and kept pseudo-labels that change; then the share of informative solver groups
+among kept questions, drawn uniformly versus by `selfplay/informative.py`'s weights.
 
     python tools/bench_adaptive.py --per-category 4 --samples 10
 """

@@ -1,31 +1,11 @@
 """Every CPU generation path of coevolve, at the default recipe's shapes, against the machine's limit.
 
-In one run, on the recipe's base model, for each workload of a co-evolution iteration
-(prompts, answer lengths, group sizes and sampling settings read from the recipe):
-
-  votes               the frozen solver answers questions vote.samples times (challenger rewards,
-                      the dataset's pseudo-labels, held-out votes)
-  solver rollout      solver.batch_size questions x solver.group_size, with log-probs (pi_old)
-  challenger rollout  challenger.batch_size prompts x challenger.group_size, with log-probs
-  dataset questions   the challenger writes questions (dataset.temperature, dataset.top_p)
-  greedy evaluation   held-out questions, greedy
-
-it times every path that can serve it:
-
-  generate            transformers.generate in batches of vote.batch_size: today's baseline
-  server/generate     the rollout server (backend/generation/server.py) on engine "generate": all requests in
-                      flight at once, as verl's agent loop and coevolve's votes send them
-  server/fast         the rollout server on engine "fast" (backend/generation/fast/), max_batch as
-                      the recipe's CPU settings give it
-  sampler/fast        HFGenerator on engine "fast" (coevolve eval, the probe)
-
-and prints tokens/s (generated tokens, each row cut at its end-of-sequence token, over wall
-time including prefill), the ratio to `generate`, and the share of the limit: the machine's
-measured matmul rate over the matmul work of one generated token (2 x the parameters of
-every projection and the output layer; attention and prefill not counted, so no path can
-reach it). Then, on the same model, the fast rollout's recorded log-probs against the actor's
-forward pass (the actor reuses them as pi_old on the CPU), and a profile of one decode step
-of the fast engine at its batch size.
+Each workload of an iteration (`workloads`: votes, both rollouts, dataset questions, greedy
+evaluation, shapes and sampling read from the recipe) is timed on each path (`generate`:
+transformers.generate in batches, the baseline; the rollout server on either engine; the
+generator on the fast engine): tokens/s (rows cut at end of sequence, prefill included), the
+ratio to `generate`, and the share of the matmul limit (`matmul_rate` / `matmul_flops_per_token`).
+Then the fast rollout's log-probs against the actor's forward pass, and a decode-step profile.
 
     python tools/bench_generation.py --json runs/bench/generation.json
 """

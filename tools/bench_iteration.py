@@ -1,21 +1,10 @@
 """Where the time of one co-evolution iteration goes, and the run's peak memory.
 
-Runs `coevolve train RECIPE iterations=1 ...` in a fresh run directory, samples the resident
-memory of the whole process tree (driver, Ray, both roles' workers and rollout servers) every
-half second, and splits the wall time of the run with the timings the run commits to its
-`state.json` (`phase_seconds`, `part_seconds`):
-
-  challenger training   = challenger phase − the solver votes inside it − its checkpoint
-  solver votes          = sampling the frozen solver for the challenger's rewards
-  dataset               = writing, filtering, voting on and labelling the solver's questions
-  solver training       = solver phase − its checkpoint
-  evaluation            = the iteration's held-out evaluation
-  everything else       = wall − all of the above − the base-model evaluation: start-up
-                          (Ray, workers, model loading), checkpoints, shutdown
-
-The base model's evaluation runs once per run, not per iteration, so it is shown but left out
-of the iteration's shares. `tools/bench_iteration.py --from-run DIR` prints the same table for
-a finished run (e.g. the default recipe's `make train-recipe`), per iteration.
+Runs `coevolve train RECIPE iterations=1 ...` in a fresh run directory, samples the memory
+(PSS) of the whole process tree every half second, and splits the wall time with the timings
+the run commits to `state.json` (`iteration_parts`; "everything else" is start-up, checkpoints
+and shutdown). The base model's evaluation runs once per run, so it is shown but left out of
+the iteration's shares. `--from-run DIR` prints the same table for a finished run.
 
     python tools/bench_iteration.py --json /tmp/iteration.json challenger.steps=1 solver.steps=1
 """
@@ -87,7 +76,9 @@ def _pss(pid: int) -> int:
 
 
 def iteration_parts(state: dict, iteration: int, wall: float | None) -> dict[str, float]:
-    """Seconds per part of `iteration` (see the module docstring); `wall` adds "everything else"."""
+    """Seconds per part of `iteration`: challenger training (less the solver votes inside it and its
+    checkpoint), the votes, the dataset, solver training (less its checkpoint), the evaluation;
+    `wall` adds "everything else" (wall less all of them and the base model's evaluation)."""
     phase, part = state["phase_seconds"], state.get("part_seconds", {})
     key = f"{iteration}/"
     votes = part.get(f"{key}challenger:votes", 0.0)

@@ -1,21 +1,11 @@
-"""How fast is the batching HF rollout server, next to plain batched `generate`?
+"""How fast is the batching rollout server, next to plain batched `generate`?
 
-verl's agent loop sends every sample of a step to the rollout server at once, one request
-per sample. The server should turn that burst into batched `generate` calls and lose little
-against calling `generate` on the same batches directly. This measures, on the same prompts:
-
-  (a) `HFGenerator.generate` on engine "generate": the prompts expanded n times, sorted, cut
-      into --batch rows of transformers.generate;
-  (b) `HFRolloutServer`: n copies of each prompt as concurrent requests (max_batch = --batch),
-      on --engine (default "generate", so that the table shows what batching requests costs;
-      tools/bench_generation.py compares the engines);
-  (c) with --single, the server answering one request at a time (max_batch = 1), as the spike did.
-
-The methods run in turns, --repeats rounds, and the table shows each one's median round:
-the machine is shared, so single timings are noisy. By default every sequence is forced to
-exactly --max-new-tokens tokens (end-of-sequence is masked: vLLM's `min_tokens` in each
-method), so all do the same work; --natural-length lets sequences stop at
-EOS and reports the tokens each really produced.
+On the same prompts: (a) `HFGenerator` on engine "generate", cut into --batch rows;
+(b) `HFRolloutServer`, n copies of each prompt as concurrent requests (max_batch = --batch) on
+--engine; (c) with --single, the server one request at a time. Methods run in turns for
+--repeats rounds and each one's median round is shown (the machine is shared). Every sequence
+runs to exactly --max-new-tokens (end of sequence masked: vLLM's `min_tokens`), unless
+--natural-length; tools/bench_generation.py compares the engines.
 
     python tools/bench_rollout.py --prompts 8 --n 4 --max-new-tokens 32 --batch 32
 """

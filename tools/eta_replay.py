@@ -3,7 +3,7 @@
     python tools/eta_replay.py runs/arithmetic-cpu
 
 Prints, before each phase, the time really left, the ETA the console would have shown at that
-moment and the error; issue 11 asks for ±30 % from the middle of the run on.
+moment and the error; the goal is ±30 % from the middle of the run on.
 """
 
 from __future__ import annotations

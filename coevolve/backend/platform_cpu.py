@@ -1,21 +1,12 @@
 """verl on a machine with no accelerator: a `cpu` platform plugin for verl 0.9.1.
 
 verl assumes CUDA (or NPU) throughout. This module is imported in every process that imports
-verl when `VERL_USE_EXTERNAL_MODULES` names it (see `coevolve.backend.ray_session`), and is
-selected by `VERL_PLATFORM=cpu`. On a GPU machine neither variable is set and none of this
-loads. What it changes, each for a named CUDA assumption:
-
-1. Registers `PlatformCPU`: device name "cpu", gloo communication, a device module with the
-   handful of `torch.cuda` functions verl calls, answered explicitly for the CPU.
-2. Ray: each worker asks for one "GPU"; on CPU the driver starts Ray with logical GPU slots,
-   so verl's placement groups work unchanged.
-3. verl builds the process-group backend "cpu:gloo,<device>:<comm>", which on the CPU reads
-   "cpu:gloo,cpu:gloo" and torch rejects; it is normalised to "gloo".
-4. FSDP2 puts the reference model under `CPUOffloadPolicy(pin_memory=True)`; pinning needs an
-   accelerator, so the policy is built with pin_memory=False.
-5. Registers the batched `hf` rollout (`coevolve.backend.generation.replica`, serving `hf_rollout`).
-The FSDP engine is picked with verl's own override `VERL_ENGINE_DEVICE=cuda` (the engine code
-itself is device-agnostic once the device module answers for the CPU).
+verl when `VERL_USE_EXTERNAL_MODULES` names it (`coevolve.backend.ray_session`) and selected
+by `VERL_PLATFORM=cpu`; on a GPU machine neither is set and none of it loads. It registers
+`PlatformCPU` (device "cpu", gloo, the few `torch.cuda` calls verl makes, answered for the
+CPU; one logical Ray "GPU" slot per worker), and `install` patches, once per process, what
+the platform cannot answer. verl's own `VERL_ENGINE_DEVICE=cuda` picks the FSDP engine, whose
+code is device-agnostic once the device module answers.
 """
 
 from __future__ import annotations
@@ -139,6 +130,9 @@ class PlatformCPU(PlatformBase):
 
 
 def _normalise_gloo_backend(init_process_group):
+    """verl's process-group backend "cpu:gloo,<device>:<comm>" reads "cpu:gloo,cpu:gloo" on the
+    CPU, which torch rejects: it becomes "gloo"."""
+
     @functools.wraps(init_process_group)
     def wrapper(*args: Any, **kwargs: Any):
         if str(kwargs.get("backend", "")).replace(" ", "") == "cpu:gloo,cpu:gloo":
@@ -150,6 +144,8 @@ def _normalise_gloo_backend(init_process_group):
 
 
 def _patch_reference_offload_policy() -> None:
+    """FSDP2 offloads the reference model with `CPUOffloadPolicy(pin_memory=True)`; pinning
+    needs an accelerator, so the policy is built with pin_memory=False."""
     from torch.distributed.fsdp import CPUOffloadPolicy
     from verl.workers.engine.fsdp import transformer_impl
 
@@ -184,7 +180,8 @@ def register_hf_rollout() -> None:
 
 
 def install() -> None:
-    """Apply the patches of items 3-5 once per process."""
+    """Normalise the gloo backend, unpin the reference offload, register the `hf` rollout
+    (`coevolve.backend.generation.replica`); once per process."""
     if not getattr(dist.init_process_group, "coevolve_patched", False):
         dist.init_process_group = _normalise_gloo_backend(dist.init_process_group)
     _patch_reference_offload_policy()

@@ -123,7 +123,7 @@ def reuses_rollout_log_probs(recipe: Recipe, cfg: RoleConfig) -> bool:
 
     With one policy update per step (ppo_mini_batch_size = the batch), pi_old is the policy
     that generated the batch, so verl's recomputation of its log-probs (a forward pass over
-    every response, ~12 % of a challenger step on the CPU) only repeats what the rollout
+    every response, a visible share of a CPU challenger step) only repeats what the rollout
     knew. coevolve's HF rollout records log p(token) under the same weights and the same
     temperature-scaled distribution the actor computes, provided no nucleus or LoRA-merge
     changes it; vLLM's log-probs follow vLLM's own conventions, so GPU runs recompute.

@@ -1,19 +1,12 @@
 """One role (challenger or solver) as a verl GRPO trainer that runs phase by phase.
 
-verl's `RayPPOTrainer.fit()` runs a whole training job. Co-evolution needs it to run a few
-steps at a time, twice per iteration, keeping its workers (and on the CPU its rollout server)
-alive in between. Three small hooks make that possible without copying `fit()`:
-
-1. `PhaseTrainer._load_checkpoint` (called by `fit()` right after it zeroes its step) sets
-   the step to the run's global step, so every phase continues one step axis.
-2. `PhaseTrainer._update_actor` hands the step's batch (advantages, categories, rewards and
-   the scorer's result) to the loop's `on_step`, which updates the bandit curriculum and logs.
-3. `ScoringAgentLoopManager` turns off verl's per-sample reward workers and scores the whole
-   generated batch in the driver with the role's scorer (coevolve/selfplay/scoring.py): the
-   challenger's reward needs the whole batch (repetition penalty) and the frozen solver's votes.
-
-verl builds the agent loop manager itself, from a class name in the config, so the role's
-scorer and tokenizer reach it through `_ROLE_IO`, which only this module reads and writes.
+verl's `RayPPOTrainer.fit()` runs a whole job; co-evolution runs a few steps at a time, twice
+per iteration, keeping the workers and rollout servers alive in between. Three hooks do it
+without copying `fit()`: `PhaseTrainer._load_checkpoint` continues the run's global step,
+`PhaseTrainer._update_actor` hands each step's batch to the loop's `on_step`, and
+`ScoringAgentLoopManager` scores the whole generated batch in the driver with the role's
+scorer (the challenger's reward needs the whole batch and the frozen solver's votes). verl
+builds that manager from a class name, so the scorer and tokenizer reach it through `_ROLE_IO`.
 """
 
 from __future__ import annotations

@@ -1,15 +1,12 @@
 """Integer arithmetic: a domain in which every question has a computable true answer.
 
-Why it exists:
-1. With an oracle the loop can measure, live, how often the solver's majority vote (the
-   pseudo-label) is actually right, which R-Zero could only estimate after the fact.
-2. Its small categories are within reach of tiny models (SmolLM2-135M), so the whole loop can
-   be exercised on a CPU.
-3. Its categories differ by operation and size, which gives the curriculum bandit arms of
-   clearly different difficulty.
-
-Model text is never evaluated: an expression is parsed with `ast` and only integer literals,
-`+ - * /`, unary minus and parentheses are accepted; every `/` must divide exactly.
+With an oracle the loop measures, live, how often the solver's majority vote (the
+pseudo-label) is right, which R-Zero could only estimate after the fact; its small categories
+are within reach of tiny models (SmolLM2-135M), so the whole loop runs on a CPU; and its
+categories differ by operation and size, giving the curriculum bandit arms of clearly
+different difficulty. Model text is never evaluated: an expression is parsed with `ast`, and
+only integer literals, `+ - * /`, unary minus and parentheses are accepted; every `/` must
+divide exactly.
 """
 
 from __future__ import annotations

@@ -1,14 +1,12 @@
 """General math problems, R-Zero's setting: answers are compared by math-verify, not by string.
 
-There is no oracle, so training relies entirely on the solver's majority vote. Answers are
-grouped by mathematical equivalence (`\\frac{1}{2}` ~ `0.5`, `x+1` ~ `1+x`), checked by math-verify
-in a killable worker process (see `coevolve.domains.mathverify`) after two cheap local checks.
-
-Held-out evaluation reads math benchmark files the user points to (`heldout_files`; the
-package ships none, and nothing is downloaded). Each file is one held-out *set*, named by its
-stem (`math500.jsonl` -> set `math500`, question ids `math500:<line>`); a line's `category` is
-one of the domain's categories (the challenger's topics), so held-out accuracy is reported per
-set and per topic. A benchmark without topics (GSM8K, AIME) gets `heldout_category`.
+No oracle: training relies on the solver's majority vote, with answers grouped by
+mathematical equivalence (`\\frac{1}{2}` ~ `0.5`, `x+1` ~ `1+x`) checked by math-verify in a
+killable worker (`coevolve.domains.mathverify`) after two cheap local checks. Held-out
+evaluation reads the benchmark files the user names (`heldout_files`; nothing is shipped or
+downloaded): each file is one held-out set named by its stem (`math500.jsonl` -> ids
+`math500:<line>`), a line's `category` one of the domain's; a benchmark without topics (GSM8K,
+AIME) gets `heldout_category`.
 """
 
 from __future__ import annotations

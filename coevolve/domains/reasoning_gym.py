@@ -1,15 +1,12 @@
 """Procedurally generated reasoning tasks from reasoning-gym, grouped into categories.
 
-Why: reasoning-gym generates unlimited questions with true answers, so it gives the challenger
-few-shot examples of each kind of task and gives the loop a held-out evaluation with ground
-truth beyond arithmetic. A category is a named group of reasoning-gym tasks (datasets).
-
-The challenger's own questions have no oracle: only generated items carry true answers.
-Answers are compared by exact match after removing a surrounding `\\boxed{}` and squeezing
-whitespace; this is reasoning-gym's own full-credit rule (its `score_answer` gives partial
-credit to answers that merely contain the true one, which is no use for a majority vote).
-
-reasoning_gym is imported only when a domain is built (the import takes ~1.5 s).
+reasoning-gym generates unlimited questions with true answers: few-shot examples for the
+challenger and a held-out evaluation with ground truth beyond arithmetic. A category is a
+named group of reasoning-gym tasks; the challenger's own questions have no oracle. Answers
+match exactly after removing a surrounding `\\boxed{}` and squeezing whitespace: reasoning-gym's
+full-credit rule (its partial credit for answers that merely contain the true one is no use
+for a majority vote). reasoning_gym is imported only when a domain is built (its import takes
+seconds: tools/cpu_figures.py).
 """
 
 from __future__ import annotations

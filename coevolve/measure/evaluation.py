@@ -1,14 +1,10 @@
 """Held-out accuracy: the solver's answers against true answers, per set and per category.
 
-Pure Python: the caller provides completions; this module grades them and builds the tables.
-1. The in-loop evaluation (`score_answers`) grades one greedy completion per question, per
-   category, to draw the accuracy curve of a run.
-2. `coevolve eval` (`CheckpointEval`) grades any checkpoint twice, greedy and by the
-   majority of k sampled answers, and reports every held-out set and category with the number
-   of questions behind it, so a reader can tell 1/2 from 50/100.
-3. A held-out set is the part of a question id before ':' (a held-out file's stem: ids of
-   file questions are `<file stem>:<line>`); questions a domain generates have no ':' and
-   form one set named after the domain.
+Pure Python: the caller provides completions. The in-loop evaluation (`score_answers`) grades
+one greedy completion per question; `coevolve eval` (`CheckpointEval`) grades a checkpoint
+greedy and by the majority of k samples, with the number of questions behind every cell. A
+held-out set is the part of a question id before ':' (a held-out file's stem); generated
+questions have no ':' and form one set named after the domain.
 """
 
 from __future__ import annotations

@@ -1,14 +1,10 @@
 """Label quality during a run: is the solver being taught right answers or its own errors?
 
-Why it exists:
-1. Where the domain has an oracle the loop measures the accuracy of its pseudo-labels
-   directly. A domain without one still has held-out questions with true answers: the
-   solver's majority vote on them, at the vote temperature, and the accuracy of the labels of
-   those whose agreement falls inside the band, estimate what the dataset's labels are worth.
-2. A label that changes between consecutive iterations for the same question is a sign that
-   the majority is unstable (TTRL-Guard watches this flip rate); it needs no true answer.
-3. Below 0.5 the solver is trained towards its errors more than away from them. The user is
-   told so, once per phase, with the command that measures the regime (`coevolve probe`).
+Without an oracle, the solver's majority vote on held-out questions with true answers (at the
+vote temperature, in-band questions only) estimates what the dataset's labels are worth; a
+label that changes between iterations for the same question signals an unstable majority
+(TTRL-Guard's flip rate) and needs no true answer. Below 0.5 the solver is trained towards its
+errors: the user is told so once per phase, with `coevolve probe` to measure the regime.
 Pure Python: the loop samples and passes the answers in.
 """
 

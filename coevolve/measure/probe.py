@@ -1,22 +1,12 @@
 """Is a model in the regime where majority-vote self-training can work? Measured, per category.
 
-Why it exists:
-1. The solver is rewarded for agreeing with the majority of its own answers, and the dataset
-   keeps only questions whose vote agreement falls inside the band. That teaches the right
-   thing only where the labels of those in-band questions are right more often than not;
-   below that the solver is trained towards its own errors (TTRL, R-Zero issue 20, "You Need
-   Reasoning to Learn Reasoning"). Whether a model and domain are in that regime can be
-   measured before any training, on held-out questions with true answers.
-2. The regime depends on the vote temperature (colder votes agree more and, on small models,
-   are right more often) and differs by category, so the probe measures each category at
-   each temperature of a list and recommends both.
-3. Pure Python: the caller samples (`coevolve/backend/commands/probe.py`); everything here is
-   counting, intervals and the verdict, tested on fixed answers in milliseconds.
-
-Verdict of a category at a temperature, from the in-band labels' accuracy a = k / n and its
-95 % Wilson interval: `self-trainable` when the interval lies above 0.5, `likely` when a > 0.5
-but the interval still reaches 0.5, `not self-trainable` when a <= 0.5, `no evidence` when no
-question fell inside the band.
+The solver is trained towards the majority of its own answers on in-band questions, which
+teaches the right thing only where those labels are right more often than not (TTRL; R-Zero;
+"You Need Reasoning to Learn Reasoning"). That can be measured before training, on held-out
+questions with true answers, per category and vote temperature. Verdict, from the in-band
+labels' accuracy a and its 95 % Wilson interval: `self-trainable` (interval above 0.5),
+`likely` (a > 0.5), `not self-trainable` (a <= 0.5), `no evidence` (nothing in the band).
+Pure Python: the caller samples (`coevolve/backend/commands/probe.py`).
 """
 
 from __future__ import annotations

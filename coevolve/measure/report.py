@@ -1,14 +1,10 @@
 """`coevolve report RUN_DIR`: did the solver get better, and were its labels right?
 
-Why it exists: TensorBoard shows curves, but a user deciding whether a run worked needs a few
-numbers with their uncertainty: held-out accuracy per iteration and category with 95 %
-intervals, the final solver's gain over the base model with a paired bootstrap interval
-(the same questions are answered by both, so the comparison is paired), and per iteration
-the pseudo-label accuracy, the questions kept and the challenger's reward.
-
-It reads only what the run committed: `state.json` (each phase's summary metrics and wall
-time) and `eval/<phase>.json` (every held-out question's greedy correctness). Pure Python
-with numpy and scipy; `plot_report` draws the PNG.
+A few numbers with their uncertainty: held-out accuracy per iteration and category with 95 %
+intervals, the final solver's gain over the base model with a paired bootstrap interval (both
+answer the same questions), and per iteration the pseudo-label accuracy, the questions kept
+and the challenger's reward. It reads only what the run committed (`state.json` and
+`eval/<phase>.json`); `plot_report` draws the PNG.
 """
 
 from __future__ import annotations

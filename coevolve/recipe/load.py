@@ -1,15 +1,12 @@
 """Load a recipe: YAML files that inherit from a base, plus command-line overrides.
 
-Why this module exists:
-1. A run is described by a recipe YAML that names a `base:` recipe and lists only what it
-   changes, so the published R-Zero setting lives in one file and every variant is short.
-2. Files are merged one at a time onto `OmegaConf.structured(Recipe)` (EasyR1's flow), then
-   the command line; `OmegaConf.to_object` gives a typed `Recipe`. A typo fails at once.
-3. A run that dies an hour in because of a bad setting wastes the hour, so every check that
-   can be made before training is made before it starts: types (recipe_types.py), ranges,
-   the domain and its categories (recipe_rules.py).
-4. Every error is a `RecipeError` that names the file (or "command line") that set the bad
-   value, the dotted key, the value and what is allowed, so the fix is obvious.
+A recipe names a `base:` recipe and lists only what it changes, so the published R-Zero
+setting lives in one file and every variant is short. Files are merged one at a time onto
+`OmegaConf.structured(Recipe)` (EasyR1's flow), then the command line; `OmegaConf.to_object`
+gives a typed `Recipe`. Every check that can be made before training is made before it starts
+(types: `typecheck.py`; ranges, the domain and its categories: `rules.py`), and every error is
+a `RecipeError` naming the file (or "command line"), the dotted key, the value and what is
+allowed.
 """
 
 from __future__ import annotations

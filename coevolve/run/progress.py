@@ -1,14 +1,10 @@
 """How long the run has left: an ETA that counts start-up and learns each phase's speed.
 
-Every phase's cost is counted in work units from the plan's generation budget
-(`plan.iteration_budget`): one unit per generated token, `TRAINED_TOKEN_UNITS` per token that
-also goes through a GRPO update (the update costs far more than the decoding). Before anything
-is measured the estimate uses `PRIOR_SECONDS_PER_UNIT`; once phases finish, the machine's
-speed (measured / prior seconds, start-up included) scales the prior, and a phase kind that
-has finished once (a challenger phase, say) uses its own measured seconds per unit.
-
-`Progress` is the console's view of the run built on it: one bar per phase with the phase's key
-numbers (`BAR_NUMBERS`) and the run's ETA.
+A phase's cost is counted in work units from the plan's generation budget
+(`plan.iteration_budget`): one per generated token, `TRAINED_TOKEN_UNITS` per token that also
+goes through a GRPO update. Before anything is measured the ETA uses `PRIOR_SECONDS_PER_UNIT`;
+then the machine's measured speed scales the prior, and a phase kind that has finished once
+uses its own seconds per unit. `Progress` is the console's view: one bar per phase and the ETA.
 """
 
 from __future__ import annotations

@@ -1,27 +1,13 @@
 """Adaptive voting: sample the solver in rounds, stop a question once its fate is settled.
 
-Voting is the dominant cost of R-Zero-style co-evolution: every question is answered m
-times. Most questions don't need m answers: when a small solver agrees with itself on its
-first few answers, the question is easy for it, its agreement is far from 0.5 (the
-challenger's uncertainty reward is near 0) and it is outside the dataset's band; later
-samples rarely change that. So the solver is sampled in rounds: a first round for every
-question, then one more round at a time for the questions still open, up to m.
-
-For the dataset (`band_rule`), the fate is the band decision and, for a kept question, its
-pseudo-label: a question closes when its decision can no longer change whatever the remaining
-m − k answers are, or holds with posterior probability `confidence` (Beta posterior of the
-leader's share), and a kept question's label is settled too (see below).
-
-For the challenger reward (`reward_rule`), the fate is p̂'s distance from 0.5: a question
-closes when the final uncertainty reward lies within `tolerance` of the current one whatever
-comes, or when its leader is settled (Adaptive-Consistency, Aggarwal et al. 2023, Beta
-stopping rule: with v1 votes for the leading answer and v2 for the runner-up,
-P(x > 1/2) for x ~ Beta(v1 + 1, v2 + 1) reaches `confidence`). The second case follows the
-reference's reading that a question whose first answers all agree is far from the boundary;
-it is not exact: a question closed at 4 of 4 scores 0 where all m answers might have given
-a few disagreements and a small positive reward (`make bench-adaptive` measures the gap).
-
-Votes then report `n` = the answers actually drawn, and `agreement` = count / n.
+Voting is the dominant cost of R-Zero-style co-evolution (m answers per question), and a
+question the solver agrees on after a few answers is easy, far from agreement 0.5 and outside
+the band; later answers rarely change that. So every question gets a first round, then open
+questions one more round at a time, up to m. The dataset's rule (`band_rule`) settles the band
+decision and the label; the challenger's (`reward_rule`) the uncertainty reward, or the leader
+by Adaptive-Consistency's Beta stopping rule (Aggarwal et al. 2023). That last case is not
+exact: a question closed at 4 of 4 scores 0 where m answers might have scored a little more
+(`make bench-adaptive` measures the gap). Votes report `n` = the answers actually drawn.
 """
 
 from __future__ import annotations

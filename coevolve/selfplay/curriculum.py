@@ -1,14 +1,10 @@
 """A Boltzmann bandit over question categories (Self-Evolving Curriculum).
 
-Each category is an arm with a value Q. Every prompt of a batch draws its category from
-softmax(Q / τ); after the step, each drawn arm's Q moves toward the reward it earned
-(TD(0)): Q ← α·r + (1 − α)·Q. The reward of an arm is the mean absolute GRPO advantage of
-its items, a proxy of how much the policy could learn from that category (0 when every
-group of the category was all right or all wrong).
-
-Arms that were not drawn at a step keep their Q (the published code decays them toward 0
-instead). Keeping them means an arm is judged only on evidence about itself, and a rarely
-drawn arm is not starved further just because it was not picked.
+Each category is an arm with a value Q; every prompt draws its category from softmax(Q / τ),
+and after a step each drawn arm's Q moves toward its reward by TD(0): Q ← α·r + (1 − α)·Q.
+An arm's reward is the mean |GRPO advantage| of its items (0 when every group was all right
+or all wrong). Arms not drawn keep their Q (the published code decays them toward 0), so an
+arm is judged only on evidence about itself.
 """
 
 from __future__ import annotations

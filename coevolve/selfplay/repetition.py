@@ -1,18 +1,11 @@
 """R-Zero's repetition penalty: questions that repeat each other within a batch share a penalty.
 
-Why this exists: a challenger rewarded for stumping the solver learns to write the same hard
-question many times. R-Zero counters this by clustering each batch of questions by the
-distance 1 - BLEU (sentence BLEU, smoothing method 1, whitespace tokens; hypothesis i,
-reference j for i < j, mirrored) with average-linkage agglomerative clustering at distance
-threshold 0.5, and penalising every question by (size of its cluster) / (batch size).
-
-R-Zero calls sklearn's AgglomerativeClustering(distance_threshold=t, metric="precomputed",
-linkage="average"). sklearn builds that tree with scipy's `linkage` on the upper triangle
-and then undoes its last count(merge distance >= t) merges; average linkage is monotone, so
-those are exactly the merges at distance >= t, and two groups are merged only when their
-average distance is strictly below t. scipy's `fcluster(criterion="distance")`
-keeps merges at distance <= t, so we cut at the largest float below t: the same partition
-as sklearn, without sklearn and without ever holding the (n, n) matrix.
+A challenger rewarded for stumping the solver learns to write one hard question many times.
+R-Zero clusters each batch by 1 - BLEU (`similarity.py`) with sklearn's average-linkage
+AgglomerativeClustering at distance threshold 0.5 and penalises each question by its
+cluster's share of the batch. sklearn merges two groups only below the threshold; scipy's
+`fcluster(criterion="distance")` keeps merges at <= t, so the tree is cut at the largest
+float below t: the same partition, without sklearn or an (n, n) matrix.
 """
 
 from __future__ import annotations

@@ -1,15 +1,12 @@
 """`coevolve eval CHECKPOINT --recipe RECIPE`: any checkpoint on the recipe's held-out sets.
 
-Why it exists apart from the in-loop evaluation:
-1. A user compares models that a run never held at once (the base model, iteration 1 and 3,
-   a checkpoint from elsewhere), so it loads a plain Hugging Face directory and samples with
-   batched `transformers.generate` (`HFGenerator`), with no verl or Ray to start.
-2. Greedy accuracy alone hides how much a model gains from sampling; majority-of-k, sampled
-   with the recipe's vote settings (what the solver's pseudo-labels are built from), shows it.
-3. A rerun must give the same table: the held-out questions come from `eval.seed`, the
-   samples from the same seed, and the outputs of the checkpoint are replaced, not appended.
-Everything that can be checked (the checkpoint path, the held-out questions) is checked
-before the model is loaded; grading and the table live in the pure `coevolve.measure.evaluation`.
+Apart from the in-loop evaluation because a user compares models a run never held at once
+(the base model, iteration 1 and 3, a checkpoint from elsewhere): it loads a plain Hugging
+Face directory and samples with `HFGenerator` (no verl or Ray), greedy and majority-of-k
+with the recipe's vote settings, which shows what sampling adds. A rerun gives the same table
+(`eval.seed` picks the questions and seeds the samples; the checkpoint's outputs are
+replaced). The checkpoint and the questions are checked before the model is loaded; grading
+and the table live in the pure `coevolve.measure.evaluation`.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ class HFRolloutServer:
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
         path = model_path(model_config)
-        # float32: bf16 matmuls are 15-50x slower on CPUs without AVX-512/AMX
+        # float32: bf16 matmuls are many times slower on CPUs without AVX-512/AMX (tools/cpu_figures.py)
         self.model = AutoModelForCausalLM.from_pretrained(
             path, dtype=torch.float32, attn_implementation="sdpa"
         )
