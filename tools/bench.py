@@ -12,6 +12,8 @@ for the CPU), collects their JSON and prints one table:
               memory (tools/bench_iteration.py; a shortened default-recipe iteration, see
               ITERATION_OVERRIDES, so that the whole benchmark fits in 15 minutes)
   repetition  R-Zero's repetition penalty on 8,000 questions (tools/bench_repetition.py)
+  filter      the dataset filter (length, blacklist, ROUGE-L) on 8,000 questions
+              (tools/bench_filter.py), goal: under a minute
   voting      adaptive against full voting on the same answers (tools/bench_adaptive.py)
 
     python tools/bench.py --out runs/bench
@@ -49,6 +51,7 @@ BENCHES = {
     "rollout": ["tools/bench_rollout.py", "--prompts", "8", "--n", "4", "--max-new-tokens", "64",
                 "--batch", "64", "--repeats", "2"],
     "repetition": ["tools/bench_repetition.py", "--n", "8000", "--seed", "0"],
+    "filter": ["tools/bench_filter.py", "--n", "8000", "--seed", "0"],
     "voting": ["tools/bench_adaptive.py", "--per-category", "3", "--samples", "10"],
     "iteration": ["tools/bench_iteration.py", *ITERATION_OVERRIDES],
 }
@@ -95,6 +98,10 @@ def table(results: dict) -> list[tuple[str, str, str]]:
     if "repetition" in results:
         rep = results["repetition"]
         rows.append((f"repetition penalty, {rep['questions']} questions", f"{rep['seconds']:.2f} s", ""))
+    if "filter" in results:
+        fil = results["filter"]
+        rows.append((f"dataset filter, {fil['questions']} questions", f"{fil['seconds']:.1f} s",
+                     f"< 60 s: {'met' if fil['seconds'] < 60 else 'NOT met'}"))
     if "voting" in results:
         v = results["voting"]
         for c in v["comparisons"]:
