@@ -522,10 +522,26 @@ def save_dataset(questions: list[Question], agreements: list[float], path: Path)
 
 
 def load_dataset(path: Path) -> tuple[list[Question], list[float]]:
-    """Questions and the agreement of the vote that labelled each."""
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    agreements = [float(row.pop("vote_agreement")) for row in rows]
-    return [Question(**row) for row in rows], agreements
+    """Questions and the agreement of the vote that labelled each; a truncated or garbled
+    file is a RunDirError naming the file and line."""
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise RunDirError(f"{path}: cannot read the solver dataset ({type(err).__name__}: {err}); "
+                          "start over in a new run_dir") from None
+    questions, agreements = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            agreements.append(float(row.pop("vote_agreement")))
+            questions.append(Question(**row))
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
+            raise RunDirError(f"{path}, line {number}: not a solver dataset row ({type(err).__name__}: "
+                              f"{str(err)[:200]}); the file is truncated or garbled: start over in a "
+                              "new run_dir, or move it away with state.json's entry for it") from None
+    return questions, agreements
 
 
 def adaptive_voting(recipe: Recipe) -> AdaptiveVoting | None:
