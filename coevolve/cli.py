@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
         "report", help="write <run_dir>/report.md and report.png: held-out accuracy per iteration "
                        "and category with intervals, the gain over the base model, label quality")
     report.add_argument("run_dir", help="a run directory, e.g. runs/arithmetic-cpu")
+    report.add_argument("--trust-recipe", action="store_true",
+                        help="let the run's saved recipe import its own domain code (module:Class), "
+                             "needed only for the text overlap of runs of older versions")
     return parser
 
 
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        return _report(Path(args.run_dir))
+        return _report(Path(args.run_dir), trust_recipe=args.trust_recipe)
     args.overrides = [*args.overrides, *extra]
     try:
         recipe = load_recipe(Path(args.recipe), args.overrides)
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 def _train(recipe: Recipe, verbose: bool, backend=None) -> int:
     """The run, with everything but coevolve's own progress in `<run_dir>/logs/run.log`."""
     from coevolve.run.console import Console, quiet_output
-    from coevolve.run.loop import CoEvolution, RunStopped
+    from coevolve.run.loop import CoEvolution, stop_signal
 
     if backend is None:
         from coevolve.backend.verl_backend import VerlBackend
@@ -116,8 +119,8 @@ def _train(recipe: Recipe, verbose: bool, backend=None) -> int:
         console.stream = terminal
         try:
             state = CoEvolution(recipe, backend, console).run()
-        except (RunStopped, KeyboardInterrupt) as err:
-            signum = err.signum if isinstance(err, RunStopped) else signal.SIGINT
+        except KeyboardInterrupt as err:  # Ctrl-C, or a stop signal (RunStopped, or Ray's re-raise)
+            signum = stop_signal(err)
             console.say(stopped_message(recipe, signal.Signals(signum).name))
             return 128 + signum
         except Exception as err:  # noqa: BLE001 - re-raised unless a Ray worker's failure
@@ -154,11 +157,11 @@ def _evaluate(recipe: Recipe, checkpoint: Path, label: str | None) -> int:
     return 0
 
 
-def _report(run_dir: Path) -> int:
+def _report(run_dir: Path, *, trust_recipe: bool = False) -> int:
     from coevolve.measure.report import ReportError, summary, write_report
 
     try:
-        report, md, png = write_report(run_dir)
+        report, md, png = write_report(run_dir, trust_recipe=trust_recipe)
     except ReportError as err:
         print(f"coevolve: {err}", file=sys.stderr)
         return 2

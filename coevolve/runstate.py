@@ -5,6 +5,13 @@ iteration the challenger's training, the dataset, the solver's training and the 
 After each phase the driver records it as done together with everything the next phase needs
 (latest weights of each role, bandit states, RNG state, the global step); the state file is
 replaced in one `os.replace`, so it is always either the old or the new state, never half.
+
+A run directory is read back as untrusted input, with clear errors: a state file that is not
+valid UTF-8 JSON of the right shape is refused naming the file and key; every checkpoint and
+dataset path it names must lie inside the run directory (the roles' weights may also be the
+base model); a checkpoint folder must carry the manifest coevolve wrote, whose file names stay
+inside the folder. Resuming still loads verl's checkpoints with `torch.load(weights_only=
+False)` (verl's own loader), so a run directory is trusted like code: see docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -77,10 +84,33 @@ def stale_checkpoints(state: RunState, run_dir: Path) -> list[Path]:
     """verl checkpoints under `<run_dir>/verl/<role>/` that the committed state no longer needs.
 
     Resuming needs only each role's latest verl checkpoint (model and optimizer, ~3x the
-    model's size); the Hugging Face exports of every iteration are kept for users.
+    model's size); the Hugging Face exports of every iteration are kept for users. Links are
+    never followed into a deletion.
     """
     keep = {Path(p).resolve() for p in state.verl_checkpoints.values()}
-    return sorted(p for p in Path(run_dir).glob("verl/*/iter_*") if p.is_dir() and p.resolve() not in keep)
+    return sorted(p for p in Path(run_dir).glob("verl/*/iter_*")
+                  if p.is_dir() and not p.is_symlink() and p.resolve() not in keep)
+
+
+def inside(path: str | Path, folder: Path) -> bool:
+    """Whether `path` (links resolved) lies inside `folder`."""
+    return Path(path).resolve().is_relative_to(Path(folder).resolve())
+
+
+def check_state_paths(state: RunState, run_dir: Path, base_model: str) -> None:
+    """Raise RunDirError unless every path the state names lies inside `run_dir` (the roles'
+    weights may also be `base_model`, what they start as)."""
+    where = Path(run_dir) / STATE_FILE
+    named = {**{f"verl_checkpoints.{k}": v for k, v in state.verl_checkpoints.items()},
+             **{f"datasets.{k}": v for k, v in state.datasets.items()}}
+    for role in ("challenger_path", "solver_path"):
+        value = getattr(state, role)
+        if Path(value).resolve() != Path(base_model).resolve():
+            named[role] = value
+    outside = [f"{key} = {value}" for key, value in named.items() if not inside(value, run_dir)]
+    if outside:
+        raise RunDirError(f"{where}: names paths outside the run directory {run_dir}: {'; '.join(outside)}. "
+                          "A run state only names its own files; start over in a new run_dir")
 
 
 def save_state(state: RunState, run_dir: Path) -> None:
@@ -93,11 +123,51 @@ def load_state(run_dir: Path) -> RunState | None:
     path = Path(run_dir) / STATE_FILE
     if not path.is_file():
         return None
+    raw = read_json(path, "a coevolve run state")
+    if not isinstance(raw, dict):
+        raise RunDirError(f"{path}: not a coevolve run state (a JSON object); move it away to start over")
     try:
-        raw = json.loads(path.read_text())
-        return RunState(**raw)
-    except (json.JSONDecodeError, TypeError) as err:
-        raise ValueError(f"{path}: not a coevolve run state ({err}); move it away to start over") from err
+        state = RunState(**raw)
+    except TypeError as err:
+        raise RunDirError(f"{path}: not a coevolve run state ({err}); move it away to start over") from None
+    _check_types(state, path)
+    return state
+
+
+def read_json(path: Path, what: str) -> Any:
+    """The JSON in `path`; RunDirError naming the file, the line and `what` it should be."""
+    try:
+        return json.loads(Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise RunDirError(f"{path}: not UTF-8 at byte {err.start}; it should be {what}") from None
+    except json.JSONDecodeError as err:
+        raise RunDirError(f"{path}: not valid JSON at line {err.lineno} column {err.colno} ({err.msg}); "
+                          f"it should be {what}") from None
+    except RecursionError:
+        raise RunDirError(f"{path}: nested too deeply; it should be {what}") from None
+
+
+# RunState's fields and what each must hold (json types)
+_FIELD_TYPES: dict[str, tuple[type, type | None]] = {
+    "challenger_path": (str, None), "solver_path": (str, None), "completed": (list, str),
+    "global_step": (int, None), "bandits": (dict, dict), "rng": (dict, None),
+    "phase_seconds": (dict, float), "datasets": (dict, str), "verl_checkpoints": (dict, str),
+    "part_seconds": (dict, float), "metrics": (dict, dict),
+}
+
+
+def _check_types(state: RunState, path: Path) -> None:
+    for name, (outer, inner) in _FIELD_TYPES.items():
+        value = getattr(state, name)
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        ok = isinstance(value, outer) and not isinstance(value, bool)
+        if ok and inner is not None:
+            kinds = (int, float) if inner is float else inner
+            ok = all(isinstance(item, kinds) and not isinstance(item, bool) for item in items)
+        if not ok:
+            expected = outer.__name__ + (f" of {inner.__name__}" if inner else "")
+            raise RunDirError(f"{path}: key {name} = {str(value)[:80]!r} is not a {expected}; "
+                              "move the file away to start over")
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -114,6 +184,12 @@ def write_atomically(path: Path, text: str) -> None:
     except OSError:
         tmp.unlink(missing_ok=True)
         raise
+    # the rename itself on disk, before the caller deletes what the old file named
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def write_manifest(folder: Path) -> None:
@@ -129,12 +205,23 @@ def checkpoint_problems(folder: Path) -> list[str]:
     if not folder.is_dir():
         return [f"{folder}: missing"]
     manifest = folder / MANIFEST
-    if not manifest.is_file():  # written by a coevolve version before manifests: sizes unknown
-        return [] if any(folder.iterdir()) else [f"{folder}: empty"]
+    if not manifest.is_file():
+        return [f"{folder}: no {MANIFEST} (coevolve writes one into every checkpoint it saves; a folder "
+                "without it was not written by this version of coevolve, and is not loaded)"]
+    try:
+        entries = read_json(manifest, "a checkpoint manifest")
+    except RunDirError as err:
+        return [str(err)]
+    if not isinstance(entries, dict):
+        return [f"{manifest}: not a checkpoint manifest (a JSON object of file name: size)"]
     problems = []
-    for name, size in json.loads(manifest.read_text()).items():
+    for name, size in entries.items():
         path = folder / name
-        if not path.is_file():
+        if Path(name).is_absolute() or not inside(path, folder):
+            problems.append(f"{manifest}: file name {name!r} is outside the checkpoint folder")
+        elif not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            problems.append(f"{manifest}: size of {name!r} is {size!r}, not a byte count")
+        elif not path.is_file():
             problems.append(f"{path}: missing")
         elif path.stat().st_size != size:
             problems.append(f"{path}: {path.stat().st_size} bytes, {size} when saved (truncated)")

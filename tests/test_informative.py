@@ -38,3 +38,19 @@ def test_dataset_file_keeps_each_questions_vote_agreement(tmp_path):
     assert load_dataset(tmp_path / "d.jsonl") == (questions, [0.5, 0.8])
     with pytest.raises(ValueError):
         save_dataset(questions, [0.5], tmp_path / "e.jsonl")
+
+
+@pytest.mark.parametrize("damage", [
+    lambda text: text[: text.index("\n") + 9],  # truncated in the middle of the second row
+    lambda text: text.replace('"vote_agreement"', '"agreement"', 1),  # a row without its agreement
+    lambda text: text + "[1, 2]\n",  # a row that is no object
+])
+def test_a_damaged_solver_dataset_names_the_file_and_line(tmp_path, damage):
+    from coevolve.runstate import RunDirError
+
+    path = tmp_path / "d.jsonl"
+    save_dataset([Question("q0", "c", "What is 1 + 1?", "2"), Question("q1", "c", "What is 2 + 2?", "4")],
+                 [0.5, 0.8], path)
+    path.write_text(damage(path.read_text()))
+    with pytest.raises(RunDirError, match=r"d\.jsonl, line \d"):
+        load_dataset(path)

@@ -152,13 +152,13 @@ def test_a_missing_or_truncated_checkpoint_is_named_before_any_trainer_starts(tm
         target.write_text(target.read_text()[:5])
     elif damage == "delete":
         target.unlink()
-    else:  # a checkpoint of a version before manifests, emptied
+    else:  # emptied, manifest and all: a folder coevolve cannot vouch for
         for path in solver.iterdir():
             path.unlink()
     backend = FakeBackend()
     with pytest.raises(RunDirError, match=str(solver)) as err:
         run(tmp_path, backend)
-    assert {"truncate": "truncated", "delete": "missing", "empty": "empty"}[damage] in str(err.value)
+    assert {"truncate": "truncated", "delete": "missing", "empty": "no coevolve-manifest.json"}[damage] in str(err.value)
     assert backend.calls == []  # nothing started
 
 

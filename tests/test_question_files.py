@@ -43,3 +43,22 @@ def test_missing_empty_and_unanswered_files_are_refused(tmp_path):
     with pytest.raises(QuestionFileError, match="set.jsonl:1: key 'answer' is required"):
         load_questions(write(tmp_path, [{"question": "Q?"}]), categories={"a"}, default_category="a",
                        require_answer=True)
+
+
+@pytest.mark.parametrize("content, message", [
+    # an integer JSON refuses to convert (over 4,300 digits)
+    (b'{"question": "Q?", "answer": ' + b"9" * 5000 + b', "category": "a"}', r"set.jsonl:1: a value JSON cannot hold"),
+    # nesting deeper than the parser's recursion
+    (b'{"question": "Q?", "answer": 1, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", r"set.jsonl:1: nested too deeply"),
+    # bytes that are not UTF-8, on the second line
+    (b'{"question": "Q?", "answer": 1, "category": "a"}\n{"question": "\xff"}', r"set.jsonl:2: not UTF-8"),
+    # an infinite answer
+    (b'{"question": "Q?", "answer": 1e400, "category": "a"}', r"key 'answer' must be"),
+    # a category that is no string
+    (b'{"question": "Q?", "answer": 1, "category": ["a"]}', r"category \['a'\] is not one"),
+])
+def test_hostile_files_are_refused_naming_file_and_line(tmp_path, content, message):
+    path = tmp_path / "set.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(QuestionFileError, match=message):
+        load_questions(path, categories={"a"})

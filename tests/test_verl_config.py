@@ -25,3 +25,26 @@ def test_vllm_rollout_recomputes_pi_old():
     recipe = load_recipe(RECIPES_DIR / "math.yaml")
     settings = role_settings(recipe, "solver", "model", Path("run"))
     assert [settings[k] for k in KEYS] == [False, False]
+
+
+@pytest.mark.parametrize(
+    "run_dir, name, model",
+    [
+        ("runs/a,b", "x=y", "/models/it's"),  # a comma, an equals sign, a quote
+        ("runs/[v2] try", "n", "/models/m\\"),  # brackets and a space; a trailing backslash
+        ("runs/plain", "plain-1.5", "/models/Qwen3-4B-Base"),  # nothing to quote
+    ],
+)
+def test_recipe_values_with_odd_characters_reach_verl_as_one_value(run_dir, name, model):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from coevolve.backend.verl_config import overrides
+
+    recipe = load_recipe(DEFAULT_RECIPE, [f"run_dir={run_dir}", f"name={name}"])
+    settings = role_settings(recipe, "solver", model, Path(run_dir))
+    parser = OverridesParser.create()
+    parsed = {o.key_or_group: o.value() for o in map(parser.parse_override, overrides(settings))}
+    for key, value in settings.items():
+        if isinstance(value, str):
+            assert str(parsed[key.lstrip("+")]) == value, key
+    assert parsed["actor_rollout_ref.model.path"] == model

@@ -12,6 +12,8 @@ for the CPU), collects their JSON and prints one table:
               memory (tools/bench_iteration.py; a shortened default-recipe iteration, see
               ITERATION_OVERRIDES, so that the whole benchmark fits in 15 minutes)
   repetition  R-Zero's repetition penalty on 8,000 questions (tools/bench_repetition.py)
+  filter      the dataset filter (length, blacklist, ROUGE-L) on 8,000 questions
+              (tools/bench_filter.py), goal: under a minute
   voting      adaptive against full voting on the same answers (tools/bench_adaptive.py)
   trl         one solver GRPO step against TRL's GRPOTrainer on the same questions, each
               against the machine's FLOP floor (tools/bench_trl.py)
@@ -51,6 +53,7 @@ BENCHES = {
     "rollout": ["tools/bench_rollout.py", "--prompts", "8", "--n", "4", "--max-new-tokens", "64",
                 "--batch", "64", "--repeats", "2"],
     "repetition": ["tools/bench_repetition.py", "--n", "8000", "--seed", "0"],
+    "filter": ["tools/bench_filter.py", "--n", "8000", "--seed", "0"],
     "voting": ["tools/bench_adaptive.py", "--per-category", "3", "--samples", "10"],
     "iteration": ["tools/bench_iteration.py", *ITERATION_OVERRIDES],
     "trl": ["tools/bench_trl.py"],
@@ -103,6 +106,10 @@ def table(results: dict) -> list[tuple[str, str, str]]:
     if "repetition" in results:
         rep = results["repetition"]
         rows.append((f"repetition penalty, {rep['questions']} questions", f"{rep['seconds']:.2f} s", ""))
+    if "filter" in results:
+        fil = results["filter"]
+        rows.append((f"dataset filter, {fil['questions']} questions", f"{fil['seconds']:.1f} s",
+                     f"< 60 s: {'met' if fil['seconds'] < 60 else 'NOT met'}"))
     if "voting" in results:
         v = results["voting"]
         for c in v["comparisons"]:

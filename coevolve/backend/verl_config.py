@@ -9,6 +9,7 @@ offers can be reached from a recipe without a code change.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,20 @@ def _value(value: Any) -> str:
         return "[" + ",".join(_value(v) for v in value) + "]"
     if value is None:
         return "null"
+    if isinstance(value, str) and not _PLAIN.fullmatch(value):
+        return _quoted(value)
     return str(value)
+
+
+# What Hydra's override grammar reads as itself unquoted; anything else (`,` `=` `'` `[` `]`
+# spaces, ...) is quoted, so that a run_dir or model.path holding them stays one value.
+_PLAIN = re.compile(r"[A-Za-z0-9_./:+-]+")
+
+
+def _quoted(text: str) -> str:
+    """`text` as a single-quoted Hydra string: quotes escaped, and the backslashes before a
+    quote or at the end doubled (Hydra reads other backslashes as themselves)."""
+    return "'" + re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), text) + "'"
 
 
 _PRECISION = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}

@@ -7,6 +7,7 @@ One JSON object per line with a `question` (the text), optionally an `answer` an
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -23,14 +24,24 @@ def read_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     path = Path(path)
     if not path.is_file():
         raise QuestionFileError(f"{path}: no such file")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise QuestionFileError(f"{path}:{line}: not UTF-8 (byte {err.start}); save the file as UTF-8") from None
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            raise QuestionFileError(f"{path}:{number}: not valid JSON ({err.msg})") from err
+            raise QuestionFileError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+        except ValueError as err:  # e.g. an integer of more than 4,300 digits
+            raise QuestionFileError(f"{path}:{number}: a value JSON cannot hold here ({err})") from None
+        except RecursionError:
+            raise QuestionFileError(f"{path}:{number}: nested too deeply") from None
         if not isinstance(row, dict):
             raise QuestionFileError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
         rows.append((number, row))
@@ -61,12 +72,13 @@ def load_questions(
         if answer is None and require_answer:
             raise QuestionFileError(f"{where}: key 'answer' is required in a held-out file")
         if answer is not None and (isinstance(answer, bool) or not isinstance(answer, (str, int, float))
+                                   or (isinstance(answer, float) and not math.isfinite(answer))
                                    or not str(answer).strip()):
             raise QuestionFileError(f"{where}: key 'answer' must be a non-empty string or a number, got {answer!r}")
         category = row.get("category", default_category)
         if category is None:
             raise QuestionFileError(f"{where}: no 'category' key, and the file sets no default category")
-        if category not in categories:
+        if not isinstance(category, str) or category not in categories:
             raise QuestionFileError(
                 f"{where}: category {category!r} is not one of the domain's categories "
                 f"({', '.join(sorted(categories))})"

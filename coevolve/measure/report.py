@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coevolve.runstate import BASE_EVAL, PHASES, STATE_FILE, load_state
+from coevolve.runstate import BASE_EVAL, PHASES, STATE_FILE, RunDirError, load_state, read_json
 from coevolve.stats import Interval, error_bars, paired_interval, proportion, pyplot
 
 
@@ -125,16 +125,49 @@ def _trained_texts(state) -> set[str]:
     for path in map(Path, state.datasets.values()):
         if not path.is_file():
             raise ReportError(f"{path}: missing, though {STATE_FILE} lists it as a solver dataset")
-        texts |= {json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()}
+        texts |= _dataset_texts(path)
     return texts
 
 
-def _with_texts(run_dir: Path, point: EvalPoint) -> EvalPoint:
+def _read_eval(path: Path, iteration: int) -> EvalPoint:
+    """One evaluation file; a garbled or truncated one is a ReportError naming it."""
+    try:
+        return eval_point(iteration, read_json(path, "an evaluation file of coevolve"))
+    except RunDirError as err:
+        raise ReportError(str(err)) from None
+    except (KeyError, TypeError, AttributeError, ValueError) as err:
+        raise ReportError(f"{path}: not an evaluation file of coevolve ({type(err).__name__}: {err}); "
+                          "rerun `coevolve eval` or the run's eval phase") from None
+
+
+def _dataset_texts(path: Path) -> set[str]:
+    """The question texts of a solver dataset (JSONL); a bad line is a ReportError naming it."""
+    texts = set()
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise ReportError(f"{path}: not UTF-8 at byte {err.start}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            texts.add(str(json.loads(line)["text"]))
+        except (json.JSONDecodeError, KeyError, TypeError, RecursionError) as err:
+            raise ReportError(f"{path}, line {number}: not a solver dataset row with a text "
+                              f"({type(err).__name__}); the file is truncated or garbled") from None
+    return texts
+
+
+def _with_texts(run_dir: Path, point: EvalPoint, trust_recipe: bool) -> EvalPoint:
     """Runs written before eval files kept question texts: rebuild them from the run's recipe
-    (the held-out questions are a function of it)."""
+    (the held-out questions are a function of it). A recipe whose domain is user code
+    (`module:Class`) is imported only when `trust_recipe`; otherwise the texts stay unknown."""
     if point.texts or not point.correct:
         return point
     from dataclasses import replace
+
+    if not trust_recipe and ":" in _saved_domain_name(run_dir):
+        return point
 
     from coevolve.domains import build_domain
     from coevolve.measure.evaluation import recipe_heldout
@@ -148,6 +181,18 @@ def _with_texts(run_dir: Path, point: EvalPoint) -> EvalPoint:
         domain.close()
     texts = {q.id: q.text for q in questions if q.id in point.correct}
     return replace(point, texts=texts) if len(texts) == len(point.correct) else point
+
+
+def _saved_domain_name(run_dir: Path) -> str:
+    """`domain.name` of the run's saved recipe, read as data (nothing imported)."""
+    import yaml
+
+    path = run_dir / "recipe.yaml"
+    try:
+        name = ((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("domain") or {}).get("name", "")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as err:
+        raise ReportError(f"{path}: not a readable recipe ({type(err).__name__}: {err})") from None
+    return str(name)
 
 
 def gains(base: EvalPoint, final: EvalPoint) -> tuple[Gain, ...]:
@@ -181,12 +226,16 @@ def iteration_summary(iteration: int, metrics: dict[str, dict[str, float]],
     )
 
 
-def load_report(run_dir: Path) -> RunReport:
-    """The report of the run in `run_dir` from its committed files."""
+def load_report(run_dir: Path, *, trust_recipe: bool = False) -> RunReport:
+    """The report of the run in `run_dir` from its committed files.
+
+    `trust_recipe`: the saved recipe may import its own domain code (`module:Class`), for
+    the text overlap of runs written before eval files kept question texts.
+    """
     run_dir = Path(run_dir)
     try:
         state = load_state(run_dir)
-    except ValueError as err:
+    except RunDirError as err:
         raise ReportError(str(err)) from err
     if state is None:
         raise ReportError(f"{run_dir}: no {STATE_FILE}; not a coevolve run directory, or no phase has "
@@ -198,12 +247,12 @@ def load_report(run_dir: Path) -> RunReport:
             path = run_dir / "eval" / f"{iteration}_{name}.json"
             if not path.is_file():
                 raise ReportError(f"{path}: missing, though {STATE_FILE} lists {key} as done")
-            evals.append(eval_point(int(iteration), json.loads(path.read_text())))
+            evals.append(_read_eval(path, int(iteration)))
     iterations = sorted({int(k.split("/")[0]) for k in state.completed} - {0})
     categories = tuple(sorted({c for e in evals for c in e.per_category}))
     overlap = None
     if len(evals) > 1 and state.datasets:
-        overlap = overlap_gains(evals[0], _with_texts(run_dir, evals[-1]), _trained_texts(state))
+        overlap = overlap_gains(evals[0], _with_texts(run_dir, evals[-1], trust_recipe), _trained_texts(state))
     return RunReport(
         name=run_dir.name, run_dir=str(run_dir), categories=categories, evals=tuple(evals),
         iterations=tuple(iteration_summary(i, state.metrics, state.phase_seconds) for i in iterations),
@@ -299,11 +348,11 @@ def report_markdown(report: RunReport, plot_name: str = "report.png") -> str:
     return "\n".join(out) + "\n"
 
 
-def write_report(run_dir: Path) -> tuple[RunReport, Path, Path]:
-    """`<run_dir>/report.md` and `<run_dir>/report.png`."""
+def write_report(run_dir: Path, *, trust_recipe: bool = False) -> tuple[RunReport, Path, Path]:
+    """`<run_dir>/report.md` and `<run_dir>/report.png` (`trust_recipe`: see load_report)."""
     from coevolve.runstate import write_atomically
 
-    report = load_report(run_dir)
+    report = load_report(run_dir, trust_recipe=trust_recipe)
     md, png = Path(run_dir) / "report.md", Path(run_dir) / "report.png"
     plot_report(report, png)
     write_atomically(md, report_markdown(report, png.name))

@@ -43,6 +43,7 @@ from coevolve.runstate import (
     RunDirError,
     RunState,
     check_resumable,
+    check_state_paths,
     load_state,
     run_phases,
     save_state,
@@ -120,6 +121,7 @@ class CoEvolution:
         self.tracker.dashboard(LAYOUT)
         try:
             self.backend.start(self.recipe)
+            _stop_signals.clear()  # this run's signals only
             signal.signal(signal.SIGTERM, _stop)  # after the backend's (Ray sets its own)
             self._start_roles(base_model)
             startup = time.monotonic() - started
@@ -141,7 +143,7 @@ class CoEvolution:
         """The report's summary on the console, and report.md / report.png in the run."""
         from coevolve.measure.report import run_table, summary, write_report
 
-        report, md, png = write_report(self.run_dir)
+        report, md, png = write_report(self.run_dir, trust_recipe=True)  # this run's own recipe
         self.console.say(f"{summary(report)}\n{run_table(report)}\n{where(self.run_dir, md, png)}")
 
     def _run_phase(self, phase: Phase) -> None:
@@ -202,6 +204,7 @@ class CoEvolution:
         state = load_state(self.run_dir)
         if state is None:
             state = RunState(challenger_path=base_model, solver_path=base_model)
+        check_state_paths(state, self.run_dir, base_model)
         if state.bandits.get("curriculum"):
             self.bandit.load_state_dict(state.bandits["curriculum"])
         if state.rng:
@@ -463,16 +466,35 @@ class CoEvolution:
 _TEXT_HEADERS = {"challenger": CHALLENGER_ROWS, "solver": SOLVER_ROWS}
 
 
-class RunStopped(Exception):
-    """The run was asked to stop (SIGTERM: a scheduler's preemption, `timeout`, `kill`)."""
+class RunStopped(KeyboardInterrupt):
+    """The run was asked to stop (SIGTERM: a scheduler's preemption, `timeout`, `kill`).
+
+    A KeyboardInterrupt, because the signal handler may run inside Ray's wait for a result
+    (`ray.get` checks signals from C code): Ray turns a KeyboardInterrupt raised there into
+    an orderly interruption of the wait, and a KeyboardInterrupt of its own is what reaches
+    the driver; any other exception escapes from C and leaves Python in an error state.
+    `stop_signal()` then says which signal it was.
+    """
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
 
 
+_stop_signals: list[int] = []  # the stop signals received by this process, in order
+
+
 def _stop(signum: int, frame: Any) -> None:
+    _stop_signals.append(signum)
     raise RunStopped(signum)
+
+
+def stop_signal(interrupt: KeyboardInterrupt) -> int:
+    """The signal behind an interruption: a RunStopped's own, else the first stop signal
+    received (Ray re-raises a plain KeyboardInterrupt for it), else SIGINT (Ctrl-C)."""
+    if isinstance(interrupt, RunStopped):
+        return interrupt.signum
+    return _stop_signals[0] if _stop_signals else signal.SIGINT
 
 
 def where(run_dir: Path, report_md: Path, report_png: Path) -> str:
@@ -495,10 +517,26 @@ def save_dataset(questions: list[Question], agreements: list[float], path: Path)
 
 
 def load_dataset(path: Path) -> tuple[list[Question], list[float]]:
-    """Questions and the agreement of the vote that labelled each."""
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    agreements = [float(row.pop("vote_agreement")) for row in rows]
-    return [Question(**row) for row in rows], agreements
+    """Questions and the agreement of the vote that labelled each; a truncated or garbled
+    file is a RunDirError naming the file and line."""
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise RunDirError(f"{path}: cannot read the solver dataset ({type(err).__name__}: {err}); "
+                          "start over in a new run_dir") from None
+    questions, agreements = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            agreements.append(float(row.pop("vote_agreement")))
+            questions.append(Question(**row))
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
+            raise RunDirError(f"{path}, line {number}: not a solver dataset row ({type(err).__name__}: "
+                              f"{str(err)[:200]}); the file is truncated or garbled: start over in a "
+                              "new run_dir, or move it away with state.json's entry for it") from None
+    return questions, agreements
 
 
 def adaptive_voting(recipe: Recipe) -> AdaptiveVoting | None:

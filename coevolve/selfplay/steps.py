@@ -8,6 +8,7 @@ solver in milliseconds, and the backend supplies batched HF generation or vLLM.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -64,15 +65,24 @@ def challenger_message(
     return domain.challenger_prompt(category, examples)
 
 
+# A chat template's control tokens, spelled as text (`<|im_end|>`, `<|im_start|>`,
+# `<|endoftext|>`, `<|eot_id|>`): in a question they would become real control tokens of the
+# solver's prompt when it is tokenized, ending the user turn and forging others.
+CONTROL_TOKEN = re.compile(r"<\|[^\s|<>]{1,64}\|>")
+
+
 def parse_questions(
     domain: Domain, completions: Sequence[str], categories: Sequence[str], id_prefix: str
 ) -> list[Question | None]:
-    """Cut each completion's question out, None where the format check fails."""
+    """Cut each completion's question out, None where the format check fails or the question
+    spells a chat control token (CONTROL_TOKEN)."""
     if len(completions) != len(categories):
         raise ValueError(f"{len(completions)} completions but {len(categories)} categories")
     parsed = []
     for index, (completion, category) in enumerate(zip(completions, categories, strict=True)):
         text = domain.parse_question(completion, category)
+        if text is not None and CONTROL_TOKEN.search(text):
+            text = None
         parsed.append(None if text is None else Question(f"{id_prefix}{index}", category, text))
     return parsed
 
