@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("overrides", nargs="*", help="key=value overrides, e.g. eval.samples=4")
     evaluate.add_argument("--label", help="name of the outputs under <run_dir>/eval/checkpoints/ "
                                           "(default: from the checkpoint path, e.g. iter_001_solver)")
+    evaluate.add_argument("--verbose", action="store_true",
+                          help="also show what transformers prints (by default: <run_dir>/logs/eval.log)")
     probe = commands.add_parser(
         "probe", help="before training: per category and vote temperature, greedy and majority "
                       "accuracy and whether the in-band pseudo-labels are right (self-trainable)")
@@ -60,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("--samples", type=int, help="votes per question (default: vote.samples)")
     probe.add_argument("--split", choices=("dev", "test"),
                        help="held-out split (default: dev when eval.dev_per_category > 0, else test)")
+    probe.add_argument("--verbose", action="store_true",
+                       help="also show what transformers prints (by default: <run_dir>/logs/probe.log)")
     report = commands.add_parser(
         "report", help="write <run_dir>/report.md and report.png: held-out accuracy per iteration "
                        "and category with intervals, the gain over the base model, label quality")
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         recipe = load_recipe(Path(args.recipe), args.overrides)
         if args.command == "eval":
-            return _evaluate(recipe, Path(args.checkpoint), args.label)
+            return _evaluate(recipe, Path(args.checkpoint), args.label, verbose=args.verbose)
         if args.command == "probe":
             return _probe(recipe, args)
         if args.dry_run:
@@ -147,10 +151,12 @@ def stopped_message(recipe: Recipe, why: str) -> str:
             f"(a phase in progress is redone). Resume with the same command: {command}")
 
 
-def _evaluate(recipe: Recipe, checkpoint: Path, label: str | None) -> int:
+def _evaluate(recipe: Recipe, checkpoint: Path, label: str | None, *, verbose: bool = False) -> int:
     from coevolve.backend.commands.evaluate import evaluate_checkpoint
+    from coevolve.run.console import quiet_output
 
-    result, outputs = evaluate_checkpoint(recipe, checkpoint, label)
+    with quiet_output(Path(recipe.run_dir) / "logs" / "eval.log", quiet=not verbose):
+        result, outputs = evaluate_checkpoint(recipe, checkpoint, label)
     print(result.markdown(), end="")
     print(f"[coevolve] eval written: {outputs.markdown}, {outputs.json}, "
           f"TensorBoard run {outputs.tensorboard}", flush=True)
@@ -174,6 +180,7 @@ def _probe(recipe: Recipe, args: argparse.Namespace) -> int:
     from coevolve.backend.commands.probe import parse_temperatures, run_probe
     from coevolve.backend.models import prepare_base_model
     from coevolve.measure.probe import probe_markdown
+    from coevolve.run.console import quiet_output
 
     temperatures = parse_temperatures(args.temperatures)  # checked before a model is loaded
     split = args.split or ("dev" if recipe.eval.dev_per_category > 0 else "test")
@@ -181,8 +188,9 @@ def _probe(recipe: Recipe, args: argparse.Namespace) -> int:
         print("[coevolve] probe: measuring on the test split; settings chosen on it bias the "
               "run's evaluation (set eval.dev_per_category for a disjoint dev split)", flush=True)
     model = Path(args.model) if args.model else Path(prepare_base_model(recipe))
-    report, outputs = run_probe(recipe, model, temperatures=temperatures, samples=args.samples or recipe.vote.samples,
-                                split=split)
+    with quiet_output(Path(recipe.run_dir) / "logs" / "probe.log", quiet=not args.verbose):
+        report, outputs = run_probe(recipe, model, temperatures=temperatures,
+                                    samples=args.samples or recipe.vote.samples, split=split)
     print(probe_markdown(report), end="")
     print(f"[coevolve] probe written: {outputs.markdown}, {outputs.json}, {outputs.plot}", flush=True)
     return 0

@@ -86,3 +86,24 @@ def test_overrides_after_flags_and_label_reach_the_evaluation(model_dir, monkeyp
     assert (recipe.eval.samples, recipe.run_dir, checkpoint, label) == (3, "/tmp/somewhere", model_dir, "base_model")
     assert "| table |" in capsys.readouterr().out
 
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_eval_is_as_quiet_as_train_unless_verbose(tmp_path, monkeypatch, capfd, verbose):
+    import os
+    from types import SimpleNamespace
+
+    def noisy(recipe, checkpoint, label):
+        print("NOISE from transformers", flush=True)
+        os.write(2, b"NOISE on fd 2\n")
+        result = SimpleNamespace(markdown=lambda: "| table |\n")
+        return result, SimpleNamespace(markdown="m.md", json="m.json", tensorboard="tb")
+
+    monkeypatch.setattr(eval_checkpoint, "evaluate_checkpoint", noisy)
+    code = cli.main(["eval", str(tmp_path), "--recipe", BASE, f"run_dir={tmp_path}",
+                     *(["--verbose"] if verbose else [])])
+    seen = capfd.readouterr()
+    assert code == 0 and "| table |" in seen.out
+    assert ("NOISE" in seen.out + seen.err) is verbose
+    log = tmp_path / "logs" / "eval.log"
+    assert (log.is_file() and "NOISE on fd 2" in log.read_text()) is not verbose

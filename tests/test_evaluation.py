@@ -221,3 +221,14 @@ def test_checkpoint_label_and_iteration(tmp_path, monkeypatch, checkpoint, label
     monkeypatch.chdir(tmp_path)
     assert checkpoint_label(Path(checkpoint), Path("runs/r")) == label
     assert checkpoint_iteration(Path(checkpoint)) == iteration
+
+
+def test_a_dev_split_left_empty_by_the_test_split_says_which_keys_to_lower(tmp_path):
+    from coevolve.domains.generic import GenericDomain
+
+    path = tmp_path / "capitals.jsonl"
+    path.write_text("".join(f'{{"question": "Capital number {i}?", "answer": "C{i}"}}\n' for i in range(49)))
+    domain = GenericDomain(categories={"capitals": "Ask."}, heldout_files=[str(path)])
+    # 49 questions, 70 asked for the test split and 10 for dev: the test split takes them all
+    with pytest.raises(EvalInputError, match=r"the test split took all 49 .* lower eval\.per_category"):
+        heldout_questions(domain, [], 70, seed=1, dev_per_category=10, split="dev")

@@ -216,3 +216,18 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, capfd):
     out = capfd.readouterr().out
     assert "stopped by SIGINT" in out and "Committed phases: 0/eval_base" in out and "Traceback" not in out
     assert backend.calls[-3:] == ["challenger.shutdown", "solver.shutdown", "stop"]
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (b"name: x\n\xff\xfe\n", "not UTF-8"),  # bytes that are not text
+        (b"name: [unclosed\n", "not a recipe"),  # YAML cut in the middle
+    ],
+)
+def test_a_garbled_saved_recipe_is_named_and_nothing_starts(tmp_path, content, says):
+    (tmp_path / "recipe.yaml").write_bytes(content)
+    backend = FakeBackend()
+    with pytest.raises(RunDirError, match=says):
+        run(tmp_path, backend)
+    assert backend.calls == [] and (tmp_path / "recipe.yaml").read_bytes() == content  # nothing overwritten

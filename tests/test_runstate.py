@@ -135,3 +135,22 @@ def test_stale_checkpoints_are_all_but_each_roles_latest(tmp_path):
                               "solver": str(tmp_path / "verl/solver/iter_001")}
     stale = [p.relative_to(tmp_path).as_posix() for p in stale_checkpoints(state, tmp_path)]
     assert stale == ["verl/challenger/iter_001", "verl/solver/iter_002"]
+
+
+def test_the_state_commit_syncs_its_directory_before_returning(tmp_path, monkeypatch):
+    """A power cut after the commit must not bring back a state naming a deleted checkpoint:
+    the rename is synced (the directory's fsync) before save_state returns and the caller
+    deletes stale checkpoints."""
+    import os
+    import stat
+
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    save_state(RunState("base", "base"), tmp_path)
+    assert synced == [False, True]  # the file's data, then the directory holding the rename

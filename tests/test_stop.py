@@ -79,3 +79,42 @@ def test_sigterm_during_a_challenger_step_stops_cleanly_and_the_run_resumes(tmp_
     second = start(model, run_dir, second_log)
     wait_for(lambda: second.poll() is not None, second, 900, second_log)
     assert second.returncode == 0, second_log.read_text()[-4000:]
+
+
+DRIVER = r"""
+import sys, time
+from coevolve.recipe.load import load_recipe
+from coevolve.backend.ray_session import start_ray
+start_ray(load_recipe(sys.argv[1], [f"run_dir={sys.argv[2]}"]))
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_nothing_of_ray_outlives_a_driver_killed_with_sigkill(tmp_path):
+    import subprocess
+    import sys
+
+    import psutil
+
+    repo = Path(__file__).resolve().parents[1]
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(repo / "recipes/arithmetic-cpu.yaml"),
+                               str(tmp_path / "run")], cwd=repo, stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(repo)))
+    try:
+        assert driver.stdout.readline().strip() == "ready"
+        time.sleep(5.0)  # Ray's agents start after ray.init returns
+        family = psutil.Process(driver.pid).children(recursive=True)
+        names = {p.name() for p in family}
+        assert any("DashboardAgent" in n or "RuntimeEnvAgent" in n for n in names), names
+        driver.kill()  # SIGKILL: no handler, no shutdown
+        driver.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(p.is_running() for p in family):
+            time.sleep(0.5)
+        left = [f"{p.name()} {p.pid}" for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            driver.kill()
+    assert not left, f"outlived the driver: {left}"

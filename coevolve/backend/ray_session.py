@@ -77,7 +77,18 @@ def start_ray(recipe: Recipe, roles: int = 2) -> dict[str, Any]:
             slots = roles * recipe.resources.gpus_per_node
             kwargs.update(num_cpus=8 * slots, num_gpus=slots)
         ray.init(**kwargs)
+        _start_reaper()
     return ray.cluster_resources()
+
+
+_reaper = None  # the watchdog of the cluster this process started (coevolve.backend.reaper)
+
+
+def _start_reaper() -> None:
+    global _reaper
+    from coevolve.backend.reaper import start_reaper
+
+    _reaper = start_reaper()
 
 
 def keep_node_local() -> None:
@@ -139,6 +150,8 @@ def _nodes(node_gpus: Sequence[float]) -> str:
 
 
 def stop_ray() -> None:
+    """Shut the cluster down; the watchdog stays until this process exits (it then kills any
+    process of the cluster that outlived the shutdown)."""
     import ray
 
     if ray.is_initialized():

@@ -268,9 +268,17 @@ def heldout_questions(domain: Domain, categories: Sequence[str], *, per_category
                              f"({err})") from err
     wanted = set(categories or domain.categories())
     questions = [q for q in questions if q.category in wanted]
+    available = len(questions)
     if dev_per_category > 0:
         test = first_per_category(questions, per_category)
         questions = test if split == "test" else [q for q in questions if q not in test]
+    if not questions and split == "dev" and available:
+        raise EvalInputError(
+            f"domain {domain.name or type(domain).__name__}: the test split took all {available} held-out "
+            f"questions of categories {', '.join(sorted(wanted))} (eval.per_category = {per_category} per "
+            f"category), leaving none for the dev split; lower eval.per_category so that eval.per_category "
+            f"+ eval.dev_per_category (= {dev_per_category}) questions per category are available, or "
+            "add held-out questions")
     if not questions:
         raise EvalInputError(
             f"domain {domain.name or type(domain).__name__} has no held-out questions ({split} split) "

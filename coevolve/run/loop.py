@@ -193,7 +193,7 @@ class CoEvolution:
     def _open_run_dir(self, base_model: str) -> RunState:
         """Create the run directory, or check that it belongs to this same recipe."""
         saved = self.run_dir / "recipe.yaml"
-        differences = recipe_differences(saved.read_text(), self.recipe) if saved.is_file() else []
+        differences = recipe_differences(_saved_recipe(saved), self.recipe) if saved.is_file() else []
         if differences:
             raise RecipeError(
                 f"{self.run_dir}: holds a run of a different recipe (see {saved}); differing keys "
@@ -508,6 +508,24 @@ def where(run_dir: Path, report_md: Path, report_png: Path) -> str:
 def _informative_rate(batch) -> float:
     """Share of responses whose advantage is non-zero: groups with a gradient."""
     return mean_or_none(abs(a) > 1e-6 for a in batch.advantages)
+
+
+def _saved_recipe(path: Path) -> str:
+    """The run's saved recipe as text; RunDirError naming it when it is not UTF-8 YAML."""
+    import yaml
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        text = path.read_bytes().decode("utf-8")
+        OmegaConf.create(text)
+    except UnicodeDecodeError as err:
+        raise RunDirError(f"{path}: not UTF-8 at byte {err.start}; move it away (with state.json) "
+                          "to start over") from None
+    except (yaml.YAMLError, OmegaConfBaseException, ValueError, TypeError) as err:
+        raise RunDirError(f"{path}: not a recipe ({type(err).__name__}: {str(err)[:200]}); move it away "
+                          "(with state.json) to start over") from None
+    return text
 
 
 def save_dataset(questions: list[Question], agreements: list[float], path: Path) -> None:
