@@ -231,4 +231,4 @@ def test_a_dev_split_left_empty_by_the_test_split_says_which_keys_to_lower(tmp_p
     domain = GenericDomain(categories={"capitals": "Ask."}, heldout_files=[str(path)])
     # 49 questions, 70 asked for the test split and 10 for dev: the test split takes them all
     with pytest.raises(EvalInputError, match=r"the test split took all 49 .* lower eval\.per_category"):
-        heldout_questions(domain, [], 70, seed=1, dev_per_category=10, split="dev")
+        heldout_questions(domain, [], per_category=70, seed=1, dev_per_category=10, split="dev")
