@@ -15,9 +15,10 @@ never counts against a check's time limit.
 
 Bounds, because the answers are model text: the worker's address space is capped
 (WORKER_MEMORY_BYTES; a check that needs more fails, a non-match); an answer that made a
-check time out is remembered and never sent again (a hostile answer costs one time limit,
-not one per pair: ten distinct ones cost at most five limits, not forty-five); answers over
-MAX_ANSWER_CHARS are the caller's to refuse (MathDomain does).
+check time out is found by checking each answer of the pair alone once, and only an answer
+that hangs alone is remembered and never sent again (an innocent partner stays usable; a
+hostile answer costs at most two time limits, not one per pair: ten distinct ones cost at most
+fifteen, not forty-five); a pair that hangs only together is remembered as a pair.
 """
 
 from __future__ import annotations
@@ -94,33 +95,22 @@ class TimedVerifier:
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
         self.memory_bytes = memory_bytes
-        self._timed_out: OrderedDict[str, None] = OrderedDict()  # answers not to check again
+        # answers (and pairs) not to check again
+        self._timed_out: OrderedDict[str | tuple[str, str], None] = OrderedDict()
         self.timeouts = 0
         self.errors = 0
         self.skipped = 0  # pairs with an answer that timed out before: False at once
 
     def equivalent(self, a: str, b: str) -> bool:
         """`check(a, b)`, or False if it timed out, raised, the worker died, or `a` or `b`
-        made an earlier check time out."""
+        hangs alone (or the pair hung together) in an earlier check."""
         with self._lock:
-            if a in self._timed_out or b in self._timed_out:
+            if a in self._timed_out or b in self._timed_out or (a, b) in self._timed_out:
                 self.skipped += 1
                 return False
-            conn = self._worker()
-            try:
-                conn.send((a, b))
-                if not conn.poll(self.timeout_s):
-                    self.timeouts += 1
-                    logger.warning("equivalence check timed out after %.1f s: %r vs %r",
-                                   self.timeout_s, a[:200], b[:200])
-                    self._remember_timeout(a, b)
-                    self._stop(graceful=False)
-                    return False
-                reply = conn.recv()
-            except (EOFError, OSError) as error:
-                self.errors += 1
-                logger.warning("equivalence worker died (%s) on %r vs %r", error, a[:200], b[:200])
-                self._stop(graceful=False)
+            reply = self._ask(a, b)
+            if reply is None:
+                self._remember_timeout(a, b)
                 return False
         if isinstance(reply, tuple):
             self.errors += 1
@@ -128,11 +118,34 @@ class TimedVerifier:
             return False
         return reply
 
+    def _ask(self, a: str, b: str) -> bool | tuple[str, str] | None:
+        """The worker's reply to (a, b), or None if it timed out; False if the worker died."""
+        conn = self._worker()
+        try:
+            conn.send((a, b))
+            if not conn.poll(self.timeout_s):
+                self.timeouts += 1
+                logger.warning("equivalence check timed out after %.1f s: %r vs %r",
+                               self.timeout_s, a[:200], b[:200])
+                self._stop(graceful=False)
+                return None
+            return conn.recv()
+        except (EOFError, OSError) as error:
+            self.errors += 1
+            logger.warning("equivalence worker died (%s) on %r vs %r", error, a[:200], b[:200])
+            self._stop(graceful=False)
+            return False
+
     def _remember_timeout(self, a: str, b: str) -> None:
-        """Both answers of a pair that timed out: either may be the hostile one."""
-        for answer in (a, b):
-            self._timed_out[answer] = None
-            self._timed_out.move_to_end(answer)
+        """After (a, b) timed out: check each answer alone once; remember those that hang alone,
+        or the pair itself if neither does (so an innocent partner of a hostile answer stays usable)."""
+        if a == b:  # already checked alone
+            hanging = [a]
+        else:
+            hanging = [answer for answer in (a, b) if self._ask(answer, answer) is None]
+        for key in hanging or [(a, b)]:
+            self._timed_out[key] = None
+            self._timed_out.move_to_end(key)
         while len(self._timed_out) > MAX_REMEMBERED_TIMEOUTS:
             self._timed_out.popitem(last=False)
 
