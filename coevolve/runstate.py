@@ -131,7 +131,19 @@ def load_state(run_dir: Path) -> RunState | None:
     except TypeError as err:
         raise RunDirError(f"{path}: not a coevolve run state ({err}); move it away to start over") from None
     _check_types(state, path)
+    _check_completed(state, path)
     return state
+
+
+def _check_completed(state: RunState, path: Path) -> None:
+    """Each `completed` entry must be a phase key: `<int>/<phase name>`."""
+    names = (BASE_EVAL, *PHASES)
+    for key in state.completed:
+        iteration, _, name = key.partition("/")
+        if not (iteration.isdecimal() and iteration.isascii() and name in names):
+            raise RunDirError(f"{path}: key completed holds {key[:80]!r}, not a phase key "
+                              f"(<iteration>/<phase>, phase one of {', '.join(names)}); "
+                              "move the file away to start over")
 
 
 def read_json(path: Path, what: str) -> Any:

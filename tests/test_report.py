@@ -104,6 +104,14 @@ def test_report_cli_prints_the_summary(run_dir, capsys):
     assert "iteration 1" in out and "report written" in out and (run_dir / "report.md").is_file()
 
 
+def test_a_garbled_completed_entry_is_an_error_naming_the_file(tmp_path, capsys):
+    (tmp_path / "state.json").write_text(json.dumps({"challenger_path": "c", "solver_path": "s",
+                                                     "completed": ["garbage"]}))
+    assert cli.main(["report", str(tmp_path)]) == 2  # no traceback
+    err = capsys.readouterr().err
+    assert "state.json" in err and "'garbage'" in err
+
+
 def test_report_before_any_phase_is_an_error(tmp_path):
     with pytest.raises(ReportError, match="no state.json"):
         load_report(tmp_path)

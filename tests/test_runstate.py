@@ -55,6 +55,9 @@ GOOD = {"challenger_path": "base", "solver_path": "base"}
         (b'{"challenger_path": "\xff\xfe"}', "not UTF-8"),  # bad bytes
         (b"[" * 100_000 + b"]" * 100_000, "state.json"),  # nested too deeply for the parser
         (json.dumps({**GOOD, "completed": "1/challenger"}).encode(), "key completed"),  # a string, not a list
+        (json.dumps({**GOOD, "completed": ["garbage"]}).encode(), "key completed"),  # not <int>/<phase>
+        (json.dumps({**GOOD, "completed": ["x/eval"]}).encode(), "'x/eval'"),  # the iteration is not a number
+        (json.dumps({**GOOD, "completed": ["1/lunch"]}).encode(), "not a phase key"),  # no such phase
         (json.dumps({**GOOD, "global_step": "7"}).encode(), "key global_step"),  # a string, not an int
         (json.dumps({**GOOD, "verl_checkpoints": {"solver": 3}}).encode(), "key verl_checkpoints"),  # not a path
     ],
