@@ -112,6 +112,29 @@ def test_a_garbled_completed_entry_is_an_error_naming_the_file(tmp_path, capsys)
     assert "state.json" in err and "'garbage'" in err
 
 
+@pytest.fixture
+def user_domain_run(run_dir: Path) -> Path:
+    """`run_dir` with a solver dataset, eval files without texts and a recipe naming user
+    domain code (`module:Class`) that does not load."""
+    dataset = run_dir / "datasets" / "1.jsonl"
+    dataset.parent.mkdir()
+    dataset.write_text(json.dumps({"text": "What is 1 + 1?"}) + "\n")
+    state = json.loads((run_dir / "state.json").read_text())
+    (run_dir / "state.json").write_text(json.dumps({**state, "datasets": {"1": str(dataset)}}))
+    (run_dir / "recipe.yaml").write_text("domain: {name: 'no_such_module_xyz:Domain'}\n")
+    return run_dir
+
+
+def test_an_unloadable_trusted_recipe_is_a_report_error_naming_it(user_domain_run, capsys):
+    assert cli.main(["report", str(user_domain_run), "--trust-recipe"]) == 2  # no traceback
+    assert "recipe.yaml" in capsys.readouterr().err
+
+
+def test_without_trust_the_skipped_overlap_says_so(user_domain_run, capsys):
+    assert cli.main(["report", str(user_domain_run)]) == 0
+    assert "overlap omitted: rerun with --trust-recipe" in capsys.readouterr().out
+
+
 def test_report_before_any_phase_is_an_error(tmp_path):
     with pytest.raises(ReportError, match="no state.json"):
         load_report(tmp_path)

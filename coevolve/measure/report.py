@@ -79,6 +79,7 @@ class RunReport:
     # run (the challenger wrote it, the solver trained on it with its own majority label):
     # ("trained on", "never trained on"); None before 2 evals or a question has no text.
     overlap: tuple[Gain, Gain] | None = None
+    overlap_note: str | None = None  # why the overlap split is missing, when the user can change that
 
 
 def paired_gain(category: str, base: Sequence[bool], final: Sequence[bool]) -> Gain:
@@ -166,21 +167,34 @@ def _with_texts(run_dir: Path, point: EvalPoint, trust_recipe: bool) -> EvalPoin
         return point
     from dataclasses import replace
 
-    if not trust_recipe and ":" in _saved_domain_name(run_dir):
+    if _needs_trust(run_dir, point, trust_recipe):
         return point
 
     from coevolve.domains import build_domain
-    from coevolve.measure.evaluation import recipe_heldout
+    from coevolve.domains.base import DomainOptionError
+    from coevolve.measure.evaluation import EvalInputError, recipe_heldout
     from coevolve.recipe.load import load_recipe
+    from coevolve.recipe.sources import RecipeError
 
-    recipe = load_recipe(run_dir / "recipe.yaml")
-    domain = build_domain(recipe.domain.name, recipe.domain.options)
     try:
-        questions, _ = recipe_heldout(recipe, domain)
-    finally:
-        domain.close()
+        recipe = load_recipe(run_dir / "recipe.yaml")
+        domain = build_domain(recipe.domain.name, recipe.domain.options)
+        try:
+            questions, _ = recipe_heldout(recipe, domain)
+        finally:
+            domain.close()
+    except (RecipeError, DomainOptionError, EvalInputError) as err:
+        raise ReportError(f"{run_dir / 'recipe.yaml'}: cannot rebuild the held-out question texts "
+                          f"for the overlap ({err})") from None
     texts = {q.id: q.text for q in questions if q.id in point.correct}
     return replace(point, texts=texts) if len(texts) == len(point.correct) else point
+
+
+def _needs_trust(run_dir: Path, point: EvalPoint, trust_recipe: bool) -> bool:
+    """Whether the texts of `point` could come only from the recipe's user domain code,
+    which is not imported without `trust_recipe`."""
+    return (not point.texts and bool(point.correct) and not trust_recipe
+            and ":" in _saved_domain_name(run_dir))
 
 
 def _saved_domain_name(run_dir: Path) -> str:
@@ -250,13 +264,16 @@ def load_report(run_dir: Path, *, trust_recipe: bool = False) -> RunReport:
             evals.append(_read_eval(path, int(iteration)))
     iterations = sorted({int(k.split("/")[0]) for k in state.completed} - {0})
     categories = tuple(sorted({c for e in evals for c in e.per_category}))
-    overlap = None
+    overlap, overlap_note = None, None
     if len(evals) > 1 and state.datasets:
         overlap = overlap_gains(evals[0], _with_texts(run_dir, evals[-1], trust_recipe), _trained_texts(state))
+        if _needs_trust(run_dir, evals[-1], trust_recipe):
+            overlap_note = "overlap omitted: rerun with --trust-recipe"
     return RunReport(
         name=run_dir.name, run_dir=str(run_dir), categories=categories, evals=tuple(evals),
         iterations=tuple(iteration_summary(i, state.metrics, state.phase_seconds) for i in iterations),
         gains=gains(evals[0], evals[-1]) if len(evals) > 1 else (), overlap=overlap,
+        overlap_note=overlap_note,
     )
 
 
@@ -283,6 +300,8 @@ def summary(report: RunReport) -> str:
                      f"[{100 * unseen.low:+.1f}, {100 * unseen.high:+.1f}]; on the {seen.questions} the challenger "
                      f"also wrote (trained on with self-made labels): {100 * seen.difference:+.1f} "
                      f"[{100 * seen.low:+.1f}, {100 * seen.high:+.1f}]")
+    if report.overlap_note:
+        lines.append(f"  {report.overlap_note}")
     labels = [f"{_number(i.pseudo_label_accuracy)}" for i in report.iterations]
     if labels:
         lines.append(f"  pseudo-label accuracy of kept questions per iteration: {', '.join(labels)}")
