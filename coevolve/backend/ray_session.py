@@ -77,18 +77,10 @@ def start_ray(recipe: Recipe, roles: int = 2) -> dict[str, Any]:
             slots = roles * recipe.resources.gpus_per_node
             kwargs.update(num_cpus=8 * slots, num_gpus=slots)
         ray.init(**kwargs)
-        _start_reaper()
+        from coevolve.backend.reaper import start_reaper
+
+        start_reaper()  # the watchdog of the cluster this process started; it outlives us by design
     return ray.cluster_resources()
-
-
-_reaper = None  # the watchdog of the cluster this process started (coevolve.backend.reaper)
-
-
-def _start_reaper() -> None:
-    global _reaper
-    from coevolve.backend.reaper import start_reaper
-
-    _reaper = start_reaper()
 
 
 def keep_node_local() -> None:

@@ -38,8 +38,10 @@ def watch(driver_pid: int) -> int:
     except psutil.NoSuchProcess:
         return 0
     seen: dict[int, float] = {}  # pid -> start time: a reused pid is another process
-    while driver.is_running() and driver.status() != psutil.STATUS_ZOMBIE:
-        try:
+    while True:
+        try:  # the driver may vanish between any two calls: then it is gone
+            if not driver.is_running() or driver.status() == psutil.STATUS_ZOMBIE:
+                break
             for child in driver.children(recursive=True):
                 if child.pid != os.getpid():  # this watchdog is the driver's child too
                     seen.setdefault(child.pid, child.create_time())
