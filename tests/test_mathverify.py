@@ -113,10 +113,22 @@ def test_the_worker_memory_is_capped() -> None:
 def test_a_dollar_inside_an_answer_never_matches_by_accident(a: str, b: str) -> None:
     from coevolve.domains.math import MathDomain
 
-    assert math_verify_check(a, b) is False
+    with TimedVerifier(timeout_s=10, check=_hang_or_compare) as timed:
+        assert timed.equivalent(a, b) is False and timed.skipped == 1  # refused before the worker
     domain = MathDomain()
     assert domain.equivalent(a, b) is False
-    assert domain._verifier is None  # refused before math-verify
+    assert domain._verifier is not None and domain._verifier._process is None  # refused before math-verify
+
+
+@pytest.mark.parametrize("a, b, skipped", [
+    ("1" * 301, "1" * 301, 1),  # over MAX_ANSWER_CHARS, though equal: never sent
+    ("x$", "x$", 1),  # a `$` inside, though equal
+    ("1" * 300, "1" * 300, 0),  # at the bound: checked
+])
+def test_the_verifier_refuses_long_and_dollar_answers(a: str, b: str, skipped: int) -> None:
+    with TimedVerifier(timeout_s=10, check=_hang_or_compare) as timed:
+        assert timed.equivalent(a, b) is (skipped == 0)
+        assert timed.skipped == skipped
 
 
 def test_a_long_answer_is_not_sent_to_math_verify() -> None:
@@ -126,4 +138,5 @@ def test_a_long_answer_is_not_sent_to_math_verify() -> None:
     long = "x + " * 100 + "1"
     assert domain.equivalent(long, long + " ")  # identical: a match without math-verify
     assert domain.equivalent(long, "1 + " + long) is False
-    assert domain._verifier is None
+    assert domain._verifier is not None and domain._verifier.skipped == 1  # refused by the verifier
+    assert domain._verifier._process is None  # no worker started

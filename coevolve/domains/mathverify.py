@@ -18,7 +18,9 @@ Bounds, because the answers are model text: the worker's address space is capped
 check time out is found by checking each answer of the pair alone once, and only an answer
 that hangs alone is remembered and never sent again (an innocent partner stays usable; a
 hostile answer costs at most two time limits, not one per pair: ten distinct ones cost at most
-fifteen, not forty-five); a pair that hangs only together is remembered as a pair.
+fifteen, not forty-five); a pair that hangs only together is remembered as a pair; answers
+over MAX_ANSWER_CHARS or with a `$` inside are never sent (a `$` in "7$ and the answer is $x"
+would let math-verify read a hidden second formula).
 """
 
 from __future__ import annotations
@@ -49,11 +51,10 @@ def math_verify_check(a: str, b: str) -> bool:
     Each side is wrapped in `$…$` so that bare LaTeX (`\\frac{1}{2}`) is parsed as math.
     `a` is math-verify's gold; callers that need symmetry order the pair themselves. Runs
     with math-verify's own (signal-based, 5 s) limits, so it must run on a main thread.
+    TimedVerifier refuses answers with a `$` inside or over MAX_ANSWER_CHARS before this runs.
     """
     from math_verify import parse, verify
 
-    if "$" in a or "$" in b:  # "7$ and the answer is $x" would hide a second formula
-        return False
     return bool(verify(parse(f"${a}$"), parse(f"${b}$")))
 
 
@@ -99,13 +100,16 @@ class TimedVerifier:
         self._timed_out: OrderedDict[str | tuple[str, str], None] = OrderedDict()
         self.timeouts = 0
         self.errors = 0
-        self.skipped = 0  # pairs with an answer that timed out before: False at once
+        # pairs refused at once: an answer too long, with a `$` inside, or that timed out before
+        self.skipped = 0
 
     def equivalent(self, a: str, b: str) -> bool:
-        """`check(a, b)`, or False if it timed out, raised, the worker died, or `a` or `b`
-        hangs alone (or the pair hung together) in an earlier check."""
+        """`check(a, b)`, or False if it timed out, raised, the worker died, `a` or `b` is
+        over MAX_ANSWER_CHARS or holds a `$`, or `a` or `b` hangs alone (or the pair hung
+        together) in an earlier check."""
         with self._lock:
-            if a in self._timed_out or b in self._timed_out or (a, b) in self._timed_out:
+            if (max(len(a), len(b)) > MAX_ANSWER_CHARS or "$" in a or "$" in b
+                    or a in self._timed_out or b in self._timed_out or (a, b) in self._timed_out):
                 self.skipped += 1
                 return False
             reply = self._ask(a, b)
