@@ -14,6 +14,7 @@ from coevolve.backend.models import (
     PREPARED_MARKER,
     WRITTEN_MARKER,
     ForeignDirectoryError,
+    check_replaceable,
     prepare_smollm2,
     replace_dir,
     written_by_coevolve,
@@ -58,7 +59,7 @@ def test_conversion_refuses_a_foreign_model_dir_and_leaves_it_unchanged(tmp_path
     model = tmp_path / "Qwen3-4B-Base"
     before = _users_model(model)
     with pytest.raises(ForeignDirectoryError, match=r"model\.path = .*model\.source=none"):
-        prepare_smollm2(model)
+        prepare_smollm2(model, key="model.path")
     assert _snapshot(model) == before
 
 
@@ -69,8 +70,22 @@ def test_replace_dir_keeps_a_foreign_target_and_removes_only_its_own_temporary(t
     tmp.mkdir()
     (tmp / PREPARED_MARKER).write_text("")
     with pytest.raises(ForeignDirectoryError):
-        replace_dir(tmp, out)
+        replace_dir(tmp, out, key="model.path")
     assert _snapshot(out) == before and not tmp.exists()
+
+
+@pytest.mark.parametrize("key, says, never", [
+    ("model.path", "model.source=none", None),  # the base model: train from it instead
+    ("checkpoint export", "Point checkpoint export at a new or empty directory", "model.source"),  # a role's export
+])
+def test_a_foreign_directory_gets_the_advice_of_its_own_key(tmp_path, key, says, never):
+    out = tmp_path / "taken"
+    _users_model(out)
+    with pytest.raises(ForeignDirectoryError) as caught:
+        check_replaceable(out, key=key)
+    message = str(caught.value)
+    assert message.startswith(f"{key} = {out}:") and says in message
+    assert never is None or never not in message
 
 
 def test_replace_dir_replaces_a_directory_coevolve_wrote(tmp_path):
@@ -79,7 +94,7 @@ def test_replace_dir_replaces_a_directory_coevolve_wrote(tmp_path):
     (out / WRITTEN_MARKER).write_text("old")
     tmp.mkdir()
     (tmp / WRITTEN_MARKER).write_text("new")
-    replace_dir(tmp, out)
+    replace_dir(tmp, out, key="model.path")
     assert (out / WRITTEN_MARKER).read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # the old copy is gone
 

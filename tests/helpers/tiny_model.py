@@ -52,5 +52,5 @@ def build_tiny_model(out: Path, seed: int = 0, hidden: int = 64, layers: int = 2
     model = LlamaForCausalLM(config).to(torch.float32)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    save_atomically(model, tokenizer, Path(out))
+    save_atomically(model, tokenizer, Path(out), key="tiny model")
     return Path(out)

@@ -239,7 +239,8 @@ class HFRolloutServer:
 
     def save_pretrained(self, path: str) -> str:
         """Write the current weights (fp32) and the tokenizer as an HF directory, atomically."""
-        self._executor.submit(save_atomically, self.model, self.tokenizer, Path(path)).result()
+        self._executor.submit(save_atomically, self.model, self.tokenizer, Path(path),
+                              key="checkpoint export").result()
         return str(path)
 
     def set_global_steps(self, global_steps: int) -> None:
