@@ -115,3 +115,15 @@ class _Tokenizer:
 
     eos_token_id = 1
     pad_token_id = 0
+
+
+@pytest.mark.parametrize("rows, pad_id, ids, valid", [
+    ([[5, 6], [7]], 0, [[5, 6], [0, 7]], [[True, True], [False, True]]),  # the shorter row is padded on the left
+    ([[1], [2, 3, 4]], 9, [[9, 9, 1], [2, 3, 4]], [[False, False, True], [True, True, True]]),  # the given pad id
+    ([[3, 3]], 0, [[3, 3]], [[True, True]]),  # one row: nothing to pad
+])
+def test_left_pad(rows, pad_id, ids, valid):
+    from coevolve.backend.generation.requests import left_pad
+
+    got_ids, got_valid = left_pad(rows, pad_id)
+    assert got_ids.tolist() == ids and got_valid.tolist() == valid and got_valid.dtype == torch.bool

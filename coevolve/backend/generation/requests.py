@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 DEFAULT_MAX_BATCH = 64
 DEFAULT_WINDOW_MS = 10.0
 DEFAULT_TORCH_THREADS = 2
@@ -186,3 +188,15 @@ def cut_response(tokens: list[int], limit: int, eos_ids: frozenset[int]) -> int:
         if token in eos_ids:
             return index + 1
     return min(limit, len(tokens))
+
+
+def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, valid) of the token rows left-padded with `pad_id` to the longest; `valid` (bool)
+    is False on the padding. The one padding both engines use."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    valid = torch.zeros((len(rows), width), dtype=torch.bool)
+    for index, row in enumerate(rows):
+        ids[index, width - len(row):] = torch.tensor(row, dtype=torch.long)
+        valid[index, width - len(row):] = True
+    return ids, valid

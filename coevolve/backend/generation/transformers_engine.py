@@ -20,7 +20,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from coevolve.backend.generation.requests import Generated, SamplingKey, check_batch, cut_response
+from coevolve.backend.generation.requests import Generated, SamplingKey, check_batch, cut_response, left_pad
 
 
 class TransformersEngine:
@@ -41,12 +41,8 @@ class TransformersEngine:
         check_batch(prompts, limits)
         if not prompts:
             return []
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            input_ids[row, width - len(prompt) :] = torch.tensor(prompt)
-            attention_mask[row, width - len(prompt) :] = 1
+        input_ids, valid = left_pad(prompts, self.pad_id)
+        attention_mask, width = valid.long(), input_ids.shape[1]
         max_new = max(limits)
         processors = logits_processors(key)
         recorder = ChosenTokenLogprobs() if key.logprobs else None

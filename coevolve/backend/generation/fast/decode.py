@@ -15,7 +15,7 @@ import torch
 from coevolve.backend.generation.fast.kv_cache import KVCache
 from coevolve.backend.generation.fast.model import PackedLlama
 from coevolve.backend.generation.fast.sampling import processed_logprobs, sample
-from coevolve.backend.generation.requests import Generated, SamplingKey, check_batch, cut_response
+from coevolve.backend.generation.requests import Generated, SamplingKey, check_batch, cut_response, left_pad
 
 # Finished rows are dropped from the batch once at least this share of it has finished.
 COMPACT_SHARE = 0.25
@@ -131,7 +131,7 @@ class FastEngine:
             self.llama.prefill(prefix, valid=torch.ones_like(prefix, dtype=torch.bool),
                                positions=torch.arange(shared)[None], cache=cache, start=0)
             cache.gather(torch.zeros(len(unique), dtype=torch.long), shared)  # every distinct prompt's start
-        ids, valid = _left_pad(rests)
+        ids, valid = left_pad(rests, pad_id=0)  # the padding is masked out
         positions = shared + (valid.long().cumsum(-1) - 1).clamp(min=0)
         hidden = self.llama.prefill(ids, valid=valid, positions=positions, cache=cache, start=shared)
         cache.attend(slice(0, shared), len(unique))
@@ -151,17 +151,6 @@ def _shared_prefix(prompts: list[list[int]]) -> int:
     while length < shortest - 1 and all(p[length] == first[length] for p in prompts):
         length += 1
     return length
-
-
-def _left_pad(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, valid) of the rows left-padded to the longest (padding id 0, masked out)."""
-    width = max(len(r) for r in rows)
-    ids = torch.zeros((len(rows), width), dtype=torch.long)
-    valid = torch.zeros((len(rows), width), dtype=torch.bool)
-    for index, row in enumerate(rows):
-        ids[index, width - len(row):] = torch.tensor(row)
-        valid[index, width - len(row):] = True
-    return ids, valid
 
 
 def _append(rows: list[list], alive: torch.Tensor, values: torch.Tensor) -> None:
