@@ -86,8 +86,10 @@ def test_paired_bootstrap_interval_is_paired():
     # 3 gained, 3 lost of 30: the interval straddles zero.
     mixed = paired_gain("x", [True] * 3 + [False] * 27, [False] * 3 + [True] * 3 + [False] * 24)
     assert mixed.difference == 0 and mixed.low < 0 < mixed.high
-    with pytest.raises(ValueError, match="same questions"):
-        paired_gain("x", [True], [True, False])
+    with pytest.raises(ValueError, match="x: base and final answers: 1 values before and 2 after"):
+        paired_gain("x", [True], [True, False])  # different questions
+    with pytest.raises(ValueError, match="at least one"):
+        paired_gain("x", [], [])  # no questions
 
 
 def test_report_cli_errors_and_success(tmp_path, run_dir, capsys):

@@ -85,9 +85,10 @@ class RunReport:
 def paired_gain(category: str, base: Sequence[bool], final: Sequence[bool]) -> Gain:
     """final - base accuracy with a paired percentile bootstrap 95 % interval (scipy)."""
     a, b = np.asarray(base, dtype=float), np.asarray(final, dtype=float)
-    if len(a) != len(b) or len(a) == 0:
-        raise ValueError(f"{category}: {len(a)} base and {len(b)} final answers; need the same questions")
-    low, high = paired_interval(a, b)
+    try:
+        low, high = paired_interval(a, b)  # checks the lengths
+    except ValueError as err:
+        raise ValueError(f"{category}: base and final answers: {err}") from None
     return Gain(category=category, questions=len(a), base=float(a.mean()), final=float(b.mean()), low=low, high=high)
 
 
