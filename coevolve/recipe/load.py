@@ -165,12 +165,9 @@ def _merge(config: DictConfig, layer: DictConfig, source: str) -> DictConfig:
     try:
         merged = OmegaConf.merge(config, layer)
     except OmegaConfBaseException as error:
-        key = error.full_key or "<top level>"
-        value = lookup(raw(layer), key) if error.full_key else raw(layer)
-        raise RecipeError(
-            f"{source}: {key} = {value!r}: wrong type; expected {describe_key(key)} "
-            f"({error.msg.splitlines()[0]})"
-        ) from error
+        key, value = _failing_key(error, layer)
+        raise RecipeError(f"{source}: {key}{value}: wrong type; expected {describe_key(key)} "
+                          f"({error.msg.splitlines()[0]})") from error
     assert isinstance(merged, DictConfig)
     return merged
 
@@ -180,14 +177,19 @@ def _to_recipe(config: DictConfig, sources: Sources) -> Recipe:
     try:
         recipe = OmegaConf.to_object(config)
     except OmegaConfBaseException as error:
-        key = error.full_key or "<top level>"
-        value = lookup(raw(config), key) if error.full_key else None
-        raise RecipeError(
-            f"{sources.of(key)}: {key} = {value!r}: {error.msg.splitlines()[0]}; "
-            f"allowed: {_allowed_after(error, key)}"
-        ) from error
+        key, value = _failing_key(error, config)
+        raise RecipeError(f"{sources.of(key)}: {key}{value}: {error.msg.splitlines()[0]}; "
+                          f"allowed: {_allowed_after(error, key)}") from error
     assert isinstance(recipe, Recipe)
     return recipe
+
+
+def _failing_key(error: OmegaConfBaseException, config: DictConfig) -> tuple[str, str]:
+    """The key an OmegaConf error names ("<top level>" if none) and " = <its raw value in
+    `config`>" ("" at the top level), as both RecipeErrors of this module show them."""
+    if not error.full_key:
+        return "<top level>", ""
+    return error.full_key, f" = {lookup(raw(config), error.full_key)!r}"
 
 
 def _allowed_after(error: OmegaConfBaseException, key: str) -> str:
