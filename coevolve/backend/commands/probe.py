@@ -2,10 +2,11 @@
 
 Why it exists: before a run, a user needs to know whether the solver's majority votes will be
 right on the questions the band keeps (see `coevolve/measure/probe.py` for what is measured and how
-the verdict is reached). This module only samples, with plain batched `transformers.generate`
-(`HFGenerator`, no verl or Ray), and writes the outputs: `<run_dir>/probe/probe.{json,md,png}`.
-Everything that can be checked (the model path, the held-out questions) is checked before the
-model is loaded.
+the verdict is reached). This module only samples, in this process with the engine the recipe
+key `resources.cpu_engine` names (`load_generator`: coevolve's fast decode loop by default,
+transformers.generate if it says `generate`; no verl or Ray), and writes the outputs:
+`<run_dir>/probe/probe.{json,md,png}`. Everything that can be checked (the model path, the
+held-out questions) is checked before the model is loaded.
 """
 
 from __future__ import annotations
