@@ -137,6 +137,19 @@ def test_without_trust_the_skipped_overlap_says_so(user_domain_run, capsys):
     assert "overlap omitted: rerun with --trust-recipe" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("content, says", [
+    ('{"text": "ok"}\n{"text": 1' + "0" * 5000 + "}\n", ":2: a value JSON cannot hold"),  # an int too long to parse
+    ('{"text": "ok"}\n{"text": "cut', ":2: not valid JSON"),  # truncated
+    ('{"answer": "3"}\n', ":1: not a solver dataset row with a text"),  # no text
+    (b"\xff\xfe", ":1: not UTF-8"),  # bad bytes
+])
+def test_a_bad_solver_dataset_is_a_report_error_naming_file_and_line(user_domain_run, content, says):
+    dataset = user_domain_run / "datasets" / "1.jsonl"
+    dataset.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ReportError, match=f"1.jsonl{says}"):
+        load_report(user_domain_run)
+
+
 def test_report_before_any_phase_is_an_error(tmp_path):
     with pytest.raises(ReportError, match="no state.json"):
         load_report(tmp_path)

@@ -19,17 +19,21 @@ class QuestionFileError(ValueError):
     """A question file that is missing or malformed; the message names file and line."""
 
 
-def read_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, object) for every non-blank line of a JSONL file."""
+def read_jsonl(path: str | Path, *, error: type[Exception] = QuestionFileError) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a JSONL file; a missing, unreadable
+    or malformed file raises `error` (built from one message naming the file and line)."""
     path = Path(path)
     if not path.is_file():
-        raise QuestionFileError(f"{path}: no such file")
-    data = path.read_bytes()
+        raise error(f"{path}: no such file")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise error(f"{path}: cannot be read ({err.strerror or err})") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        raise QuestionFileError(f"{path}:{line}: not UTF-8 (byte {err.start}); save the file as UTF-8") from None
+        raise error(f"{path}:{line}: not UTF-8 (byte {err.start}); save the file as UTF-8") from None
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -37,13 +41,13 @@ def read_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            raise QuestionFileError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            raise error(f"{path}:{number}: not valid JSON ({err.msg})") from None
         except ValueError as err:  # e.g. an integer of more than 4,300 digits
-            raise QuestionFileError(f"{path}:{number}: a value JSON cannot hold here ({err})") from None
+            raise error(f"{path}:{number}: a value JSON cannot hold here ({err})") from None
         except RecursionError:
-            raise QuestionFileError(f"{path}:{number}: nested too deeply") from None
+            raise error(f"{path}:{number}: nested too deeply") from None
         if not isinstance(row, dict):
-            raise QuestionFileError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+            raise error(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
         rows.append((number, row))
     return rows
 

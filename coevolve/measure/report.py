@@ -9,7 +9,6 @@ and the challenger's reward. It reads only what the run committed (`state.json` 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,19 +143,14 @@ def _read_eval(path: Path, iteration: int) -> EvalPoint:
 
 def _dataset_texts(path: Path) -> set[str]:
     """The question texts of a solver dataset (JSONL); a bad line is a ReportError naming it."""
+    from coevolve.domains.files import read_jsonl
+
     texts = set()
-    try:
-        lines = path.read_bytes().decode("utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise ReportError(f"{path}: not UTF-8 at byte {err.start}") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            texts.add(str(json.loads(line)["text"]))
-        except (json.JSONDecodeError, KeyError, TypeError, RecursionError) as err:
-            raise ReportError(f"{path}, line {number}: not a solver dataset row with a text "
-                              f"({type(err).__name__}); the file is truncated or garbled") from None
+    for number, row in read_jsonl(path, error=ReportError):
+        if not isinstance(row.get("text"), str):
+            raise ReportError(f"{path}:{number}: not a solver dataset row with a text (a string); "
+                              "the file is truncated or garbled")
+        texts.add(row["text"])
     return texts
 
 
