@@ -10,6 +10,8 @@ TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
 def load(name):
+    if str(TOOLS) not in sys.path:  # as when run as a script: sibling modules (timing.py) import
+        sys.path.insert(0, str(TOOLS))
     spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up there
@@ -120,3 +122,16 @@ def test_trl_bench_questions_are_the_recipes_categories_interleaved():
     assert [q.category for q in questions[: len(trained)]] == trained
     assert all(q.answer for q in questions)  # true answers: the labels of the coevolve side
     assert recipe.solver.batch_size * recipe.solver.group_size == trl.QUESTIONS * trl.GROUP
+
+
+@pytest.mark.parametrize("warmup, calls", [
+    (True, 4),  # one untimed warm-up call, then 3 timed
+    (False, 3),  # timed calls only
+])
+def test_best_seconds_is_the_fastest_timed_call(monkeypatch, warmup, calls):
+    timing = load("timing")
+    clock = iter([0.0, 5.0, 10.0, 12.0, 20.0, 23.0])  # timed calls of 5, 2 and 3 seconds
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: next(clock))
+    made = []
+    assert timing.best_seconds(lambda: made.append(1), 3, warmup=warmup) == 2.0
+    assert len(made) == calls

@@ -19,6 +19,8 @@ TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
 def _bench():
+    if str(TOOLS) not in sys.path:  # as when run as a script: tools/timing.py is importable
+        sys.path.insert(0, str(TOOLS))
     spec = importlib.util.spec_from_file_location("bench_patterns", TOOLS / "bench_patterns.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["bench_patterns"] = module

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import argparse
 import resource
-import time
+from functools import partial
 
 import torch
+from timing import best_seconds
 
 from coevolve.recipe.schema import DEFAULT_MODEL_DIR
 
 
-def update_seconds(model, batch: torch.Tensor, micro: int, lr: float) -> float:
-    """Seconds for one update: forward+backward per micro-batch, then one AdamW step."""
+def update(model, batch: torch.Tensor, micro: int, lr: float) -> None:
+    """One update: forward+backward per micro-batch, then one AdamW step."""
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    start = time.perf_counter()
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)  # lazy: its state is made in step()
     for lo in range(0, len(batch), micro):
         chunk = batch[lo : lo + micro]
         logits = model(input_ids=chunk).logits[:, :-1].float()
@@ -31,7 +31,6 @@ def update_seconds(model, batch: torch.Tensor, micro: int, lr: float) -> float:
         (-logprobs.mean() * micro / len(batch)).backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return time.perf_counter() - start
 
 
 def build(kind: str, path: str, rank: int):
@@ -63,10 +62,10 @@ def main() -> None:
     for kind in ("full", "lora"):
         model = build(kind, args.model, args.rank)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        update_seconds(model, batch[: args.micro], args.micro, 1e-6)  # warm-up
-        times = sorted(update_seconds(model, batch, args.micro, 1e-6) for _ in range(args.repeats))
+        update(model, batch[: args.micro], args.micro, 1e-6)  # warm-up on one micro-batch
+        seconds = best_seconds(partial(update, model, batch, args.micro, 1e-6), args.repeats, warmup=False)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        rows.append((kind, trainable, times[0], args.sequences * args.tokens / times[0], rss))
+        rows.append((kind, trainable, seconds, args.sequences * args.tokens / seconds, rss))
         del model
     print(f"one update: {args.sequences} sequences x {args.tokens} tokens, micro-batch {args.micro}, "
           f"{args.threads} threads, fp32, best of {args.repeats}")

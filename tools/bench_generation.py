@@ -23,6 +23,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+from timing import best_seconds
 
 from coevolve.backend.generation.fast.decode import FastEngine
 from coevolve.backend.generation.generator import HFGenerator
@@ -145,13 +146,7 @@ def matmul_rate(size: int = 2048, repeats: int = 5) -> dict[str, float]:
     flops = 2 * size**3 / 1e9
 
     def best(fn) -> float:
-        fn()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return flops / min(times)
+        return flops / best_seconds(fn, repeats)
 
     rates = {"torch.mm": best(lambda: a @ b)}
     if torch.backends.mkldnn.is_available():

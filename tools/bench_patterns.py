@@ -12,8 +12,10 @@ at 8,000 and 20,000 characters, and the slowest time of each is printed.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
+from functools import partial
+
+from timing import best_seconds
 
 from coevolve.domains.answers import answer_phrase, clean_answer, last_number, number_in
 from coevolve.domains.arithmetic import ArithmeticDomain
@@ -54,15 +56,9 @@ def slowest_ms(helper: Callable[[str], object], texts: dict[str, str], repeat: i
     """The slowest input's best-of-`repeat` time in ms, and that input's name."""
     worst = (0.0, "")
     for name, text in texts.items():
-        best = min(_time(helper, text) for _ in range(repeat))
+        best = best_seconds(partial(helper, text), repeat, warmup=False)
         worst = max(worst, (best * 1e3, name))
     return worst
-
-
-def _time(helper: Callable[[str], object], text: str) -> float:
-    start = time.perf_counter()
-    helper(text)
-    return time.perf_counter() - start
 
 
 def main() -> None:

@@ -13,16 +13,11 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+from timing import best_seconds
 
 
 def best(fn, repeats: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return best_seconds(fn, repeats)
 
 
 def main() -> None:
