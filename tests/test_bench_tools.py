@@ -135,3 +135,14 @@ def test_best_seconds_is_the_fastest_timed_call(monkeypatch, warmup, calls):
     made = []
     assert timing.best_seconds(lambda: made.append(1), 3, warmup=warmup) == 2.0
     assert len(made) == calls
+
+
+@pytest.mark.parametrize("names, trl_ready, runs, skipped", [
+    (["generation", "trl"], False, ["generation"], 1),  # no .venv-trl: the TRL row is skipped with a note
+    (["generation", "trl"], True, ["generation", "trl"], 0),  # TRL's environment is there: it runs
+    (["generation"], False, ["generation"], 0),  # TRL not asked for: nothing to say
+])
+def test_bench_skips_trl_without_its_environment(names, trl_ready, runs, skipped):
+    got, notes = load("bench").runnable(names, trl_ready)
+    assert got == runs and len(notes) == skipped
+    assert all("make bench-trl" in note and ".venv-trl" in note for note in notes)

@@ -16,7 +16,8 @@ for the CPU), collects their JSON and prints one table:
               (tools/bench_filter.py), goal: under a minute
   voting      adaptive against full voting on the same answers (tools/bench_adaptive.py)
   trl         one solver GRPO step against TRL's GRPOTrainer on the same questions, each
-              against the machine's FLOP floor (tools/bench_trl.py)
+              against the machine's FLOP floor (tools/bench_trl.py); skipped, with a note,
+              when TRL's environment (.venv-trl, built by `make bench-trl`) is missing
 
     python tools/bench.py --out runs/bench
 """
@@ -34,6 +35,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
+TRL_PYTHON = REPO / ".venv-trl" / "bin" / "python"  # tools/bench_trl.py's default --trl-python
 
 # One default-recipe iteration with fewer steps and questions: the same code and shapes per
 # step, about a third of the work (a full default iteration's time and its shares:
@@ -61,6 +63,15 @@ BENCHES = {
 
 # coevolve's solver step against TRL's GRPOTrainer on the same questions and settings.
 TRL_GOAL = 2.0
+
+
+def runnable(names: list[str], trl_ready: bool) -> tuple[list[str], list[str]]:
+    """The benchmarks to run of `names`, and a one-line note for each one skipped."""
+    if "trl" in names and not trl_ready:
+        return ([n for n in names if n != "trl"],
+                [f"trl: skipped, {TRL_PYTHON.relative_to(REPO)} is missing (`make bench-trl` builds "
+                 "TRL's environment, gigabytes, and runs it)"])
+    return list(names), []
 
 
 def run_bench(name: str, out: Path) -> tuple[dict | list, float]:
@@ -170,7 +181,10 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=sorted(BENCHES), help="run only these benchmarks")
     args = parser.parse_args()
     results, seconds = {}, {}
-    for name in args.only or BENCHES:
+    names, notes = runnable(list(args.only or BENCHES), trl_ready=TRL_PYTHON.is_file())
+    for note in notes:
+        print(note, flush=True)
+    for name in names:
         results[name], seconds[name] = run_bench(name, args.out)
     rows = table(results)
     print(f"\n## coevolve benchmark\nmachine: {machine()}\n"
@@ -181,6 +195,8 @@ def main() -> None:
     print(f"|{'-' * (widths[0] + 2)}|{'-' * (widths[1] + 2)}|{'-' * (widths[2] + 2)}|")
     for row in rows:
         print(f"| {row[0]:<{widths[0]}} | {row[1]:<{widths[1]}} | {row[2]:<{widths[2]}} |")
+    for note in notes:
+        print(note)
     (args.out / "table.md").write_text("\n".join(f"| {' | '.join(r)} |" for r in rows) + "\n")
 
 
