@@ -146,3 +146,31 @@ def test_bench_skips_trl_without_its_environment(names, trl_ready, runs, skipped
     got, notes = load("bench").runnable(names, trl_ready)
     assert got == runs and len(notes) == skipped
     assert all("make bench-trl" in note and ".venv-trl" in note for note in notes)
+
+
+def test_trl_speedup_is_by_system_name_not_row_order():
+    trl = load("bench_trl")
+    rows = [{"system": "coevolve", "step_seconds": 45.0}, {"system": "trl", "step_seconds": 90.0}]
+    assert trl.speedup_over_trl(rows) == trl.speedup_over_trl(rows[::-1]) == 2.0
+
+
+@pytest.mark.parametrize("text, answer, matches", [
+    ("so the total is 1,234.", "1234", True),  # commas read as coevolve reads them
+    ("3 apples and then 12", "12", True),  # the last number
+    ("12 then 3", "12", False),  # not the last
+    ("no number", "1", False),  # nothing to read
+])
+def test_trl_reward_reads_the_answer_as_coevolve_does(text, answer, matches):
+    assert load("bench_trl").answer_matches(text, answer) is matches
+
+
+def test_the_answer_helpers_import_only_the_standard_library():
+    # The TRL environment has no coevolve dependencies: importing them must load nothing else.
+    import subprocess
+
+    code = ("import sys; before = set(sys.modules); import coevolve.domains.answers; "
+            "new = {m.split('.')[0] for m in set(sys.modules) - before}; "
+            "print(sorted(new - set(sys.stdlib_module_names) - {'coevolve'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=TOOLS.parent)
+    assert done.stdout.strip() == "[]"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -125,7 +124,7 @@ def run_trl(job: dict, steps: int) -> dict:
 
     def reward(completions, answer, **_) -> list[float]:  # the last number is the answer
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        return [float(_last_number(t) == a) for t, a in zip(texts, answer, strict=True)]
+        return [float(answer_matches(t, a)) for t, a in zip(texts, answer, strict=True)]
 
     timer = _StepTimer(TrainerCallback)
     with tempfile.TemporaryDirectory() as out:
@@ -145,9 +144,17 @@ def run_trl(job: dict, steps: int) -> dict:
             "tokens": [b - a for a, b in zip([0.0, *totals[:-1]], totals, strict=True)]}
 
 
-def _last_number(text: str) -> str | None:
-    numbers = re.findall(r"-?\d+", text)
-    return numbers[-1] if numbers else None
+def answer_matches(text: str, answer: str) -> bool:
+    """Whether the last number of `text` is `answer`, read as coevolve reads it
+    (coevolve/domains/answers.py). That module and the packages it loads (coevolve/__init__.py,
+    coevolve/domains/__init__.py, base.py, records.py) import only the standard library, so the
+    TRL environment, which lacks coevolve's dependencies, can import it from the checkout."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from coevolve.domains.answers import canonical_number, last_number
+
+    found = last_number(text)
+    return found is not None and (canonical_number(found) or found) == answer
 
 
 class _StepTimer:
@@ -191,16 +198,16 @@ def summarise(system: str, measured: dict, weights: float, gflops: float) -> dic
             **{k: v for k, v in measured.items() if k not in ("step_seconds", "tokens")}}
 
 
-def child(system: str, args: argparse.Namespace, out: Path) -> dict:
+def child(system: str, args: argparse.Namespace, out: Path, job: dict) -> dict:
     """Run one system in its own process; its measurements come back as JSON. TRL runs in its
     own environment (`make bench-trl` builds it): verl patches TRL's classes when TRL is
     importable, and the TRL release measured here no longer has the class verl patches."""
     command = [sys.executable, __file__, "--system", system, "--steps", str(args.steps), "--json", str(out)]
     if system == "trl":
-        job = out.with_suffix(".job.json")
-        job.write_text(json.dumps(trl_job(args.recipe, args.overrides)))
-        command = [str(args.trl_python), __file__, "--system", "trl", "--job", str(job), "--steps", str(args.steps),
-                   "--json", str(out)]
+        job_file = out.with_suffix(".job.json")
+        job_file.write_text(json.dumps(job))
+        command = [str(args.trl_python), __file__, "--system", "trl", "--job", str(job_file),
+                   "--steps", str(args.steps), "--json", str(out)]
     else:
         command += ["--recipe", args.recipe, *args.overrides]
     print(f"=== {system}: {' '.join(command)}", flush=True)
@@ -227,18 +234,22 @@ def main() -> None:
         return
     if not args.trl_python.is_file():
         raise SystemExit(f"{args.trl_python}: no Python with TRL; `make bench-trl` builds that environment")
+    job = trl_job(args.recipe, args.overrides)  # also names the model the floor is computed for
     with tempfile.TemporaryDirectory() as tmp:
-        raw = {s: child(s, args, Path(tmp) / f"{s}.json") for s in ("trl", "coevolve")}
-    from coevolve.backend.models import prepare_base_model
-
-    recipe, _, _ = load(args.recipe, args.overrides)
-    weights, gflops = floor_rate(prepare_base_model(recipe))
+        raw = {s: child(s, args, Path(tmp) / f"{s}.json", job) for s in ("trl", "coevolve")}
+    weights, gflops = floor_rate(Path(job["model"]))
     rows = [summarise(system, measured, weights, gflops) for system, measured in raw.items()]
     report(rows, weights, gflops, args.json)
 
 
+def speedup_over_trl(rows: list[dict]) -> float:
+    """TRL's step time over coevolve's, whatever the order of the rows."""
+    seconds = {r["system"]: r["step_seconds"] for r in rows}
+    return seconds["trl"] / seconds["coevolve"]
+
+
 def report(rows: list[dict], weights: float, gflops: float, path: Path | None) -> None:
-    speedup = rows[0]["step_seconds"] / rows[1]["step_seconds"]
+    speedup = speedup_over_trl(rows)
     print(f"\nmatmul weights {weights / 1e6:.0f}M, machine {gflops:.0f} GFLOP/s (float32 matmul); "
           f"{QUESTIONS} questions x {GROUP} answers, {MAX_NEW_TOKENS} new tokens, T {TEMPERATURE}")
     print(f"{'system':<10} {'step s':>8} {'tokens':>8} {'floor s':>8} {'of floor':>9}  steps")
