@@ -12,14 +12,20 @@ WORDS = ("what is the sum of two and three apples Ava has left if she gives Ben 
          "how many a an x y 12 7 3 prime number triangle area of").split()
 
 
+def _scored_pairwise(text_filter: TextFilter, text: str, pool) -> bool:
+    """rouge_score itself against every text of `pool`: the reference the index must equal."""
+    return any(text_filter._scorer.score(other, text)["rougeL"].fmeasure > text_filter.max_rouge_l
+               for other in pool)
+
+
 def _every_pair(text_filter: TextFilter, questions, seeds) -> tuple[list[int], list[Rejection]]:
     """The filter as it was: each question scored against every seed and accepted question."""
     accepted, rejected = [], []
     for index, text in enumerate(questions):
         why = text_filter.reason(text)
-        if why is None and text_filter.too_similar(text, seeds):
+        if why is None and _scored_pairwise(text_filter, text, seeds):
             why = "similar_to_seed"
-        if why is None and text_filter.too_similar(text, [questions[i] for i in accepted]):
+        if why is None and _scored_pairwise(text_filter, text, [questions[i] for i in accepted]):
             why = "similar_to_accepted"
         if why is None:
             accepted.append(index)
@@ -66,6 +72,26 @@ def test_index_decisions_equal_every_pair(seed, threshold):
     questions += ["", "!!!", "What?! ... 12"]  # no tokens, punctuation only, very short
     text_filter = TextFilter(min_words=1, max_words=40, max_rouge_l=threshold)
     assert text_filter.apply(questions, seeds) == _every_pair(text_filter, questions, seeds)
+
+
+@pytest.mark.parametrize("seed, threshold", [
+    (0, 0.7),  # the default
+    (1, 0.3),  # loose: many candidates
+    (2, 0.0),  # any shared token
+    (3, 1.0),  # never above 1
+])
+def test_too_similar_equals_scoring_every_seed_and_indexes_the_seeds_once(seed, threshold, monkeypatch):
+    rng = random.Random(seed)
+    seeds, questions = _questions(rng, 30), _questions(rng, 150) + ["", "!!!"]
+    text_filter = TextFilter(max_rouge_l=threshold)
+    expected = [_scored_pairwise(text_filter, q, seeds) for q in questions]
+    from coevolve.selfplay import filters
+
+    built, add = [], filters._PrefixIndex.add
+    monkeypatch.setattr(filters._PrefixIndex, "add",
+                        lambda self, tokens, prefix=None: (built.append(tokens), add(self, tokens, prefix)))
+    assert [text_filter.too_similar(q, list(seeds)) for q in questions] == expected
+    assert len(built) <= len(seeds)  # the seeds were indexed once, not once per question
 
 
 @pytest.mark.parametrize("seed", range(3))

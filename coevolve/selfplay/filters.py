@@ -88,10 +88,26 @@ class TextFilter:
         return None
 
     def too_similar(self, text: str, pool: Iterable[str]) -> bool:
-        """Whether `text` has ROUGE-L F1 above `max_rouge_l` against any text of `pool`."""
-        return any(
-            self._scorer.score(other, text)["rougeL"].fmeasure > self.max_rouge_l for other in pool
-        )
+        """Whether `text` has ROUGE-L F1 above `max_rouge_l` against any text of `pool`
+        (rouge_score's decision), through an index of `pool` kept until another pool is asked."""
+        return self._pool_index(tuple(pool)).any_above(self._tokens(text))
+
+    @cached_property
+    def _last_pool(self) -> dict[str, object]:
+        return {}  # "pool" and its "index": the seeds a run asks about again and again
+
+    def _pool_index(self, pool: tuple[str, ...]) -> _PrefixIndex:
+        cache = self._last_pool
+        if cache.get("pool") != pool:
+            texts = {text: self._tokens(text) for text in pool}
+            index = _PrefixIndex(self.max_rouge_l, _rarity_rank(t.numbered for t in texts.values()))
+            for tokens in texts.values():
+                index.add(tokens)
+            cache.update(pool=pool, index=index)
+        return cache["index"]  # type: ignore[return-value]
+
+    def _tokens(self, text: str) -> _Tokens:
+        return _Tokens.of(self._scorer._tokenizer.tokenize(text))  # the tokens ROUGE-L itself compares
 
     def apply(
         self, questions: Sequence[str], seeds: Sequence[str] = ()
@@ -101,8 +117,7 @@ class TextFilter:
         The same decisions as `too_similar` against every seed and every earlier accepted
         question; only the pairs the index cannot rule out are scored (module docstring).
         """
-        tokenize = self._scorer._tokenizer.tokenize  # the tokens ROUGE-L itself compares
-        texts = {text: _Tokens.of(tokenize(text)) for text in (*seeds, *questions)}
+        texts = {text: self._tokens(text) for text in (*seeds, *questions)}
         rank = _rarity_rank(t.numbered for t in texts.values())
         seed_index = _PrefixIndex(self.max_rouge_l, rank)
         for seed in dict.fromkeys(seeds):
@@ -112,13 +127,15 @@ class TextFilter:
         rejected: list[Rejection] = []
         for index, text in enumerate(questions):
             why = self.reason(text)
-            if why is None and seed_index.any_above(texts[text]):
+            tokens = texts[text]
+            prefix = seed_index.prefix(tokens) if why is None else []  # the same in both indexes
+            if why is None and seed_index.any_above(tokens, prefix):
                 why = "similar_to_seed"
-            if why is None and accepted_index.any_above(texts[text]):
+            if why is None and accepted_index.any_above(tokens, prefix):
                 why = "similar_to_accepted"
             if why is None:
                 accepted.append(index)
-                accepted_index.add(texts[text])
+                accepted_index.add(tokens, prefix)
             else:
                 rejected.append(Rejection(index=index, reason=why))
         return accepted, rejected
@@ -184,26 +201,30 @@ class _PrefixIndex:
         self.postings: defaultdict[Token, list[int]] = defaultdict(list)
         self.entries: list[_Tokens] = []
 
-    def _prefix(self, tokens: _Tokens) -> list[Token]:
+    def prefix(self, tokens: _Tokens) -> list[Token]:
+        """The tokens `tokens` is indexed and looked up by: the same for every index of the
+        same threshold and rank, so a caller may compute it once for several."""
         keep = tokens.size - _min_overlap(tokens.size, self.threshold) + 1
         return sorted(tokens.numbered, key=self.rank)[:max(keep, 0)]
 
-    def add(self, tokens: _Tokens) -> None:
+    def add(self, tokens: _Tokens, prefix: list[Token] | None = None) -> None:
         if not tokens.size:
             return  # no tokens: ROUGE-L 0 with everything
-        for token in self._prefix(tokens):
+        for token in self.prefix(tokens) if prefix is None else prefix:
             self.postings[token].append(len(self.entries))
         self.entries.append(tokens)
 
-    def any_above(self, tokens: _Tokens) -> bool:
-        """Whether an indexed text (the target) scores above the threshold with `tokens`."""
+    def any_above(self, tokens: _Tokens, prefix: list[Token] | None = None) -> bool:
+        """Whether an indexed text (the target) scores above the threshold with `tokens`
+        (`prefix`: `self.prefix(tokens)`, if already computed)."""
         t = self.threshold
         if t >= 1 or not tokens.size:
             return False  # F1 never exceeds 1; a text without tokens scores 0
         if t <= 0:
             met = range(len(self.entries))
         else:
-            met = {i for token in self._prefix(tokens) for i in self.postings.get(token, ())}
+            prefix = self.prefix(tokens) if prefix is None else prefix
+            met = {i for token in prefix for i in self.postings.get(token, ())}
         m = tokens.size
         shared = []  # (tokens shared, index) of the texts that pass the length and overlap bounds
         for i in met:
