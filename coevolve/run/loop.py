@@ -33,6 +33,7 @@ from coevolve.domains import build_domain
 from coevolve.domains.base import Domain
 from coevolve.measure.evaluation import recipe_heldout, score_answers
 from coevolve.measure.label_quality import WarnOncePerPhase, heldout_vote_quality, label_flip_rate, label_warning
+from coevolve.measure.memory import GIB, MemorySampler, Peaks
 from coevolve.recipe.diff import describe, recipe_differences
 from coevolve.recipe.load import RecipeError, recipe_to_yaml
 from coevolve.recipe.schema import Recipe
@@ -99,6 +100,7 @@ class CoEvolution:
         self.roles: dict[str, RoleTrainer] = {}
         self.tracker = None
         self._phase_values: dict[str, list[float]] = {}  # metric -> values logged in this phase
+        self.memory: MemorySampler | None = None  # the run's process tree, sampled each second
         self._label_warnings = WarnOncePerPhase()
         self.progress: Progress | None = None
         self._phases = {"challenger": self._phase_challenger, "dataset": self._phase_dataset,
@@ -123,17 +125,20 @@ class CoEvolution:
                          f"(ETA {self.progress.run_eta()})")
         self.tracker = Tracker(self.run_dir, purge_step=self.state.global_step + 1)
         self.tracker.dashboard(LAYOUT)
+        self.memory = MemorySampler().start()
         try:
             self.backend.start(self.recipe)
             signal.signal(signal.SIGTERM, _stop)  # after the backend's (Ray sets its own)
             self._start_roles(base_model)
             startup = time.monotonic() - started
             self._add_seconds("startup", startup)
+            self._log_memory("startup", self.memory.start_window(), self.state.global_step)
             eta.finish_startup(startup)
             self.console.say(f"started in {clock(startup)}")
             for phase in pending:
                 self._run_phase(phase)
         finally:
+            self.memory.stop()
             for trainer in self.roles.values():
                 trainer.shutdown()
             self.backend.stop()
@@ -152,6 +157,7 @@ class CoEvolution:
     def _run_phase(self, phase: Phase) -> None:
         self._phase_key = phase.key
         self._phase_values = {}
+        self.memory.start_window()
         start = time.monotonic()
         total, unit = self._phase_size(phase)
         if total == 0:  # challenger.steps = 0: the untrained base challenger
@@ -160,6 +166,7 @@ class CoEvolution:
         with self.progress.phase(phase, total, unit) if total else nullcontext():
             step = self._phases[phase.name](phase)
         seconds = time.monotonic() - start
+        self._log_memory(phase.name, self.memory.start_window(), step)
         self.state.global_step = step
         self.state.metrics[phase.key] = {tag: float(np.mean(values))
                                          for tag, values in self._phase_values.items() if values}
@@ -184,6 +191,14 @@ class CoEvolution:
                             bar_numbers(phase_kind(phase), self.state.metrics[phase.key]).items())
         self.console.say(f"iteration {phase.iteration} {phase.name} done in {clock(seconds)}"
                          f"{': ' + numbers if numbers else ''} | run ETA {self.progress.run_eta()}")
+
+    def _log_memory(self, name: str, peaks: Peaks, step: int) -> None:
+        """The window's peaks beside the phase's seconds; kept in the run state's phase metrics."""
+        metrics = {f"memory/peak_pss_gb/{name}": peaks.tree_pss / GIB,
+                   f"memory/peak_machine_used_gb/{name}": peaks.machine_used / GIB}
+        self.tracker.scalars(metrics, step)
+        for tag, value in metrics.items():
+            self._phase_values.setdefault(tag, []).append(value)
 
     def _phase_size(self, phase: Phase) -> tuple[int, str]:
         """The bar's length: training steps, or the phase's parts."""
