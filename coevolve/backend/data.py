@@ -20,15 +20,17 @@ from torch.utils.data import Dataset, Sampler
 
 from coevolve.domains.base import Domain
 from coevolve.records import Question, Rollout
+from coevolve.run.sampling import chat_messages
 from coevolve.selfplay.curriculum import Bandit
 from coevolve.selfplay.steps import challenger_message
 
 _STRIDE = 1_000_000_000  # index = category position * _STRIDE + serial number
 
 
-def _item(message: str, data_source: str, ground_truth: str, extra: dict[str, Any], index: int) -> dict:
+def _item(message: str, data_source: str, ground_truth: str, extra: dict[str, Any], index: int,
+          system_turn: str) -> dict:
     return {
-        "raw_prompt": [{"role": "user", "content": message}],
+        "raw_prompt": chat_messages(message, system_turn),
         "data_source": data_source,
         "reward_model": {"style": "rule", "ground_truth": ground_truth},
         "extra_info": {**extra, "index": index},
@@ -43,8 +45,9 @@ class ChallengerPrompts(Dataset):
     """Index -> "write one question of category c" (the challenger's prompts)."""
 
     def __init__(self, domain: Domain, categories: Sequence[str], seeds: dict[str, list[Question]] | None = None,
-                 seeds_per_prompt: int = 0) -> None:
+                 seeds_per_prompt: int = 0, system_turn: str = "default") -> None:
         self.domain, self.categories = domain, tuple(categories)
+        self.system_turn = system_turn
         self.seeds, self.seeds_per_prompt = seeds or {}, seeds_per_prompt
 
     def __len__(self) -> int:
@@ -57,16 +60,18 @@ class ChallengerPrompts(Dataset):
         category = self.categories[index // _STRIDE]
         message = challenger_message(self.domain, category, self.seeds.get(category, []), index,
                                      self.seeds_per_prompt)
-        return _item(message, "coevolve/challenger", "", {"category": category}, index)
+        return _item(message, "coevolve/challenger", "", {"category": category}, index, self.system_turn)
 
 
 class SolverQuestions(Dataset):
     """Pseudo-labelled questions -> solver items, grouped by category for the sampler."""
 
-    def __init__(self, domain: Domain, questions: Sequence[Question], oracle: bool = True) -> None:
+    def __init__(self, domain: Domain, questions: Sequence[Question], oracle: bool = True,
+                 system_turn: str = "default") -> None:
         if not questions:
             raise ValueError("the solver dataset is empty: no question passed the filters")
         self.domain, self.questions = domain, list(questions)
+        self.system_turn = system_turn
         self.by_category: dict[str, list[int]] = {}
         for i, q in enumerate(self.questions):
             self.by_category.setdefault(q.category, []).append(i)
@@ -78,7 +83,8 @@ class SolverQuestions(Dataset):
     def __getitem__(self, index: int) -> dict:
         q = self.questions[index]
         extra = {"category": q.category, "question_id": q.id, "true_answer": self.truths[index] or ""}
-        return _item(self.domain.solver_prompt(q), "coevolve/solver", q.answer or "", extra, index)
+        return _item(self.domain.solver_prompt(q), "coevolve/solver", q.answer or "", extra, index,
+                     self.system_turn)
 
 
 class CurriculumSampler(Sampler[int]):

@@ -33,7 +33,7 @@ from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 
 from coevolve.backend import data as vdata
 from coevolve.run.roles import StepBatch
-from coevolve.run.sampling import SamplingParams
+from coevolve.run.sampling import SamplingParams, chat_messages
 from coevolve.selfplay.scoring import ScoredBatch, Scorer
 
 
@@ -114,13 +114,14 @@ class VerlTrainer:
     """A role's verl trainer kept alive for the whole run, run `steps` at a time."""
 
     def __init__(self, role: str, config, dataset, val_dataset, sampler, tokenizer,
-                 gpus_per_node: int, nnodes: int, scorer: Scorer) -> None:
+                 gpus_per_node: int, nnodes: int, scorer: Scorer, system_turn: str = "default") -> None:
         from verl.single_controller.ray import RayWorkerGroup, ResourcePoolManager
         from verl.trainer.ppo.utils import Role, need_reference_policy
         from verl.utils.dataset.rl_dataset import collate_fn
         from verl.workers.engine_workers import ActorRolloutRefWorker
 
         self.role = role
+        self.system_turn = system_turn  # model.system_turn, for the votes and evaluations
         self.cpu = config.trainer.device == "cpu"
         worker_role = Role.ActorRolloutRef if need_reference_policy(config) else Role.ActorRollout
         pool = f"{role}_pool"
@@ -187,8 +188,8 @@ class VerlTrainer:
 
     def sample(self, messages: Sequence[str], params: SamplingParams, seed: int) -> list[list[str]]:
         """`params.n` completions per user message from this role's rollout servers."""
-        return sample_from_servers(self.servers(), self.trainer.tokenizer, messages, params.n,
-                                   params.request(), seed=seed)
+        return sample_from_servers(self.servers(), self.trainer.tokenizer, messages, n=params.n,
+                                   sampling=params.request(), seed=seed, system_turn=self.system_turn)
 
     def worker_processes(self) -> list[tuple[str, int]]:
         """(Ray node, process id) of each of this role's trainer workers (FSDP ranks), in rank order."""
@@ -232,15 +233,15 @@ def _where(actor: Any) -> tuple[str, int]:
     return ray.get_runtime_context().get_node_id(), os.getpid()
 
 
-def sample_from_servers(servers: Sequence[Any], tokenizer, messages: Sequence[str], n: int,
-                        sampling: dict[str, Any], seed: int = 0) -> list[list[str]]:
+def sample_from_servers(servers: Sequence[Any], tokenizer, messages: Sequence[str], *, n: int,
+                        sampling: dict[str, Any], seed: int = 0, system_turn: str = "default") -> list[list[str]]:
     """`n` completions per user message from rollout servers, all requests in flight at once.
 
     The servers (coevolve's batched HF server on the CPU, vLLM on a GPU) batch concurrent
     requests themselves; requests are spread round-robin across servers.
     """
-    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": m}],
-                                             add_generation_prompt=True, tokenize=True)
+    prompts = [tokenizer.apply_chat_template(chat_messages(m, system_turn), add_generation_prompt=True,
+                                             tokenize=True)
                for m in messages]
     prompts = [list(p["input_ids"]) if isinstance(p, dict) or hasattr(p, "keys") else list(p)
                for p in prompts]

@@ -20,7 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from coevolve.backend.generation.fast import FastDecoder
 from coevolve.backend.generation.requests import check_engine, cut_response, parse_sampling_params
-from coevolve.run.sampling import SamplingParams
+from coevolve.run.sampling import SamplingParams, chat_messages
 
 
 def end_of_sequence_ids(model, tokenizer) -> frozenset[int]:
@@ -61,17 +61,18 @@ def load_generator(recipe, model_path) -> HFGenerator:
         torch.set_num_threads(recipe.resources.cpu_threads)
     engine = recipe.resources.cpu_engine if device == "cpu" else "generate"
     return HFGenerator(str(model_path), batch_size=recipe.vote.batch_size, dtype=recipe.model.dtype,
-                       device=device, engine=engine)
+                       device=device, engine=engine, system_turn=recipe.model.system_turn)
 
 
 class HFGenerator:
     """A model held in memory that answers chat prompts in batches."""
 
-    def __init__(self, model_path: str, batch_size: int = 64, dtype: str = "float32",
-                 device: str = "cpu", engine: str = "fast") -> None:
+    def __init__(self, model_path: str, *, batch_size: int = 64, dtype: str = "float32",
+                 device: str = "cpu", engine: str = "fast", system_turn: str = "default") -> None:
         if check_engine(engine) == "fast" and device != "cpu":
             raise ValueError(f"engine 'fast' decodes on the CPU; use engine 'generate' on {device!r}")
         self.model_path = model_path
+        self.system_turn = system_turn  # model.system_turn (coevolve/run/sampling.py)
         self.engine = engine
         self.device = torch.device(device)
         self.batch_size = batch_size
@@ -89,7 +90,7 @@ class HFGenerator:
     def chat_prompt(self, user_message: str) -> str:
         """The model's chat template applied to one user turn, ready for generation."""
         return self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
+            chat_messages(user_message, self.system_turn), tokenize=False, add_generation_prompt=True
         )
 
     def generate(
