@@ -38,10 +38,10 @@ def run(run_dir: Path, backend: FakeBackend | None = None, *extra: str):
 
 
 def outcome(run_dir: Path) -> dict:
-    """Everything a run decides, times left out."""
+    """Everything a run decides, times and memory (logs/memory.json) left out."""
     state = json.loads((run_dir / "state.json").read_text())
     files = sorted(p for p in run_dir.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl")
-                   and "tensorboard" not in p.parts and p.name != "state.json")
+                   and "tensorboard" not in p.parts and p.name not in ("state.json", "memory.json"))
     return {"completed": state["completed"], "global_step": state["global_step"], "bandits": state["bandits"],
             "rng": state["rng"], "metrics": state["metrics"],
             "files": {str(p.relative_to(run_dir)): p.read_text() for p in files}}
@@ -216,3 +216,13 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, capfd):
     out = capfd.readouterr().out
     assert "stopped by SIGINT" in out and "Committed phases: 0/eval_base" in out and "Traceback" not in out
     assert backend.calls[-3:] == ["challenger.shutdown", "solver.shutdown", "stop"]
+
+
+def test_the_run_logs_its_memory_per_phase(tmp_path):
+    run(tmp_path, FakeBackend())
+    memory = json.loads((tmp_path / "logs" / "memory.json").read_text())
+    # every phase, the start-up and the whole run; the driver itself holds tens of MB at least
+    assert set(memory) == {"startup", "run", *(p.key for p in run_phases(2))}
+    assert all(w["peak_pss_bytes"] > 10 * 2**20 and w["peak_machine_used_bytes"] > 0 for w in memory.values())
+    assert memory["run"]["peak_pss_bytes"] >= max(w["peak_pss_bytes"] for w in memory.values())
+    assert any("python" in name or "pytest" in name for name in memory["run"]["peak_pss_bytes_per_process"])

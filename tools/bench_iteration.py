@@ -1,8 +1,9 @@
 """Where the time of one co-evolution iteration goes, and the run's peak memory.
 
-Runs `coevolve train RECIPE iterations=1 ...` in a fresh run directory, samples the resident
-memory of the whole process tree (driver, Ray, both roles' workers and rollout servers) every
-half second, and splits the wall time of the run with the timings the run commits to its
+Runs `coevolve train RECIPE iterations=1 ...` in a fresh run directory, prints the peak memory
+the run sampled of its whole process tree (driver, Ray, both roles' workers and rollout servers;
+`<run_dir>/logs/memory.json`, PSS per phase and per process), and splits the wall time of
+the run with the timings the run commits to its
 `state.json` (`phase_seconds`, `part_seconds`):
 
   challenger training   = challenger phase − the solver votes inside it − its checkpoint
@@ -33,7 +34,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-from coevolve.measure.memory import GIB, MemorySampler, Peaks, format_processes, top_processes
+from coevolve.measure.memory import GIB, format_processes
 from coevolve.recipe.load import DEFAULT_RECIPE
 
 
@@ -65,33 +66,32 @@ def print_parts(parts: dict[str, float], state: dict, title: str) -> None:
     print(f"  (inside the parts: {extra}; base-model evaluation, once per run: {base} s)")
 
 
-def run(recipe: str, overrides: list[str], run_dir: Path) -> tuple[float, Peaks, dict]:
+def run(recipe: str, overrides: list[str], run_dir: Path) -> tuple[float, dict, dict]:
+    """Wall seconds, the run's memory log (coevolve/run/loop.py samples its own process tree) and state."""
     # this checkout's coevolve (the venv's console script may belong to another checkout)
     command = [sys.executable, "-m", "coevolve.cli", "train", recipe, f"run_dir={run_dir}",
                "iterations=1", *overrides]
     print("running:", " ".join(command), flush=True)
     start = time.monotonic()
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
-    memory = MemorySampler(process.pid).start()
-    code = process.wait()
+    code = subprocess.run(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}).returncode
     wall = time.monotonic() - start
-    peak = memory.stop()
     if code != 0:
         raise SystemExit(f"coevolve train exited with {code}")
-    return wall, peak, json.loads((run_dir / "state.json").read_text())
+    memory = json.loads((run_dir / "logs" / "memory.json").read_text())
+    return wall, memory, json.loads((run_dir / "state.json").read_text())
 
 
-def print_memory(peak: Peaks, state: dict) -> None:
-    """The run's peaks: the whole tree, the machine, each phase (from the run's metrics), each process."""
-    print(f"  peak memory of the run's processes (PSS): {peak.tree_pss / GIB:.2f} GiB; "
-          f"machine used at most {peak.machine_used / GIB:.2f} GiB")
-    for phase, metrics in state.get("metrics", {}).items():
-        pss = metrics.get(f"memory/peak_pss_gb/{phase.split('/')[1]}")
-        used = metrics.get(f"memory/peak_machine_used_gb/{phase.split('/')[1]}")
-        if pss is not None:
-            print(f"    phase {phase:<16} peak PSS {pss:6.2f} GiB, machine used {used:6.2f} GiB")
-    print("  largest processes (peak PSS each, not at the same moment):")
-    print(format_processes(top_processes(peak)))
+def print_memory(memory: dict) -> None:
+    """The run's peaks: the whole tree and the machine per window (phase), and each process."""
+    total = memory["run"]
+    print(f"  peak memory of the run's processes (PSS): {total['peak_pss_bytes'] / GIB:.2f} GiB; "
+          f"machine used at most {total['peak_machine_used_bytes'] / GIB:.2f} GiB")
+    for window, peaks in memory.items():
+        if window != "run":
+            print(f"    {window:<16} peak PSS {peaks['peak_pss_bytes'] / GIB:6.2f} GiB, "
+                  f"machine used {peaks['peak_machine_used_bytes'] / GIB:6.2f} GiB")
+    print("  largest processes (peak PSS each over the run, not at the same moment):")
+    print(format_processes(total["peak_pss_bytes_per_process"].items()))
 
 
 def main() -> None:
@@ -108,15 +108,13 @@ def main() -> None:
             print_parts(iteration_parts(state, i, None), state, f"{args.from_run}, iteration {i}:")
         return
     with tempfile.TemporaryDirectory(prefix="coevolve-bench-") as tmp:
-        wall, peak, state = run(args.recipe, args.overrides, Path(tmp) / "run")
+        wall, memory, state = run(args.recipe, args.overrides, Path(tmp) / "run")
     parts = iteration_parts(state, 1, wall)
     print_parts(parts, state, f"one iteration of {args.recipe} {' '.join(args.overrides)} (wall {wall:.0f} s):")
-    print_memory(peak, state)
+    print_memory(memory)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"wall_seconds": wall, "peak_pss_bytes": peak.tree_pss,
-                                         "peak_machine_used_bytes": peak.machine_used,
-                                         "peak_pss_bytes_per_process": peak.per_process, "parts": parts,
+        args.json.write_text(json.dumps({"wall_seconds": wall, "memory": memory, "parts": parts,
                                          "overrides": args.overrides, "state": state}, indent=2))
 
 

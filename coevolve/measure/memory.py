@@ -4,7 +4,10 @@ A run is a driver plus Ray's processes (GCS, raylet, workers), both roles' FSDP 
 rollout servers. Summed RSS counts every shared page (libraries, Ray's object store) once per
 process and over-states the tree; PSS (proportional set size) splits each shared page among
 the processes mapping it, so the tree's PSS is what the run adds to the machine. The kernel
-sums it per process in /proc/<pid>/smaps_rollup, cheap enough to read every second.
+sums it per process in /proc/<pid>/smaps_rollup, but walks each process's page tables to do so:
+one sample of a run's ~20 processes costs ~0.3 s of CPU, so the run samples every 5 s (a vote
+batch or an update lasts tens of seconds) and a benchmark reads the run's samples instead of
+sampling the same tree a second time.
 
 Pure Python over /proc (Linux); no psutil, no torch. `MemorySampler` samples in a thread and
 keeps the peak of the tree's PSS, of the machine's used memory (MemTotal - MemAvailable) and of
@@ -117,7 +120,7 @@ def sample_tree(pid: int, proc: Path = PROC) -> dict[str, int]:
 class MemorySampler:
     """Samples `pid`'s process tree every `interval` seconds in a daemon thread."""
 
-    def __init__(self, pid: int | None = None, interval: float = 1.0) -> None:
+    def __init__(self, pid: int | None = None, interval: float = 5.0) -> None:
         self.pid = os.getpid() if pid is None else pid
         self.interval = interval
         self.total = Peaks()
