@@ -51,7 +51,7 @@ def test_every_phase_runs_in_order_and_logs_what_the_verl_run_logs(tmp_path, cap
     backend = FakeBackend()
     state = run(tmp_path, backend)
     assert state.completed == [p.key for p in run_phases(2)]
-    assert backend.calls[0] == "start" and backend.calls[-3:] == ["challenger.shutdown", "solver.shutdown", "stop"]
+    assert backend.calls[:2] == ["check_memory", "start"] and backend.calls[-3:] == ["challenger.shutdown", "solver.shutdown", "stop"]
     trains = [c for c in backend.calls if ".train(" in c]
     assert trains == ["challenger.train(2..3)", "solver.train(5..6)", "challenger.train(8..9)", "solver.train(11..12)"]
     for iteration in (1, 2):

@@ -14,10 +14,19 @@ alive in between. Three small hooks make that possible without copying `fit()`:
 
 verl builds the agent loop manager itself, from a class name in the config, so the role's
 scorer and tokenizer reach it through `_ROLE_IO`, which only this module reads and writes.
+
+Memory on the CPU, where both roles share the machine's RAM: a role's optimizer state (Adam's
+two moments, twice the weights) is needed only while the role trains. After the phase's
+checkpoint, `save` parks it in a file beside the role's checkpoints and frees it; `train` loads
+it back before the next update (on a GPU it lives on the device and stays). After each phase the role's
+processes hand freed heap back to the OS (`malloc_trim`): glibc keeps it otherwise, and the
+peaks of a vote batch or an update would stay resident through the phases that follow.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -122,6 +131,7 @@ class VerlTrainer:
 
         self.role = role
         self.system_turn = system_turn  # model.system_turn, for the votes and evaluations
+        self._parked = False  # the optimizer state is in files (`_park_paths`), not in RAM
         self.cpu = config.trainer.device == "cpu"
         worker_role = Role.ActorRolloutRef if need_reference_policy(config) else Role.ActorRollout
         pool = f"{role}_pool"
@@ -157,6 +167,7 @@ class VerlTrainer:
 
         bridge = MetricsBridge(on_metrics)
         start = time.monotonic()
+        self._unpark_optimizer()
         self.trainer.step_offset = first_step - 1
         self.trainer.total_training_steps = first_step - 1 + steps
         self.trainer.on_step = on_step
@@ -167,6 +178,7 @@ class VerlTrainer:
         finally:
             tracking.Tracking = original
         self.trainer.checkpoint_manager.sleep_replicas()  # the state fit() expects at its start
+        self._trim(self.workers() + self.servers())
         return time.monotonic() - start
 
     @contextmanager
@@ -178,7 +190,10 @@ class VerlTrainer:
         phase, so on a GPU they are synced back before sampling and released after.
         """
         if self.cpu:
-            yield
+            try:
+                yield
+            finally:
+                self._trim(self.servers())  # a vote batch's KV cache and logits, back to the OS
             return
         self.trainer.checkpoint_manager.update_weights(step)
         try:
@@ -201,12 +216,41 @@ class VerlTrainer:
                 for server in replica.servers]
 
     def save(self, verl_dir: Path, step: int) -> None:
-        """verl's own checkpoint (model, optimizer, extra state) for an exact resume."""
+        """verl's own checkpoint (model, optimizer, extra state) for an exact resume; on the CPU
+        the optimizer state then leaves RAM until the role trains again (see the module doc)."""
         self.trainer.actor_rollout_wg.save_checkpoint(str(verl_dir), None, step, max_ckpt_to_keep=None)
+        self._park_optimizer()
+
+    def _park_paths(self) -> list[str]:
+        folder = Path(self.trainer.config.trainer.default_local_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        return [str(folder / f".parked_optimizer_rank{rank}.pt") for rank in range(len(self.workers()))]
+
+    def _park_optimizer(self) -> None:
+        if self.cpu and not self._parked:
+            ray.get([w.__ray_call__.remote(_park_optimizer, path)
+                     for w, path in zip(self.workers(), self._park_paths(), strict=True)])
+            self._parked = True
+
+    def _unpark_optimizer(self) -> None:
+        if self._parked:
+            ray.get([w.__ray_call__.remote(_unpark_optimizer, path)
+                     for w, path in zip(self.workers(), self._park_paths(), strict=True)])
+            self._parked = False
+
+    def workers(self) -> list[Any]:
+        """This role's trainer workers (FSDP ranks)."""
+        return list(self.trainer.actor_rollout_wg.workers)
+
+    def _trim(self, actors: Sequence[Any]) -> None:
+        if self.cpu:
+            ray.get([a.__ray_call__.remote(_trim_heap) for a in actors])
 
     def restore(self, verl_dir: Path, step: int) -> None:
         """Load a checkpoint written by `save` and push its weights to the rollout."""
+        self._parked = False  # the checkpoint's optimizer state replaces any parked one
         self.trainer.actor_rollout_wg.load_checkpoint(str(verl_dir), None, del_local_after_load=False)
+        self._park_optimizer()
         self.trainer.checkpoint_manager.update_weights(step)
         self.trainer.checkpoint_manager.sleep_replicas()
 
@@ -231,6 +275,31 @@ class VerlTrainer:
 
 def _where(actor: Any) -> tuple[str, int]:
     return ray.get_runtime_context().get_node_id(), os.getpid()
+
+
+def _trim_heap(actor: Any = None) -> None:
+    """Return the freed heap of this process to the OS (glibc's malloc_trim)."""
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _park_optimizer(actor: Any, path: str) -> None:
+    """On a trainer worker: the optimizer's state to `path`, out of RAM (an empty state, before
+    the first update, is parked as is)."""
+    import torch
+
+    optimizer = actor.actor.engine.optimizer
+    torch.save(optimizer.state_dict(), path)
+    optimizer.state.clear()
+    _trim_heap()
+
+
+def _unpark_optimizer(actor: Any, path: str) -> None:
+    """On a trainer worker: the optimizer's state back from `path` (exactly as parked)."""
+    import torch
+
+    actor.actor.engine.optimizer.load_state_dict(torch.load(path, weights_only=False))
+    os.remove(path)
 
 
 def sample_from_servers(servers: Sequence[Any], tokenizer, messages: Sequence[str], *, n: int,

@@ -40,6 +40,7 @@ from coevolve.recipe.schema import Recipe
 from coevolve.records import Question, Rollout
 from coevolve.run.console import Console
 from coevolve.run.dashboard import LAYOUT, VERL_PREFIX
+from coevolve.run.preflight import typical_prompts
 from coevolve.run.progress import Progress, bar_numbers, clock, eta_for, phase_kind
 from coevolve.run.roles import ROLES, Backend, RoleInputs, RoleTrainer, StepBatch
 from coevolve.run.sampling import SamplingParams, greedy_params, vote_params
@@ -122,6 +123,10 @@ class CoEvolution:
             self.console.say(f"{self.run_dir}: every phase is already done")
             return self.state
         check_resumable(self.state)  # the checkpoints it names, before anything starts
+        warning = self.backend.check_memory(self.recipe, base_model,
+                                            typical_prompts(self.recipe, self.domain, self.categories))
+        if warning:
+            self.console.warn(warning)
         eta = eta_for(self.recipe, pending, len(self.heldout), len(self.heldout_voted))
         self.progress = Progress(self.console, eta)
         self.console.say(f"{len(pending)} phases to run; starting Ray and both trainers "
