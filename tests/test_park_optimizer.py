@@ -48,7 +48,9 @@ def test_parked_optimizer_resumes_exactly(process_group, tmp_path, before):
     parked, parked_opt = sharded_model_and_optimizer()
     steps(kept, kept_opt, before, seed=1)
     steps(parked, parked_opt, before, seed=1)
-    actor = SimpleNamespace(actor=SimpleNamespace(engine=SimpleNamespace(optimizer=parked_opt)))
+    # verl's fused Ray actor: role key -> worker, the worker's actor -> engine -> optimizer
+    worker = SimpleNamespace(actor=SimpleNamespace(engine=SimpleNamespace(optimizer=parked_opt)))
+    actor = SimpleNamespace(worker_dict={"actor_rollout": worker})
     path = tmp_path / "parked.pt"
     verl_trainer._park_optimizer(actor, str(path))
     assert not parked_opt.state and path.is_file()  # out of RAM

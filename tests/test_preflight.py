@@ -78,10 +78,12 @@ def test_savings_are_real_differences(shape):
 
 def test_prompt_tokens_count_the_system_turn():
     texts = {"challenger": "x" * 350, "solver": "x" * 35}
-    default = preflight.prompt_tokens(texts, "default")
-    assert default == {"challenger": 100 + preflight.TEMPLATE_TOKENS, "solver": 10 + preflight.TEMPLATE_TOKENS}
+    none = preflight.prompt_tokens(texts, "none")
+    assert none == {"challenger": 100 + preflight.TEMPLATE_TOKENS, "solver": 10 + preflight.TEMPLATE_TOKENS}
+    default = preflight.prompt_tokens(texts, "default")  # the model's own turn, size unknown: assumed
+    assert default["solver"] == none["solver"] + preflight.DEFAULT_SYSTEM_TOKENS
     own = preflight.prompt_tokens(texts, "y" * 70)  # the recipe's own text: 20 more tokens
-    assert own["solver"] == default["solver"] + 20
+    assert own["solver"] == none["solver"] + 20
 
 
 def test_the_run_refuses_before_starting(tmp_path):

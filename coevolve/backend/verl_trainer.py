@@ -283,12 +283,21 @@ def _trim_heap(actor: Any = None) -> None:
     ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def _optimizer(worker_dict: Any) -> Any:
+    """The actor's optimizer inside verl's fused Ray actor (a `WorkerDict` holding the role's
+    `ActorRolloutRefWorker` under its role key)."""
+    workers = [w for w in worker_dict.worker_dict.values() if getattr(w, "actor", None) is not None]
+    if len(workers) != 1:
+        raise RuntimeError(f"expected one actor worker in the Ray actor, found {len(workers)}")
+    return workers[0].actor.engine.optimizer
+
+
 def _park_optimizer(actor: Any, path: str) -> None:
     """On a trainer worker: the optimizer's state to `path`, out of RAM (an empty state, before
     the first update, is parked as is)."""
     import torch
 
-    optimizer = actor.actor.engine.optimizer
+    optimizer = _optimizer(actor)
     torch.save(optimizer.state_dict(), path)
     optimizer.state.clear()
     _trim_heap()
@@ -298,7 +307,7 @@ def _unpark_optimizer(actor: Any, path: str) -> None:
     """On a trainer worker: the optimizer's state back from `path` (exactly as parked)."""
     import torch
 
-    actor.actor.engine.optimizer.load_state_dict(torch.load(path, weights_only=False))
+    _optimizer(actor).load_state_dict(torch.load(path, weights_only=False))
     os.remove(path)
 
 

@@ -42,7 +42,8 @@ ACTIVATION_FLOATS_HIDDEN = 14  # float32 values kept per token, layer and hidden
 ACTIVATION_FLOATS_MLP = 4  # ... per MLP unit (gate, up, their product, activation)
 LOGIT_COPIES = 3
 CHARS_PER_TOKEN = 3.5  # English and digits in a BPE vocabulary; errs towards more tokens
-TEMPLATE_TOKENS = 40  # chat-template markers and a default system turn (SmolLM2's: 31 with markers)
+TEMPLATE_TOKENS = 16  # the chat template's turn markers (SmolLM2's: 15)
+DEFAULT_SYSTEM_TOKENS = 24  # a model's own system turn, when the recipe keeps it (SmolLM2's: 16)
 THIN_MARGIN = 0.85  # warn when the peak takes more than this share of the available memory
 
 
@@ -150,7 +151,7 @@ def check_fits(recipe: Recipe, shape: ModelShape, prompt_tokens: dict[str, int],
 
 def prompt_tokens(messages: dict[str, str], system_turn: str) -> dict[str, int]:
     """Estimated prompt tokens per role from one prompt text each and `model.system_turn`."""
-    system = 0 if system_turn in ("default", "none") else len(system_turn) / CHARS_PER_TOKEN
+    system = {"default": DEFAULT_SYSTEM_TOKENS, "none": 0}.get(system_turn, len(system_turn) / CHARS_PER_TOKEN)
     return {role: int(len(text) / CHARS_PER_TOKEN + TEMPLATE_TOKENS + system) for role, text in messages.items()}
 
 
