@@ -64,6 +64,10 @@ def test_sample_tree_and_peaks(tmp_path):
     peaks.add({"ray::WorkerDict [11]": 5}, used=3)  # a smaller later sample keeps the peaks
     assert (peaks.tree_pss, peaks.machine_used) == ((100 + 1000 + 300) * 1024, 7)
     assert memory.top_processes(peaks, 1) == [("ray::WorkerDict [11]", 1000 * 1024)]
+    peaks.add({"ray::IDLE [11]": 7}, used=3)  # the same process under another name, below its peak
+    peaks.add({"ray::Renamed [12]": 10**9}, used=3)  # above its peak: the row takes the new name
+    assert "ray::IDLE [11]" not in peaks.per_process and "ray::HFRolloutServer [12]" not in peaks.per_process
+    assert peaks.per_process["ray::Renamed [12]"] == 10**9
 
 
 def test_meminfo(tmp_path):

@@ -108,8 +108,14 @@ class Peaks:
     def add(self, sample: dict[str, int], used: int) -> None:
         self.tree_pss = max(self.tree_pss, sum(sample.values()))
         self.machine_used = max(self.machine_used, used)
+        by_pid = {key.rpartition(" [")[2]: key for key in self.per_process}
         for key, value in sample.items():
-            self.per_process[key] = max(self.per_process.get(key, 0), value)
+            # a Ray worker changes its name (ray::IDLE, then its actor's): one row per pid,
+            # named as it was at its peak
+            old = by_pid.get(key.rpartition(" [")[2])
+            if old is None or value > self.per_process[old]:
+                self.per_process.pop(old, None)
+                self.per_process[key] = value
 
 
 def sample_tree(pid: int, proc: Path = PROC) -> dict[str, int]:
