@@ -31,6 +31,7 @@ from pathlib import Path
 from coevolve.domains.base import Domain
 from coevolve.recipe.load import RecipeError
 from coevolve.recipe.schema import Recipe
+from coevolve.records import Question
 from coevolve.selfplay.steps import challenger_message
 
 GIB = 2**30
@@ -156,8 +157,14 @@ def prompt_tokens(messages: dict[str, str], system_turn: str) -> dict[str, int]:
 
 
 def typical_prompts(recipe: Recipe, domain: Domain, categories: tuple[str, ...]) -> dict[str, str]:
-    """One prompt text per role, as the run will send them (the challenger's with its seeds)."""
+    """One prompt text per role, as the run will send them (the challenger's with its seeds).
+
+    The solver's question is a seed question of the domain; a domain without seeds gets one as
+    long as the challenger may write (`challenger.max_new_tokens`).
+    """
     shown = recipe.challenger.seeds_per_prompt
     seeds = domain.seed_questions(categories[0], max(1, shown), recipe.seed)
+    longest = "x" * int(recipe.challenger.max_new_tokens * CHARS_PER_TOKEN)
+    question = seeds[0] if seeds else Question("preflight", categories[0], longest, None)
     return {"challenger": challenger_message(domain, categories[0], seeds, 0, shown),
-            "solver": domain.solver_prompt(seeds[0])}
+            "solver": domain.solver_prompt(question)}
