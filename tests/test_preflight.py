@@ -35,7 +35,7 @@ def test_missing_config_is_an_error(tmp_path):
     ("challenger.micro_batch_size=16", "challenger", 1),  # twice the activations
     ("challenger.micro_batch_size=2", "challenger", -1),
     ("solver.max_new_tokens=48", "solver", 1),  # longer sequences
-    ("vote.batch_size=512", "voting", 1),  # a bigger KV cache
+    ("vote.batch_size=128", "voting", -1),  # half the rows: half the KV cache
     ("model.lora_rank=8", "solver", -1),  # no full-model gradients or AdamW moments
 ])
 def test_estimate_moves_with_the_keys(shape, override, part, direction):
@@ -118,3 +118,10 @@ def test_typical_prompts(domain_name, solver_at_least):
     prompts = preflight.typical_prompts(recipe, domain, tuple(domain.categories()))
     assert set(prompts) == {"challenger", "solver"} and len(prompts["challenger"]) > 20
     assert len(prompts["solver"]) >= solver_at_least
+
+
+def test_the_dataset_questions_batch_counts_the_challenger_prompt(shape):
+    """The challenger writes up to vote.batch_size questions at once, each with its long prompt."""
+    few = preflight.estimate_memory(load_recipe(DEFAULT_RECIPE, ["dataset.questions=8"]), shape, TOKENS)
+    many = preflight.estimate_memory(load_recipe(DEFAULT_RECIPE, ["dataset.questions=256"]), shape, TOKENS)
+    assert many.voting > few.voting

@@ -15,7 +15,8 @@ The estimate (bytes) is arithmetic on the recipe and the model's `config.json`:
              one micro-batch's activations: per token, three float32 copies of the logits
              (logits, log-softmax, their gradient) and, per layer, the hidden-size and
              MLP-size tensors autograd keeps (`ACTIVATION_FLOATS_*`);
-  voting     a rollout server's batch of `vote.batch_size` rows: its KV cache and logits.
+  voting     a rollout server's batch of `vote.batch_size` rows (the solver's votes, or the
+             challenger writing the dataset's questions): its KV cache and logits.
 
 peak = fixed + the larger of (the costlier role's training, the vote batch). Prompt lengths are
 estimated from the prompts' characters (`CHARS_PER_TOKEN`) plus the chat template's turns.
@@ -102,9 +103,15 @@ def estimate_memory(recipe: Recipe, shape: ModelShape, prompt_tokens: dict[str, 
         state = 12 * shape.parameters if recipe.model.lora_rank == 0 else 0
         tokens = min(cfg.micro_batch_size, cfg.batch_size * cfg.group_size) * (prompt_tokens[role] + cfg.max_new_tokens)
         training[role] = state + tokens * per_token
-    v = recipe.vote
+    v, c = recipe.vote, recipe.challenger
     kv = 2 * shape.layers * shape.kv_dim * 4
-    voting = v.batch_size * ((prompt_tokens["solver"] + v.max_new_tokens) * kv + LOGIT_COPIES * shape.vocab * 4)
+
+    def batch(rows: int, tokens: int) -> int:  # a server's batch: its KV cache and logits
+        return rows * (tokens * kv + LOGIT_COPIES * shape.vocab * 4)
+
+    # the solver's votes, and the challenger writing the dataset's questions (same batch size)
+    voting = max(batch(v.batch_size, prompt_tokens["solver"] + v.max_new_tokens),
+                 batch(min(v.batch_size, recipe.dataset.questions), prompt_tokens["challenger"] + c.max_new_tokens))
     return MemoryEstimate(int(fixed), training, int(voting))
 
 
