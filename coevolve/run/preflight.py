@@ -14,7 +14,8 @@ The estimate (bytes) is arithmetic on the recipe and the model's `config.json`:
              parameter; the idle role's are parked on disk, coevolve/backend/verl_trainer.py) and
              one micro-batch's activations: per token, three float32 copies of the logits
              (logits, log-softmax, their gradient) and, per layer, the hidden-size and
-             MLP-size tensors autograd keeps (`ACTIVATION_FLOATS_*`);
+             MLP-size tensors autograd keeps (`ACTIVATION_FLOATS_*`); and its rollout server,
+             at the weight sync after the update, a received copy of the weights;
   voting     a rollout server's batch of `vote.batch_size` rows (the solver's votes, or the
              challenger writing the dataset's questions): its KV cache and logits.
 
@@ -101,6 +102,7 @@ def estimate_memory(recipe: Recipe, shape: ModelShape, prompt_tokens: dict[str, 
     for role in ("challenger", "solver"):
         cfg = getattr(recipe, role)
         state = 12 * shape.parameters if recipe.model.lora_rank == 0 else 0
+        state += 4 * shape.parameters  # the weight sync after the update: the server's received copy
         tokens = min(cfg.micro_batch_size, cfg.batch_size * cfg.group_size) * (prompt_tokens[role] + cfg.max_new_tokens)
         training[role] = state + tokens * per_token
     v, c = recipe.vote, recipe.challenger
