@@ -91,3 +91,19 @@ def test_adaptive_comparison_and_split_half_informative_share():
     # only the split question is kept (5 of 10 say "1"); first half 3/5 "1", second half 2/5
     assert info["questions_in_band"] == 1
     assert info["uniform"] == info["weighted"] == pytest.approx(1 - 0.4**4 - 0.6**4)
+
+
+def test_iteration_memory_table(capsys):
+    gib = 2**30
+    memory = {  # as coevolve/run/loop.py writes <run_dir>/logs/memory.json
+        "startup": {"peak_pss_bytes": 7 * gib, "peak_machine_used_bytes": 9 * gib, "peak_pss_bytes_per_process": {}},
+        "1/solver": {"peak_pss_bytes": 12 * gib, "peak_machine_used_bytes": 14 * gib,
+                     "peak_pss_bytes_per_process": {}},
+        "run": {"peak_pss_bytes": 12 * gib, "peak_machine_used_bytes": 14 * gib,
+                "peak_pss_bytes_per_process": {"ray::HFRolloutServer [8]": 3 * gib, "ray::WorkerDict [7]": 4 * gib}},
+    }
+    load("bench_iteration").print_memory(memory)
+    out = capsys.readouterr().out
+    assert "(PSS): 12.00 GiB; machine used at most 14.00 GiB" in out
+    assert "1/solver         peak PSS  12.00 GiB" in out and "run " not in out.split("largest")[0].split("GiB;")[1]
+    assert out.index("ray::WorkerDict [7]") < out.index("ray::HFRolloutServer [8]")  # largest first

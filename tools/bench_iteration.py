@@ -91,7 +91,7 @@ def print_memory(memory: dict) -> None:
             print(f"    {window:<16} peak PSS {peaks['peak_pss_bytes'] / GIB:6.2f} GiB, "
                   f"machine used {peaks['peak_machine_used_bytes'] / GIB:6.2f} GiB")
     print("  largest processes (peak PSS each over the run, not at the same moment):")
-    print(format_processes(total["peak_pss_bytes_per_process"].items()))
+    print(format_processes(sorted(total["peak_pss_bytes_per_process"].items(), key=lambda row: -row[1])))
 
 
 def main() -> None:
@@ -114,7 +114,8 @@ def main() -> None:
     print_memory(memory)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"wall_seconds": wall, "memory": memory, "parts": parts,
+        args.json.write_text(json.dumps({"wall_seconds": wall, "peak_pss_bytes": memory["run"]["peak_pss_bytes"],
+                                         "memory": memory, "parts": parts,
                                          "overrides": args.overrides, "state": state}, indent=2))
 
 
