@@ -263,6 +263,8 @@ class VerlTrainer:
         from ray.util.placement_group import remove_placement_group
 
         t = self.trainer
+        for path in self._park_paths() if self._parked else []:  # a resume restores the checkpoint
+            Path(path).unlink(missing_ok=True)
         handles = list(t.actor_rollout_wg.workers) + list(t.async_rollout_manager.agent_loop_workers)
         handles += self.servers() + [t.llm_server_manager.global_load_balancer]
         for handle in handles:
