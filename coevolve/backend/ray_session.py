@@ -41,7 +41,8 @@ def worker_env(recipe: Recipe) -> dict[str, str]:
             OMP_NUM_THREADS=threads,
             COEVOLVE_TORCH_THREADS=threads,
             # glibc's default of 8 heaps per core keeps each thread's freed memory in its own
-            # heap; two heaps per process hold less of it (measured in docs/results.md)
+            # heap; two heaps per process can only hold less (not measured apart from the other
+            # memory changes: docs/results.md)
             MALLOC_ARENA_MAX="2",
         )
     return env
