@@ -174,3 +174,19 @@ def test_the_answer_helpers_import_only_the_standard_library():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=TOOLS.parent)
     assert done.stdout.strip() == "[]"
+
+
+def test_iteration_memory_table(capsys):
+    gib = 2**30
+    memory = {  # as coevolve/run/loop.py writes <run_dir>/logs/memory.json
+        "startup": {"peak_pss_bytes": 7 * gib, "peak_machine_used_bytes": 9 * gib, "peak_pss_bytes_per_process": {}},
+        "1/solver": {"peak_pss_bytes": 12 * gib, "peak_machine_used_bytes": 14 * gib,
+                     "peak_pss_bytes_per_process": {}},
+        "run": {"peak_pss_bytes": 12 * gib, "peak_machine_used_bytes": 14 * gib,
+                "peak_pss_bytes_per_process": {"ray::HFRolloutServer [8]": 3 * gib, "ray::WorkerDict [7]": 4 * gib}},
+    }
+    load("bench_iteration").print_memory(memory)
+    out = capsys.readouterr().out
+    assert "(PSS): 12.00 GiB; machine used at most 14.00 GiB" in out
+    assert "1/solver         peak PSS  12.00 GiB" in out and "run " not in out.split("largest")[0].split("GiB;")[1]
+    assert out.index("ray::WorkerDict [7]") < out.index("ray::HFRolloutServer [8]")  # largest first

@@ -229,7 +229,9 @@ def test_load_weights_is_strict_about_missing_keys(tiny, drop, accepted):
     server = make_server(tiny)
     state = {k: v.clone() for k, v in server.model.state_dict().items() if k not in drop}
     if accepted:
-        assert server.load_weights(state) == len(state)
+        count = len(state)
+        assert server.load_weights(state) == count
+        assert not state  # emptied once loaded: the server owns (and frees) what it is sent
     else:
         with pytest.raises(ValueError, match=drop[0]):
             server.load_weights(state)
@@ -243,7 +245,7 @@ def test_load_weights_rejects_unknown_keys_and_changes_outputs(tiny, engine):
         server.load_weights({**state, "model.layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(2, 2)})
 
     before = run_concurrently(server, PROMPTS, GREEDY)
-    assert server.load_weights(state) == len(state)  # its own weights: nothing changes
+    assert server.load_weights(dict(state)) == len(state)  # its own weights: nothing changes
     assert run_concurrently(server, PROMPTS, GREEDY) == before
 
     generator = torch.Generator().manual_seed(1)

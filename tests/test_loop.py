@@ -38,10 +38,10 @@ def run(run_dir: Path, backend: FakeBackend | None = None, *extra: str):
 
 
 def outcome(run_dir: Path) -> dict:
-    """Everything a run decides, times left out."""
+    """Everything a run decides, times and memory (logs/memory.json) left out."""
     state = json.loads((run_dir / "state.json").read_text())
     files = sorted(p for p in run_dir.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl")
-                   and "tensorboard" not in p.parts and p.name != "state.json")
+                   and "tensorboard" not in p.parts and p.name not in ("state.json", "memory.json"))
     return {"completed": state["completed"], "global_step": state["global_step"], "bandits": state["bandits"],
             "rng": state["rng"], "metrics": state["metrics"],
             "files": {str(p.relative_to(run_dir)): p.read_text() for p in files}}
@@ -51,7 +51,7 @@ def test_every_phase_runs_in_order_and_logs_what_the_verl_run_logs(tmp_path, cap
     backend = FakeBackend()
     state = run(tmp_path, backend)
     assert state.completed == [p.key for p in run_phases(2)]
-    assert backend.calls[0] == "start" and backend.calls[-3:] == ["challenger.shutdown", "solver.shutdown", "stop"]
+    assert backend.calls[:2] == ["check_memory", "start"] and backend.calls[-3:] == ["challenger.shutdown", "solver.shutdown", "stop"]
     trains = [c for c in backend.calls if ".train(" in c]
     assert trains == ["challenger.train(2..3)", "solver.train(5..6)", "challenger.train(8..9)", "solver.train(11..12)"]
     for iteration in (1, 2):
@@ -231,3 +231,13 @@ def test_a_garbled_saved_recipe_is_named_and_nothing_starts(tmp_path, content, s
     with pytest.raises(RunDirError, match=says):
         run(tmp_path, backend)
     assert backend.calls == [] and (tmp_path / "recipe.yaml").read_bytes() == content  # nothing overwritten
+
+
+def test_the_run_logs_its_memory_per_phase(tmp_path):
+    run(tmp_path, FakeBackend())
+    memory = json.loads((tmp_path / "logs" / "memory.json").read_text())
+    # every phase, the start-up and the whole run; the driver itself holds tens of MB at least
+    assert set(memory) == {"startup", "run", *(p.key for p in run_phases(2))}
+    assert all(w["peak_pss_bytes"] > 10 * 2**20 and w["peak_machine_used_bytes"] > 0 for w in memory.values())
+    assert memory["run"]["peak_pss_bytes"] >= max(w["peak_pss_bytes"] for w in memory.values())
+    assert any("python" in name or "pytest" in name for name in memory["run"]["peak_pss_bytes_per_process"])

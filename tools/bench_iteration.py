@@ -1,10 +1,11 @@
 """Where the time of one co-evolution iteration goes, and the run's peak memory.
 
-Runs `coevolve train RECIPE iterations=1 ...` in a fresh run directory, samples the memory
-(PSS) of the whole process tree every half second, and splits the wall time with the timings
-the run commits to `state.json` (`iteration_parts`; "everything else" is start-up, checkpoints
-and shutdown). The base model's evaluation runs once per run, so it is shown but left out of
-the iteration's shares. `--from-run DIR` prints the same table for a finished run.
+Runs `coevolve train RECIPE iterations=1 ...` in a fresh run directory, prints the peak memory
+the run sampled of its whole process tree (`<run_dir>/logs/memory.json`, PSS per phase and per
+process), and splits the wall time with the timings the run commits to `state.json`
+(`iteration_parts`; "everything else" is start-up, checkpoints and shutdown). The base model's
+evaluation runs once per run, so it is shown but left out of the iteration's shares.
+`--from-run DIR` prints the same table for a finished run.
 
     python tools/bench_iteration.py --json /tmp/iteration.json challenger.steps=1 solver.steps=1
 """
@@ -13,66 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import psutil
-
 REPO = Path(__file__).resolve().parents[1]
 
+from coevolve.measure.memory import GIB, format_processes
 from coevolve.recipe.load import DEFAULT_RECIPE
-
-
-class PeakMemory:
-    """Largest total PSS of a process and all its descendants, sampled in a thread.
-
-    PSS (proportional set size) splits each shared page among the processes mapping it;
-    summed RSS would count Ray's shared object store and the shared libraries once per
-    process (it read 19.3 GiB for this run on a 24 GiB machine).
-    """
-
-    def __init__(self, pid: int, interval: float = 1.0) -> None:
-        self.pid, self.interval, self.peak = pid, interval, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _tree_pss(self.pid))
-            self._stop.wait(self.interval)
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
-
-
-def _tree_pss(pid: int) -> int:
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for process in processes:
-        try:
-            total += _pss(process.pid)
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue  # a process that ended between listing and reading holds no memory
-    return total
-
-
-def _pss(pid: int) -> int:
-    """PSS in bytes from /proc/<pid>/smaps_rollup: summed by the kernel, so cheap to read
-    (psutil's memory_full_info parses every mapping and slowed the measured run down)."""
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"/proc/{pid}/smaps_rollup has no Pss line")
 
 
 def iteration_parts(state: dict, iteration: int, wall: float | None) -> dict[str, float]:
@@ -105,19 +57,32 @@ def print_parts(parts: dict[str, float], state: dict, title: str) -> None:
     print(f"  (inside the parts: {extra}; base-model evaluation, once per run: {base} s)")
 
 
-def run(recipe: str, overrides: list[str], run_dir: Path) -> tuple[float, int, dict]:
-    command = [str(REPO / ".venv" / "bin" / "coevolve"), "train", recipe, f"run_dir={run_dir}",
+def run(recipe: str, overrides: list[str], run_dir: Path) -> tuple[float, dict, dict]:
+    """Wall seconds, the run's memory log (coevolve/run/loop.py samples its own process tree) and state."""
+    # this checkout's coevolve (the venv's console script may belong to another checkout)
+    command = [sys.executable, "-m", "coevolve.cli", "train", recipe, f"run_dir={run_dir}",
                "iterations=1", *overrides]
     print("running:", " ".join(command), flush=True)
     start = time.monotonic()
-    process = subprocess.Popen(command, cwd=REPO)
-    memory = PeakMemory(process.pid)
-    code = process.wait()
+    code = subprocess.run(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}).returncode
     wall = time.monotonic() - start
-    peak = memory.stop()
     if code != 0:
         raise SystemExit(f"coevolve train exited with {code}")
-    return wall, peak, json.loads((run_dir / "state.json").read_text())
+    memory = json.loads((run_dir / "logs" / "memory.json").read_text())
+    return wall, memory, json.loads((run_dir / "state.json").read_text())
+
+
+def print_memory(memory: dict) -> None:
+    """The run's peaks: the whole tree and the machine per window (phase), and each process."""
+    total = memory["run"]
+    print(f"  peak memory of the run's processes (PSS): {total['peak_pss_bytes'] / GIB:.2f} GiB; "
+          f"machine used at most {total['peak_machine_used_bytes'] / GIB:.2f} GiB")
+    for window, peaks in memory.items():
+        if window != "run":
+            print(f"    {window:<16} peak PSS {peaks['peak_pss_bytes'] / GIB:6.2f} GiB, "
+                  f"machine used {peaks['peak_machine_used_bytes'] / GIB:6.2f} GiB")
+    print("  largest processes (peak PSS each over the run, not at the same moment):")
+    print(format_processes(sorted(total["peak_pss_bytes_per_process"].items(), key=lambda row: -row[1])))
 
 
 def main() -> None:
@@ -134,13 +99,14 @@ def main() -> None:
             print_parts(iteration_parts(state, i, None), state, f"{args.from_run}, iteration {i}:")
         return
     with tempfile.TemporaryDirectory(prefix="coevolve-bench-") as tmp:
-        wall, peak, state = run(args.recipe, args.overrides, Path(tmp) / "run")
+        wall, memory, state = run(args.recipe, args.overrides, Path(tmp) / "run")
     parts = iteration_parts(state, 1, wall)
     print_parts(parts, state, f"one iteration of {args.recipe} {' '.join(args.overrides)} (wall {wall:.0f} s):")
-    print(f"  peak memory of the run's processes (PSS): {peak / 2**30:.2f} GiB")
+    print_memory(memory)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"wall_seconds": wall, "peak_pss_bytes": peak, "parts": parts,
+        args.json.write_text(json.dumps({"wall_seconds": wall, "peak_pss_bytes": memory["run"]["peak_pss_bytes"],
+                                         "memory": memory, "parts": parts,
                                          "overrides": args.overrides, "state": state}, indent=2))
 
 

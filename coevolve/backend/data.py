@@ -20,15 +20,17 @@ from torch.utils.data import Dataset, Sampler
 
 from coevolve.domains.base import Domain
 from coevolve.records import Question, Rollout
+from coevolve.run.sampling import chat_messages
 from coevolve.selfplay.curriculum import Bandit
 from coevolve.selfplay.steps import challenger_message
 
 _STRIDE = 1_000_000_000  # index = category position * _STRIDE + serial number
 
 
-def _item(message: str, *, data_source: str, ground_truth: str, extra: dict[str, Any], index: int) -> dict:
+def _item(message: str, *, data_source: str, ground_truth: str, extra: dict[str, Any], index: int,
+          system_turn: str) -> dict:
     return {
-        "raw_prompt": [{"role": "user", "content": message}],
+        "raw_prompt": chat_messages(message, system_turn),
         "data_source": data_source,
         "reward_model": {"style": "rule", "ground_truth": ground_truth},
         "extra_info": {**extra, "index": index},
@@ -43,8 +45,9 @@ class ChallengerPrompts(Dataset):
     """Index -> "write one question of category c" (the challenger's prompts)."""
 
     def __init__(self, domain: Domain, categories: Sequence[str], seeds: dict[str, list[Question]] | None = None,
-                 seeds_per_prompt: int = 0) -> None:
+                 seeds_per_prompt: int = 0, system_turn: str = "default") -> None:
         self.domain, self.categories = domain, tuple(categories)
+        self.system_turn = system_turn
         self.seeds, self.seeds_per_prompt = seeds or {}, seeds_per_prompt
 
     def __len__(self) -> int:
@@ -58,16 +61,18 @@ class ChallengerPrompts(Dataset):
         message = challenger_message(self.domain, category, seeds=self.seeds.get(category, []), serial=index,
                                      shown=self.seeds_per_prompt)
         return _item(message, data_source="coevolve/challenger", ground_truth="", extra={"category": category},
-                     index=index)
+                     index=index, system_turn=self.system_turn)
 
 
 class SolverQuestions(Dataset):
     """Pseudo-labelled questions -> solver items, grouped by category for the sampler."""
 
-    def __init__(self, domain: Domain, questions: Sequence[Question], oracle: bool = True) -> None:
+    def __init__(self, domain: Domain, questions: Sequence[Question], oracle: bool = True,
+                 system_turn: str = "default") -> None:
         if not questions:
             raise ValueError("the solver dataset is empty: no question passed the filters")
         self.domain, self.questions = domain, list(questions)
+        self.system_turn = system_turn
         self.by_category: dict[str, list[int]] = {}
         for i, q in enumerate(self.questions):
             self.by_category.setdefault(q.category, []).append(i)
@@ -80,7 +85,7 @@ class SolverQuestions(Dataset):
         q = self.questions[index]
         extra = {"category": q.category, "question_id": q.id, "true_answer": self.truths[index] or ""}
         return _item(self.domain.solver_prompt(q), data_source="coevolve/solver", ground_truth=q.answer or "",
-                     extra=extra, index=index)
+                     extra=extra, index=index, system_turn=self.system_turn)
 
 
 class CurriculumSampler(Sampler[int]):

@@ -51,6 +51,10 @@ def worker_env(recipe: Recipe) -> dict[str, str]:
             VERL_ENGINE_DEVICE="cuda",  # verl's override: pick the FSDP engine on the CPU platform
             OMP_NUM_THREADS=threads,
             COEVOLVE_TORCH_THREADS=threads,
+            # glibc's default of 8 heaps per core keeps each thread's freed memory in its own
+            # heap; two heaps per process can only hold less (not measured apart from the other
+            # memory changes: docs/results.md)
+            MALLOC_ARENA_MAX="2",
         )
     return env
 

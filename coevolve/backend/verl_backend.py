@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 from coevolve.backend import ray_session
 from coevolve.backend.models import prepare_base_model
+from coevolve.measure.memory import available_bytes
 from coevolve.recipe.schema import Recipe
+from coevolve.run import preflight
 from coevolve.run.roles import RoleInputs
 
 if TYPE_CHECKING:
@@ -22,6 +24,15 @@ class VerlBackend:
 
     def prepare_model(self, recipe: Recipe) -> str:
         return prepare_base_model(recipe)
+
+    def check_memory(self, recipe: Recipe, model: str, prompts: dict[str, str]) -> str | None:
+        """On the CPU, the estimated peak (coevolve/run/preflight.py) against MemAvailable; a GPU
+        run's memory is the devices', which verl and vLLM size themselves."""
+        if recipe.resources.device != "cpu":
+            return None
+        shape = preflight.model_shape(model)
+        tokens = preflight.prompt_tokens(prompts, recipe.model.system_turn)
+        return preflight.check_fits(recipe, shape, tokens, available_bytes())
 
     def start(self, recipe: Recipe) -> None:
         ray_session.start_ray(recipe)

@@ -29,7 +29,8 @@ class VerlRole(vtrainer.VerlTrainer):
         config = compose(role_settings(recipe, role, inputs.base_model, inputs.run_dir))
         if role == "challenger":
             dataset = vdata.ChallengerPrompts(inputs.domain, inputs.categories, inputs.seeds,
-                                              seeds_per_prompt=recipe.challenger.seeds_per_prompt)
+                                              seeds_per_prompt=recipe.challenger.seeds_per_prompt,
+                                              system_turn=recipe.model.system_turn)
             sampler = vdata.CurriculumSampler(inputs.bandit, vdata.challenger_picker(dataset),
                                               batch_size=recipe.challenger.batch_size)
         else:
@@ -40,7 +41,7 @@ class VerlRole(vtrainer.VerlTrainer):
                                               batch_size=recipe.solver.batch_size)
         super().__init__(role, config, dataset=dataset, val_dataset=self._placeholder(), sampler=sampler,
                          tokenizer=hf_tokenizer(inputs.base_model), gpus_per_node=recipe.resources.gpus_per_node,
-                         nnodes=recipe.resources.nnodes, scorer=inputs.scorer)
+                         nnodes=recipe.resources.nnodes, scorer=inputs.scorer, system_turn=recipe.model.system_turn)
         self._record_placement()
 
     def set_questions(self, questions: Sequence[Question], agreements: Sequence[float]) -> None:
@@ -50,7 +51,7 @@ class VerlRole(vtrainer.VerlTrainer):
         proportion to their chance of an informative GRPO group (coevolve/selfplay/informative.py).
         """
         i = self.inputs
-        dataset = vdata.SolverQuestions(i.domain, list(questions))
+        dataset = vdata.SolverQuestions(i.domain, list(questions), system_turn=i.recipe.model.system_turn)
         if i.recipe.solver.question_sampling == "informative":
             weights = informative_weights(list(agreements), i.recipe.solver.group_size)
             picker = vdata.weighted_picker(dataset, weights, i.rng)
@@ -72,4 +73,5 @@ class VerlRole(vtrainer.VerlTrainer):
 
     def _placeholder(self) -> vdata.SolverQuestions:
         question = Question("placeholder", self.inputs.categories[0], "placeholder", "placeholder")
-        return vdata.SolverQuestions(self.inputs.domain, [question], oracle=False)
+        return vdata.SolverQuestions(self.inputs.domain, [question], oracle=False,
+                                     system_turn=self.inputs.recipe.model.system_turn)

@@ -7,10 +7,16 @@ without copying `fit()`: `PhaseTrainer._load_checkpoint` continues the run's glo
 `ScoringAgentLoopManager` scores the whole generated batch in the driver with the role's
 scorer (the challenger's reward needs the whole batch and the frozen solver's votes). verl
 builds that manager from a class name, so the scorer and tokenizer reach it through `_ROLE_IO`.
+
+Memory on the CPU: a role's optimizer state is needed only while it trains. After the phase's
+checkpoint `save` parks it in a file and frees it; `train` loads it back (on a GPU it stays), and
+after each phase the role's processes return freed heap to the OS (`malloc_trim`).
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,7 +32,7 @@ from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 
 from coevolve.backend import data as vdata
 from coevolve.run.roles import StepBatch
-from coevolve.run.sampling import SamplingParams
+from coevolve.run.sampling import SamplingParams, chat_messages
 from coevolve.selfplay.scoring import ScoredBatch, Scorer
 
 
@@ -108,13 +114,15 @@ class VerlTrainer:
     """A role's verl trainer kept alive for the whole run, run `steps` at a time."""
 
     def __init__(self, role: str, config, *, dataset, val_dataset, sampler, tokenizer,
-                 gpus_per_node: int, nnodes: int, scorer: Scorer) -> None:
+                 gpus_per_node: int, nnodes: int, scorer: Scorer, system_turn: str = "default") -> None:
         from verl.single_controller.ray import RayWorkerGroup, ResourcePoolManager
         from verl.trainer.ppo.utils import Role, need_reference_policy
         from verl.utils.dataset.rl_dataset import collate_fn
         from verl.workers.engine_workers import ActorRolloutRefWorker
 
         self.role = role
+        self.system_turn = system_turn  # model.system_turn, for the votes and evaluations
+        self._parked = False  # the optimizer state is in files (`_park_paths`), not in RAM
         self.cpu = config.trainer.device == "cpu"
         worker_role = Role.ActorRolloutRef if need_reference_policy(config) else Role.ActorRollout
         pool = f"{role}_pool"
@@ -150,6 +158,7 @@ class VerlTrainer:
 
         bridge = MetricsBridge(on_metrics)
         start = time.monotonic()
+        self._unpark_optimizer()
         self.trainer.step_offset = first_step - 1
         self.trainer.total_training_steps = first_step - 1 + steps
         self.trainer.on_step = on_step
@@ -160,6 +169,7 @@ class VerlTrainer:
         finally:
             tracking.Tracking = original
         self.trainer.checkpoint_manager.sleep_replicas()  # the state fit() expects at its start
+        self._trim(self.workers() + self.servers())
         return time.monotonic() - start
 
     @contextmanager
@@ -171,7 +181,10 @@ class VerlTrainer:
         phase, so on a GPU they are synced back before sampling and released after.
         """
         if self.cpu:
-            yield
+            try:
+                yield
+            finally:
+                self._trim(self.servers())  # a vote batch's KV cache and logits, back to the OS
             return
         self.trainer.checkpoint_manager.update_weights(step)
         try:
@@ -182,7 +195,7 @@ class VerlTrainer:
     def sample(self, messages: Sequence[str], params: SamplingParams, seed: int) -> list[list[str]]:
         """`params.n` completions per user message from this role's rollout servers."""
         return sample_from_servers(self.servers(), self.trainer.tokenizer, messages, n=params.n,
-                                   sampling=params.request(), seed=seed)
+                                   sampling=params.request(), seed=seed, system_turn=self.system_turn)
 
     def worker_processes(self) -> list[tuple[str, int]]:
         """(Ray node, process id) of each of this role's trainer workers (FSDP ranks), in rank order."""
@@ -194,12 +207,41 @@ class VerlTrainer:
                 for server in replica.servers]
 
     def save(self, verl_dir: Path, step: int) -> None:
-        """verl's own checkpoint (model, optimizer, extra state) for an exact resume."""
+        """verl's own checkpoint (model, optimizer, extra state) for an exact resume; on the CPU
+        the optimizer state then leaves RAM until the role trains again (see the module doc)."""
         self.trainer.actor_rollout_wg.save_checkpoint(str(verl_dir), None, step, max_ckpt_to_keep=None)
+        self._park_optimizer()
+
+    def _park_paths(self) -> list[str]:
+        folder = Path(self.trainer.config.trainer.default_local_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        return [str(folder / f".parked_optimizer_rank{rank}.pt") for rank in range(len(self.workers()))]
+
+    def _park_optimizer(self) -> None:
+        if self.cpu and not self._parked:
+            ray.get([w.__ray_call__.remote(_park_optimizer, path)
+                     for w, path in zip(self.workers(), self._park_paths(), strict=True)])
+            self._parked = True
+
+    def _unpark_optimizer(self) -> None:
+        if self._parked:
+            ray.get([w.__ray_call__.remote(_unpark_optimizer, path)
+                     for w, path in zip(self.workers(), self._park_paths(), strict=True)])
+            self._parked = False
+
+    def workers(self) -> list[Any]:
+        """This role's trainer workers (FSDP ranks)."""
+        return list(self.trainer.actor_rollout_wg.workers)
+
+    def _trim(self, actors: Sequence[Any]) -> None:
+        if self.cpu:
+            ray.get([a.__ray_call__.remote(_trim_heap) for a in actors])
 
     def restore(self, verl_dir: Path, step: int) -> None:
         """Load a checkpoint written by `save` and push its weights to the rollout."""
+        self._parked = False  # the checkpoint's optimizer state replaces any parked one
         self.trainer.actor_rollout_wg.load_checkpoint(str(verl_dir), None, del_local_after_load=False)
+        self._park_optimizer()
         self.trainer.checkpoint_manager.update_weights(step)
         self.trainer.checkpoint_manager.sleep_replicas()
 
@@ -212,6 +254,8 @@ class VerlTrainer:
         from ray.util.placement_group import remove_placement_group
 
         t = self.trainer
+        for path in self._park_paths() if self._parked else []:  # a resume restores the checkpoint
+            Path(path).unlink(missing_ok=True)
         handles = list(t.actor_rollout_wg.workers) + list(t.async_rollout_manager.agent_loop_workers)
         handles += self.servers() + [t.llm_server_manager.global_load_balancer]
         for handle in handles:
@@ -226,15 +270,49 @@ def _where(actor: Any) -> tuple[str, int]:
     return ray.get_runtime_context().get_node_id(), os.getpid()
 
 
+def _trim_heap(actor: Any = None) -> None:
+    """Return the freed heap of this process to the OS (glibc's malloc_trim)."""
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _optimizer(worker_dict: Any) -> Any:
+    """The actor's optimizer inside verl's fused Ray actor (a `WorkerDict` holding the role's
+    `ActorRolloutRefWorker` under its role key)."""
+    workers = [w for w in worker_dict.worker_dict.values() if getattr(w, "actor", None) is not None]
+    if len(workers) != 1:
+        raise RuntimeError(f"expected one actor worker in the Ray actor, found {len(workers)}")
+    return workers[0].actor.engine.optimizer
+
+
+def _park_optimizer(actor: Any, path: str) -> None:
+    """On a trainer worker: the optimizer's state to `path`, out of RAM (an empty state, before
+    the first update, is parked as is)."""
+    import torch
+
+    optimizer = _optimizer(actor)
+    torch.save(optimizer.state_dict(), path)
+    optimizer.state.clear()
+    _trim_heap()
+
+
+def _unpark_optimizer(actor: Any, path: str) -> None:
+    """On a trainer worker: the optimizer's state back from `path` (exactly as parked)."""
+    import torch
+
+    _optimizer(actor).load_state_dict(torch.load(path, weights_only=False))
+    os.remove(path)
+
+
 def sample_from_servers(servers: Sequence[Any], tokenizer, messages: Sequence[str], *, n: int,
-                        sampling: dict[str, Any], seed: int = 0) -> list[list[str]]:
+                        sampling: dict[str, Any], seed: int = 0, system_turn: str = "default") -> list[list[str]]:
     """`n` completions per user message from rollout servers, all requests in flight at once.
 
     The servers (coevolve's batched HF server on the CPU, vLLM on a GPU) batch concurrent
     requests themselves; requests are spread round-robin across servers.
     """
-    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": m}],
-                                             add_generation_prompt=True, tokenize=True)
+    prompts = [tokenizer.apply_chat_template(chat_messages(m, system_turn), add_generation_prompt=True,
+                                             tokenize=True)
                for m in messages]
     prompts = [list(p["input_ids"]) if isinstance(p, dict) or hasattr(p, "keys") else list(p)
                for p in prompts]

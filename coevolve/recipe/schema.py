@@ -26,6 +26,9 @@ class ModelConfig:
     lora_rank: int = 0  # 0 = full fine-tuning
     lora_alpha: int = 16
     attn_implementation: str = "sdpa"
+    # The chat template's system turn on every prompt of every role (coevolve/run/sampling.py):
+    # "default" (the model's own), "none" (empty), or any other text.
+    system_turn: str = "default"
 
 
 @dataclass

@@ -28,12 +28,14 @@ from coevolve.domains import build_domain
 from coevolve.domains.base import Domain
 from coevolve.measure.evaluation import recipe_heldout, score_answers
 from coevolve.measure.label_quality import WarnOncePerPhase, heldout_vote_quality, label_flip_rate, label_warning
+from coevolve.measure.memory import GIB, MemorySampler, Peaks, top_processes
 from coevolve.recipe.diff import describe, recipe_differences
 from coevolve.recipe.load import RecipeError, recipe_to_yaml
 from coevolve.recipe.schema import Recipe
 from coevolve.records import Question, Rollout
 from coevolve.run.console import Console
 from coevolve.run.dashboard import LAYOUT, VERL_PREFIX
+from coevolve.run.preflight import typical_prompts
 from coevolve.run.progress import Progress, bar_numbers, clock, eta_for, phase_kind
 from coevolve.run.roles import ROLES, Backend, RoleInputs, RoleTrainer, StepBatch
 from coevolve.run.sampling import SamplingParams, greedy_params, vote_params
@@ -95,6 +97,8 @@ class CoEvolution:
         self.roles: dict[str, RoleTrainer] = {}
         self.tracker = None
         self._phase_values: dict[str, list[float]] = {}  # metric -> values logged in this phase
+        self.memory: MemorySampler | None = None  # the run's process tree, sampled every 5 s
+        self._memory_log: dict[str, dict] = {}  # window -> peaks, in <run_dir>/logs/memory.json
         self._label_warnings = WarnOncePerPhase()
         self.progress: Progress | None = None
         self._phases = {"challenger": self._phase_challenger, "dataset": self._phase_dataset,
@@ -108,17 +112,24 @@ class CoEvolution:
         started = time.monotonic()
         base_model = self.backend.prepare_model(self.recipe)
         self.state = self._open_run_dir(base_model)
+        memory_log = self.run_dir / "logs" / "memory.json"  # a resumed run keeps the earlier windows
+        self._memory_log = json.loads(memory_log.read_text()) if memory_log.is_file() else {}
         pending = self.state.pending(run_phases(self.recipe.iterations))
         if not pending:
             self.console.say(f"{self.run_dir}: every phase is already done")
             return self.state
         check_resumable(self.state)  # the checkpoints it names, before anything starts
+        warning = self.backend.check_memory(self.recipe, base_model,
+                                            typical_prompts(self.recipe, self.domain, self.categories))
+        if warning:
+            self.console.warn(warning)
         eta = eta_for(self.recipe, pending, len(self.heldout), len(self.heldout_voted))
         self.progress = Progress(self.console, eta)
         self.console.say(f"{len(pending)} phases to run; starting Ray and both trainers "
                          f"(ETA {self.progress.run_eta()})")
         self.tracker = Tracker(self.run_dir, purge_step=self.state.global_step + 1)
         self.tracker.dashboard(LAYOUT)
+        self.memory = MemorySampler().start()
         try:
             self.backend.start(self.recipe)
             _stop_signals.clear()  # this run's signals only
@@ -126,11 +137,13 @@ class CoEvolution:
             self._start_roles(base_model)
             startup = time.monotonic() - started
             self._add_seconds("startup", startup)
+            self._log_memory("startup", self.memory.start_window(), self.state.global_step)
             eta.finish_startup(startup)
             self.console.say(f"started in {clock(startup)}")
             for phase in pending:
                 self._run_phase(phase)
         finally:
+            self._log_memory("run", self.memory.stop(), self.state.global_step)
             for trainer in self.roles.values():
                 trainer.shutdown()
             self.backend.stop()
@@ -149,6 +162,7 @@ class CoEvolution:
     def _run_phase(self, phase: Phase) -> None:
         self._phase_key = phase.key
         self._phase_values = {}
+        self.memory.start_window()
         start = time.monotonic()
         total, unit = self._phase_size(phase)
         if total == 0:  # challenger.steps = 0: the untrained base challenger
@@ -157,6 +171,7 @@ class CoEvolution:
         with self.progress.phase(phase, total, unit) if total else nullcontext():
             step = self._phases[phase.name](phase)
         seconds = time.monotonic() - start
+        self._log_memory(phase.key, self.memory.start_window(), step)
         self.state.global_step = step
         self.state.metrics[phase.key] = {tag: float(np.mean(values))
                                          for tag, values in self._phase_values.items() if values}
@@ -181,6 +196,17 @@ class CoEvolution:
                             bar_numbers(phase_kind(phase), self.state.metrics[phase.key]).items())
         self.console.say(f"iteration {phase.iteration} {phase.name} done in {clock(seconds)}"
                          f"{': ' + numbers if numbers else ''} | run ETA {self.progress.run_eta()}")
+
+    def _log_memory(self, window: str, peaks: Peaks, step: int) -> None:
+        """A window's peaks (a phase key, "startup" or "run"): beside the phase's seconds in
+        TensorBoard, and with each process's in <run_dir>/logs/memory.json."""
+        name = window.rpartition("/")[2]
+        metrics = {f"memory/peak_pss_gb/{name}": peaks.tree_pss / GIB,
+                   f"memory/peak_machine_used_gb/{name}": peaks.machine_used / GIB}
+        self.tracker.scalars(metrics, step)  # not in the run state: no two runs measure the same
+        self._memory_log[window] = {"peak_pss_bytes": peaks.tree_pss, "peak_machine_used_bytes": peaks.machine_used,
+                                  "peak_pss_bytes_per_process": dict(top_processes(peaks, 20))}
+        write_atomically(self.run_dir / "logs" / "memory.json", json.dumps(self._memory_log, indent=1))
 
     def _phase_size(self, phase: Phase) -> tuple[int, str]:
         """The bar's length: training steps, or the phase's parts."""

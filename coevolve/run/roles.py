@@ -90,6 +90,10 @@ class Backend(Protocol):
     def prepare_model(self, recipe: Recipe) -> str:
         """The base model's directory (converted on first use where the recipe says so)."""
 
+    def check_memory(self, recipe: Recipe, model: str, prompts: dict[str, str]) -> str | None:
+        """Before the start: raise (a RecipeError naming the keys that help) if the run cannot fit
+        in the memory available; a warning when the margin is thin. `prompts`: one per role."""
+
     def start(self, recipe: Recipe) -> None: ...
 
     def build_role(self, inputs: RoleInputs) -> RoleTrainer: ...

@@ -117,6 +117,10 @@ class FakeBackend:
     def prepare_model(self, recipe) -> str:
         return "fake-base-model"
 
+    def check_memory(self, recipe, model, prompts) -> str | None:
+        self.calls.append("check_memory")
+        return None
+
     def start(self, recipe) -> None:
         self.calls.append("start")
 

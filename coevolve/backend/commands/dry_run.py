@@ -15,6 +15,7 @@ from coevolve.backend.verl_config import compose, role_settings
 from coevolve.domains import build_domain
 from coevolve.measure.evaluation import EvalInputError, recipe_heldout
 from coevolve.recipe.schema import Recipe
+from coevolve.run import preflight
 from coevolve.run.plan import format_plan, plan_dict
 from coevolve.run.roles import ROLES
 from coevolve.runstate import write_atomically
@@ -35,10 +36,34 @@ def dry_run(recipe: Recipe) -> Path:
     plan = plan_dict(recipe, heldout, heldout_votes)
     write_atomically(out / "plan.json", json.dumps(plan, indent=2))
     print(format_plan(plan))
+    print(_memory_line(recipe))
     if missing:
         print(f"\nheld-out evaluation counted as 0 questions: {missing}\n(a real run stops on this)")
     print(f"\nverl configs and plan written to {out}/")
     return out
+
+
+def _memory_line(recipe: Recipe) -> str:
+    """The estimated peak memory of a CPU run (coevolve/run/preflight.py) and what lowers it."""
+    if recipe.resources.device != "cpu":
+        return "\nmemory: on the GPUs, sized by verl and vLLM (docs/scaling.md)"
+    if not (Path(recipe.model.path) / "config.json").is_file():
+        return f"\nmemory: not estimated until {recipe.model.path} is prepared (its config.json sizes it)"
+    domain = build_domain(recipe.domain.name, recipe.domain.options)
+    try:
+        categories = tuple(recipe.domain.categories or domain.categories())
+        tokens = preflight.prompt_tokens(preflight.typical_prompts(recipe, domain, categories), recipe.model.system_turn)
+    finally:
+        domain.close()
+    shape = preflight.model_shape(recipe.model.path)
+    estimate = preflight.estimate_memory(recipe, shape, tokens)
+    gib = preflight.GIB
+    parts = ", ".join(f"{role} update +{extra / gib:.1f}" for role, extra in estimate.training.items())
+    lower = "; ".join(f"{key}={value} -{saved / gib:.1f} GiB" for key, value, saved in
+                      preflight.savings(recipe, shape, tokens))
+    return (f"\nmemory (estimated peak of the process tree): {estimate.peak / gib:.1f} GiB = at rest "
+            f"{estimate.fixed / gib:.1f} GiB + the largest of ({parts}, vote batch +{estimate.voting / gib:.1f}) GiB;"
+            f" {tokens} prompt tokens\n  lower it with: {lower or 'nothing listed'}")
 
 
 def _heldout_count(recipe: Recipe) -> tuple[int, int, str]:

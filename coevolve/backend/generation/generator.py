@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from coevolve.backend.generation.engine import load_engine
 from coevolve.backend.generation.requests import parse_sampling_params
-from coevolve.run.sampling import SamplingParams
+from coevolve.run.sampling import SamplingParams, chat_messages
 
 
 @dataclass(frozen=True)
@@ -46,15 +46,16 @@ def load_generator(recipe, model_path) -> HFGenerator:
         torch.set_num_threads(recipe.resources.cpu_threads)
     engine = recipe.resources.cpu_engine if device == "cpu" else "generate"
     return HFGenerator(str(model_path), batch_size=recipe.vote.batch_size, dtype=recipe.model.dtype,
-                       device=device, engine=engine)
+                       device=device, engine=engine, system_turn=recipe.model.system_turn)
 
 
 class HFGenerator:
     """A model held in memory that answers chat prompts in batches."""
 
     def __init__(self, model_path: str, *, batch_size: int = 64, dtype: str = "float32",
-                 device: str = "cpu", engine: str = "fast") -> None:
+                 device: str = "cpu", engine: str = "fast", system_turn: str = "default") -> None:
         self.model_path = model_path
+        self.system_turn = system_turn  # model.system_turn (coevolve/run/sampling.py)
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -66,7 +67,7 @@ class HFGenerator:
     def chat_prompt(self, user_message: str) -> str:
         """The model's chat template applied to one user turn, ready for generation."""
         return self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
+            chat_messages(user_message, self.system_turn), tokenize=False, add_generation_prompt=True
         )
 
     def generate(

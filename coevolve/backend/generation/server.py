@@ -216,7 +216,9 @@ class HFRolloutServer:
     # -- weights and export -------------------------------------------------------------------
 
     def load_weights(self, state: dict[str, torch.Tensor]) -> int:
-        """Load a full HF-named state dict strictly; returns the number of tensors loaded.
+        """Load a full HF-named state dict strictly; returns the number of tensors loaded. The
+        dict is emptied once loaded: its tensors (a whole model, sent by the trainer) are freed
+        before the fast decoder packs its own copies.
 
         A tied alias (e.g. `lm_head.weight` when embeddings are tied) may be absent as long as
         the tensor it shares storage with is present.
@@ -230,11 +232,13 @@ class HFRolloutServer:
                 f"{len(missing)} missing keys {missing[:5]} (LoRA: set model.lora.merge=True)"
             )
         # in the model thread, so a generate call in flight finishes on the old weights first
+        count = len(state)
         self._executor.submit(self._load_state, state).result()
-        return len(state)
+        return count
 
     def _load_state(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state, strict=False)
+        state.clear()  # the received copies, freed before the engine packs its own
         self.engine.refresh()  # the fast engine's packed weights are copies: the weight-sync cost
 
     def save_pretrained(self, path: str) -> str:

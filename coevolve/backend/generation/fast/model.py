@@ -86,6 +86,7 @@ class PackedLlama:
 
     def refresh(self) -> None:
         """Take the model's current weights (call after loading new ones)."""
+        self.layers, self.lm_head = [], None  # the old packed copies go before the new are made
         layers = []
         for layer in self.model.model.layers:
             attn, mlp = layer.self_attn, layer.mlp
