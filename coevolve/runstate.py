@@ -65,6 +65,8 @@ class RunState:
     # Phase.key -> coevolve's own scalars of that phase, averaged over its steps (what
     # `coevolve report` reads; verl's internals stay in TensorBoard only).
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    # category -> the challenger's own accepted questions shown as examples (selfplay/examples.py)
+    examples: dict[str, list[str]] = field(default_factory=dict)
 
     def is_done(self, phase: Phase) -> bool:
         return phase.key in self.completed

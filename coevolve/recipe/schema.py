@@ -62,8 +62,18 @@ class ChallengerConfig(RoleConfig):
     """The challenger writes questions; rewarded for splitting the solver's votes."""
 
     invalid_reward: float = -1.0  # reward of a completion whose question fails the format check
+    # Reward of a well-formed question that copies an example shown in its own prompt (Absolute
+    # Zero's -0.5 for a valid but useless proposal): a rung between malformed and new.
+    copy_reward: float = -0.5
+    # Agreement at which the uncertainty reward peaks (0 at unanimity and at 0): 0.5 is R-Zero's;
+    # set it inside dataset.band_low..band_high so the most-paid questions are the ones kept.
+    uncertainty_peak: float = 0.5
     repetition_threshold: float = 0.5  # BLEU-distance threshold of the repetition clustering
     seeds_per_prompt: int = 0  # few-shot example questions shown in the challenger's prompt
+    example_pool: int = 16  # the domain's example questions per category the shown ones are drawn from
+    # Of the seeds_per_prompt shown, at most this many are the challenger's own accepted questions
+    # of earlier steps (new, well-formed, in the band; SeRL shows 2), the rest from example_pool.
+    own_examples: int = 0
 
 
 @dataclass

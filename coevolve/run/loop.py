@@ -6,9 +6,10 @@
 2. Per iteration: the challenger trains against the frozen current solver's votes; the new
    challenger writes the solver's dataset, labelled by the solver's majority vote; the
    solver trains on it; the solver is evaluated on held-out questions with true answers.
-3. One bandit curriculum, shared by both roles, picks every prompt's category. Its value of
-   a category is the mean |advantage| there, a sign that the category sits at the solver's
-   frontier whichever role is learning; both phases feed it.
+3. A bandit curriculum per role picks that role's prompts' categories; its value of a category
+   is the mean |advantage| there. The solver's also picks the dataset's categories, so the
+   challenger's steps do not move the solver's category mix (a base-challenger run and a
+   co-evolution run train the solver on mixes chosen the same way).
 4. After every phase the run state (weights of both roles, optimizer state, bandit, RNG,
    dataset, global step) is committed atomically; a rerun resumes at the first phase not
    committed and TensorBoard hides whatever the killed phase had logged.
@@ -57,19 +58,27 @@ from coevolve.runstate import (
 )
 from coevolve.selfplay.adaptive import AdaptiveVoting
 from coevolve.selfplay.curriculum import Bandit, arm_rewards
-from coevolve.selfplay.filters import TextFilter
+from coevolve.selfplay.examples import ExamplePool
+from coevolve.selfplay.filters import TextFilter, in_band
 from coevolve.selfplay.scoring import (
     CHALLENGER_ROWS,
     SOLVER_ROWS,
+    ChallengerScoring,
     ScoredBatch,
-    score_challenger_batch,
+    challenger_batch,
+    score_challenger_items,
     score_solver_batch,
 )
-from coevolve.selfplay.steps import answer_groups, build_solver_dataset, challenger_message, parse_questions, votes
+from coevolve.selfplay.steps import (
+    ChallengerRewardSettings,
+    answer_groups,
+    build_solver_dataset,
+    challenger_message,
+    parse_questions,
+    votes,
+)
 from coevolve.selfplay.vote import agrees
 from coevolve.stats import mean_or_none
-
-SEED_POOL = 16  # example questions per category, shown `challenger.seeds_per_prompt` at a time
 
 
 class CoEvolution:
@@ -84,13 +93,16 @@ class CoEvolution:
         self.categories = tuple(recipe.domain.categories or self.domain.categories())
         # The held-out test questions, and those the solver also votes on in every evaluation.
         self.heldout, self.heldout_voted = recipe_heldout(recipe, self.domain)
-        self.seeds = {c: self.domain.seed_questions(c, SEED_POOL, recipe.seed)
-                      for c in self.categories} if recipe.challenger.seeds_per_prompt else {}
-        self._seed_texts = [q.text for pool in self.seeds.values() for q in pool]
+        c = recipe.challenger
+        seeds = {cat: self.domain.seed_questions(cat, c.example_pool, recipe.seed)
+                 for cat in self.categories} if c.seeds_per_prompt else {}
+        self.examples = ExamplePool(seeds, recipe.seed, c.seeds_per_prompt, c.own_examples)
+        self._seed_texts = [q.text for pool in seeds.values() for q in pool]
         self.text_filter = TextFilter(recipe.dataset.min_words, recipe.dataset.max_words,
                                       tuple(recipe.dataset.blacklist), recipe.dataset.max_rouge_l)
-        self.bandit = Bandit(self.categories, recipe.curriculum.alpha, recipe.curriculum.temperature,
-                             seed=recipe.seed, initial_q=recipe.curriculum.initial_q)
+        self.bandits = {role: Bandit(self.categories, recipe.curriculum.alpha, recipe.curriculum.temperature,
+                                     seed=recipe.seed + index, initial_q=recipe.curriculum.initial_q)
+                        for index, role in enumerate(ROLES)}
         self.rng = np.random.default_rng(recipe.seed)
         self.adaptive = adaptive_voting(recipe)
         self.state: RunState | None = None
@@ -165,7 +177,8 @@ class CoEvolution:
                                          for tag, values in self._phase_values.items() if values}
         self.state.completed.append(phase.key)
         self.state.phase_seconds[phase.key] = round(seconds, 2)
-        self.state.bandits["curriculum"] = self.bandit.state_dict()
+        self.state.bandits = {role: bandit.state_dict() for role, bandit in self.bandits.items()}
+        self.state.examples = self.examples.state_dict()
         self.state.rng = self.rng.bit_generator.state
         parts = {f"time/{phase.name}_{key.partition(':')[2]}_seconds": value
                  for key, value in self.state.part_seconds.items() if key.startswith(f"{phase.key}:")}
@@ -207,8 +220,8 @@ class CoEvolution:
         state = load_state(self.run_dir)
         if state is None:
             state = RunState(challenger_path=base_model, solver_path=base_model)
-        if state.bandits.get("curriculum"):
-            self.bandit.load_state_dict(state.bandits["curriculum"])
+        self._load_bandits(state.bandits)
+        self.examples.load_state_dict(state.examples)
         if state.rng:
             self.rng.bit_generator.state = state.rng
         if state.completed:
@@ -216,11 +229,21 @@ class CoEvolution:
                              f"(global step {state.global_step})")
         return state
 
+    def _load_bandits(self, saved: dict[str, Any]) -> None:
+        """Each role's curriculum from the run state; a run of an earlier version kept one
+        bandit for both roles ("curriculum"): both roles resume from it."""
+        if "curriculum" in saved:
+            self.console.say("the run state holds one curriculum for both roles (an earlier version): "
+                             "each role's curriculum resumes from it")
+            saved = {role: saved["curriculum"] for role in ROLES}
+        for role, state in saved.items():
+            self.bandits[role].load_state_dict(state)
+
     def _start_roles(self, base_model: str) -> None:
         scorers = {"challenger": self._score_challenger, "solver": partial(score_solver_batch, self.domain)}
         for role in ROLES:
             self.roles[role] = self.backend.build_role(RoleInputs(
-                role, self.recipe, self.domain, self.categories, self.seeds, self.bandit, self.rng,
+                role, self.recipe, self.domain, self.categories, self.examples, self.bandits[role], self.rng,
                 base_model, self.run_dir, scorers[role]))
             checkpoint = self.state.verl_checkpoints.get(role)
             if checkpoint:
@@ -257,12 +280,14 @@ class CoEvolution:
 
     def _after_step(self, role: str, batch: StepBatch) -> dict[str, float | None]:
         """Curriculum update and coevolve's per-step metrics, at the step's number."""
+        bandit = self.bandits[role]
         rewards = arm_rewards(batch.categories, batch.advantages)
-        self.bandit.update(rewards)
+        bandit.update(rewards)
         metrics = {f"{role}/reward_mean": float(np.mean(batch.rewards)),
                    f"{role}/informative_group_rate": _informative_rate(batch)}
-        metrics.update({f"curriculum/q/{c}": q for c, q in self.bandit.q.items()})
-        metrics.update({f"curriculum/prob/{c}": p for c, p in self.bandit.probabilities().items()})
+        prefix = "curriculum" if role == "solver" else "curriculum/challenger"  # the solver's: the dataset's
+        metrics.update({f"{prefix}/q/{c}": q for c, q in bandit.q.items()})
+        metrics.update({f"{prefix}/prob/{c}": p for c, p in bandit.probabilities().items()})
         metrics.update({f"curriculum/{role}_arm_reward/{c}": r for c, r in rewards.items()})
         metrics.update(batch.scored.metrics)
         self._log(metrics, batch.step)
@@ -322,9 +347,8 @@ class CoEvolution:
 
     def _phase_dataset(self, phase: Phase) -> int:
         d = self.recipe.dataset
-        categories = self.bandit.sample(d.questions)
-        shown = self.recipe.challenger.seeds_per_prompt
-        messages = [challenger_message(self.domain, c, self.seeds.get(c, []), i, shown)
+        categories = self.bandits["solver"].sample(d.questions)
+        messages = [challenger_message(self.domain, c, self.examples.draw(c, f"dataset/{phase.iteration}/{i}"))
                     for i, c in enumerate(categories)]
         completions = self.sample("challenger", messages, SamplingParams(
             n=1, temperature=d.temperature, top_p=d.top_p, max_new_tokens=self.recipe.challenger.max_new_tokens))
@@ -454,11 +478,16 @@ class CoEvolution:
     # --- the challenger's scorer, called by the backend on each generated batch ---------------
 
     def _score_challenger(self, rollouts: Sequence[Rollout]) -> ScoredBatch:
-        c = self.recipe.challenger
+        """The step's rewards; its new, well-formed, in-band questions join the examples shown later."""
+        band = (self.recipe.dataset.band_low, self.recipe.dataset.band_high)
+        how = ChallengerScoring(self.vote_fn(), self.recipe.vote.samples, reward_settings(self.recipe), band,
+                                f"step{self.state.global_step}/", self.adaptive)
         with self._timed("votes"), self.serving("solver"):
-            return score_challenger_batch(self.domain, rollouts, self.vote_fn(), self.recipe.vote.samples,
-                                          c.repetition_threshold, c.invalid_reward,
-                                          f"step{self.state.global_step}/", self.adaptive, self._copies_a_seed)
+            items = score_challenger_items(self.domain, rollouts, how)
+        for item in items:
+            if item.vote is not None and in_band(item.vote.agreement, *band):
+                self.examples.add_own(item.category, [item.question.text])
+        return challenger_batch(items, band)
 
     def _copies_a_seed(self, text: str) -> bool:
         """The dataset filter's similar-to-seed test, against every example the challenger sees."""
@@ -504,6 +533,12 @@ def load_dataset(path: Path) -> tuple[list[Question], list[float]]:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     agreements = [float(row.pop("vote_agreement")) for row in rows]
     return [Question(**row) for row in rows], agreements
+
+
+def reward_settings(recipe: Recipe) -> ChallengerRewardSettings:
+    """The recipe's challenger reward keys."""
+    c = recipe.challenger
+    return ChallengerRewardSettings(c.repetition_threshold, c.invalid_reward, c.copy_reward, c.uncertainty_peak)
 
 
 def adaptive_voting(recipe: Recipe) -> AdaptiveVoting | None:
