@@ -88,6 +88,9 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(("challenger.uncertainty_peak",), lambda peak: 0 < peak < 1, "a number in (0, 1)"),
     _Rule(("challenger.example_pool", "challenger.seeds_per_prompt"), lambda pool, shown: pool >= max(shown, 1),
           "an integer >= max(challenger.seeds_per_prompt, 1)"),
+    _Rule(("eval.keep_best_on_dev", "eval.dev_per_category"), lambda keep, dev: not keep or dev > 0,
+          "eval.keep_best_on_dev = false, or eval.dev_per_category > 0 (the final solver is chosen on the "
+          "dev split, never on the test split)"),
     _at_least("challenger.own_examples", 0, " (at most challenger.seeds_per_prompt are shown in all)"),
     *(_at_least(f"vote.{size}", 1) for size in ("samples", "max_new_tokens", "batch_size")),
     _positive("vote.temperature"),

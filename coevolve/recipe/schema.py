@@ -162,6 +162,10 @@ class EvalConfig:
     # Development questions per category, disjoint from the test split: `coevolve probe`
     # measures on them so that settings are chosen on dev and reported on test. 0: no dev split.
     dev_per_category: int = 0
+    # The run's final solver is the iteration's (or the base model's) solver with the best greedy
+    # accuracy on the dev split, scored after every iteration; never chosen on the test split.
+    # Needs dev_per_category > 0; false: the last iteration's solver.
+    keep_best_on_dev: bool = True
     # Held-out questions per category that the solver also votes on at vote.temperature in
     # every evaluation: the held-out estimate of pseudo-label accuracy. 0: not measured.
     vote_per_category: int = 10

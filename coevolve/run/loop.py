@@ -93,6 +93,8 @@ class CoEvolution:
         self.categories = tuple(recipe.domain.categories or self.domain.categories())
         # The held-out test questions, and those the solver also votes on in every evaluation.
         self.heldout, self.heldout_voted = recipe_heldout(recipe, self.domain)
+        # The dev split, scored after every iteration to choose the final solver (never the test's).
+        self.dev = recipe_heldout(recipe, self.domain, split="dev")[0] if recipe.eval.keep_best_on_dev else []
         c = recipe.challenger
         seeds = {cat: self.domain.seed_questions(cat, c.example_pool, recipe.seed)
                  for cat in self.categories} if c.seeds_per_prompt else {}
@@ -127,6 +129,8 @@ class CoEvolution:
         pending = self.state.pending(run_phases(self.recipe.iterations))
         if not pending:
             self.console.say(f"{self.run_dir}: every phase is already done")
+            if self.state.kept_iteration is None:  # stopped between the last phase and the choice
+                self._keep_final_solver()
             return self.state
         check_resumable(self.state)  # the checkpoints it names, before anything starts
         eta = eta_for(self.recipe, pending, len(self.heldout), len(self.heldout_voted))
@@ -145,6 +149,7 @@ class CoEvolution:
             self.console.say(f"started in {clock(startup)}")
             for phase in pending:
                 self._run_phase(phase)
+            self._keep_final_solver()
         finally:
             for trainer in self.roles.values():
                 trainer.shutdown()
@@ -153,6 +158,20 @@ class CoEvolution:
             self.domain.close()
         self._print_report()
         return self.state
+
+    def _keep_final_solver(self) -> None:
+        """The run's final solver: the best on the dev split (eval.keep_best_on_dev), else the last."""
+        if self.recipe.eval.keep_best_on_dev:
+            scores = dev_scores(self.state.metrics)
+            kept = best_on_dev(scores)
+            others = ", ".join(f"{'base' if i == 0 else i} {a:.3f}" for i, a in sorted(scores.items()))
+            why = f"best on the dev split ({others})"
+        else:
+            kept, why = self.recipe.iterations, "the last iteration (eval.keep_best_on_dev is false)"
+        self.state.kept_iteration = kept
+        save_state(self.state, self.run_dir)
+        path = self.run_dir / "checkpoints" / f"iter_{kept:03d}" / "solver" if kept else "the base model"
+        self.console.say(f"final solver: {'base model' if kept == 0 else f'iteration {kept}'}, {why}: {path}")
 
     def _print_report(self) -> None:
         """The report's summary on the console, and report.md / report.png in the run."""
@@ -413,6 +432,10 @@ class CoEvolution:
         result, graded = score_answers(self.domain, self.heldout, completions)
         step = self.state.global_step + 1
         metrics = result.metrics("eval")
+        if self.dev:
+            dev_completions = self.sample("solver", [self.domain.solver_prompt(q) for q in self.dev],
+                                          greedy_params(self.recipe.eval.max_new_tokens))
+            metrics["eval/dev_accuracy"] = score_answers(self.domain, self.dev, dev_completions)[0].accuracy
         self.progress.show(metrics, 1)
         if phase.name == BASE_EVAL:
             metrics["eval/base_accuracy"] = result.accuracy
@@ -533,6 +556,19 @@ def load_dataset(path: Path) -> tuple[list[Question], list[float]]:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     agreements = [float(row.pop("vote_agreement")) for row in rows]
     return [Question(**row) for row in rows], agreements
+
+
+def dev_scores(metrics: dict[str, dict[str, float]]) -> dict[int, float]:
+    """Iteration (0: the base model) -> greedy accuracy on the dev split, from the phases' metrics."""
+    return {int(key.split("/")[0]): values["eval/dev_accuracy"] for key, values in metrics.items()
+            if key.split("/")[1] in ("eval", BASE_EVAL) and "eval/dev_accuracy" in values}
+
+
+def best_on_dev(scores: dict[int, float]) -> int:
+    """The iteration with the best dev accuracy; a tie goes to the later iteration."""
+    if not scores:
+        raise ValueError("no evaluation scored the dev split: nothing to choose the final solver from")
+    return max(scores, key=lambda iteration: (scores[iteration], iteration))
 
 
 def reward_settings(recipe: Recipe) -> ChallengerRewardSettings:
