@@ -247,7 +247,7 @@ def summary(report: RunReport) -> str:
                      f" (kept on the dev split; dev accuracy per iteration: {shown or '-'})")
     if report.gains:
         g = report.gains[0]
-        lines.append(f"  gain of the final solver over the base model: {100 * g.difference:+.1f} points, paired bootstrap 95 % "
+        lines.append(f"  gain over the base model: {100 * g.difference:+.1f} points, paired bootstrap 95 % "
                      f"interval [{100 * g.low:+.1f}, {100 * g.high:+.1f}] on {g.questions} questions")
     if report.overlap:
         seen, unseen = report.overlap

@@ -89,6 +89,9 @@ class SolverConfig(RoleConfig):
     # Uniform by default: on SmolLM2-135M the kept questions all sit near p = 0.3 and the
     # weighting did not raise the share of informative groups (`make bench-adaptive`).
     question_sampling: str = "uniform"
+    # "pseudo_label": 1 when the answer matches the question's label; "format_only": 1 for any
+    # extractable answer, whatever it says (the baseline that measures how much of a gain is format).
+    reward: str = "pseudo_label"
 
 
 @dataclass
@@ -138,6 +141,13 @@ class DatasetConfig:
     # The previous iteration's kept questions voted on again (at most this many) to measure
     # how many labels flip between iterations (dataset/label_flip_rate); 0: not measured.
     flip_check_questions: int = 32
+    # Where the dataset's questions come from: "challenger" (written by the trained challenger) or
+    # "generator" (the domain's own question generator, through the same filters, band and
+    # majority labels: what perfect question writing could reach with self-made labels).
+    source: str = "challenger"
+    # The kept questions' label: "majority" (the solver's majority vote) or "oracle" (the domain's
+    # true answer: the ceiling for label quality; the band still chooses which questions are kept).
+    label: str = "majority"
 
 
 @dataclass
@@ -147,6 +157,9 @@ class CurriculumConfig:
     alpha: float = 0.5  # TD(0) learning rate
     temperature: float = 1.0  # Boltzmann temperature tau
     initial_q: float = 0.0
+    # "bandit": each role's bandit picks its categories; "uniform": never updated, so categories
+    # are drawn uniformly (the baseline that measures the curriculum's own contribution).
+    mode: str = "bandit"
 
 
 @dataclass
@@ -164,7 +177,8 @@ class EvalConfig:
     dev_per_category: int = 0
     # The run's final solver is the iteration's (or the base model's) solver with the best greedy
     # accuracy on the dev split, scored after every iteration; never chosen on the test split.
-    # Needs dev_per_category > 0; false: the last iteration's solver.
+    # Without a dev split (dev_per_category 0), or false: the last iteration's solver, and the
+    # console says why.
     keep_best_on_dev: bool = True
     # Held-out questions per category that the solver also votes on at vote.temperature in
     # every evaluation: the held-out estimate of pseudo-label accuracy. 0: not measured.

@@ -17,7 +17,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import random
 import shutil
 import signal
 import time
@@ -94,7 +96,8 @@ class CoEvolution:
         # The held-out test questions, and those the solver also votes on in every evaluation.
         self.heldout, self.heldout_voted = recipe_heldout(recipe, self.domain)
         # The dev split, scored after every iteration to choose the final solver (never the test's).
-        self.dev = recipe_heldout(recipe, self.domain, split="dev")[0] if recipe.eval.keep_best_on_dev else []
+        keep = recipe.eval.keep_best_on_dev and recipe.eval.dev_per_category > 0
+        self.dev = recipe_heldout(recipe, self.domain, split="dev")[0] if keep else []
         c = recipe.challenger
         seeds = {cat: self.domain.seed_questions(cat, c.example_pool, recipe.seed)
                  for cat in self.categories} if c.seeds_per_prompt else {}
@@ -161,13 +164,15 @@ class CoEvolution:
 
     def _keep_final_solver(self) -> None:
         """The run's final solver: the best on the dev split (eval.keep_best_on_dev), else the last."""
-        if self.recipe.eval.keep_best_on_dev:
+        if self.recipe.eval.keep_best_on_dev and self.dev:
             scores = dev_scores(self.state.metrics)
             kept = best_on_dev(scores)
             others = ", ".join(f"{'base' if i == 0 else i} {a:.3f}" for i, a in sorted(scores.items()))
             why = f"best on the dev split ({others})"
         else:
-            kept, why = self.recipe.iterations, "the last iteration (eval.keep_best_on_dev is false)"
+            kept, why = self.recipe.iterations, ("the last iteration (eval.keep_best_on_dev is false)"
+                                                 if not self.recipe.eval.keep_best_on_dev else
+                                                 "the last iteration (no dev split: eval.dev_per_category is 0)")
         self.state.kept_iteration = kept
         save_state(self.state, self.run_dir)
         path = self.run_dir / "checkpoints" / f"iter_{kept:03d}" / "solver" if kept else "the base model"
@@ -259,7 +264,8 @@ class CoEvolution:
             self.bandits[role].load_state_dict(state)
 
     def _start_roles(self, base_model: str) -> None:
-        scorers = {"challenger": self._score_challenger, "solver": partial(score_solver_batch, self.domain)}
+        scorers = {"challenger": self._score_challenger,
+                   "solver": partial(score_solver_batch, self.domain, reward=self.recipe.solver.reward)}
         for role in ROLES:
             self.roles[role] = self.backend.build_role(RoleInputs(
                 role, self.recipe, self.domain, self.categories, self.examples, self.bandits[role], self.rng,
@@ -301,7 +307,8 @@ class CoEvolution:
         """Curriculum update and coevolve's per-step metrics, at the step's number."""
         bandit = self.bandits[role]
         rewards = arm_rewards(batch.categories, batch.advantages)
-        bandit.update(rewards)
+        if self.recipe.curriculum.mode == "bandit":  # "uniform": the values stay equal
+            bandit.update(rewards)
         metrics = {f"{role}/reward_mean": float(np.mean(batch.rewards)),
                    f"{role}/informative_group_rate": _informative_rate(batch)}
         prefix = "curriculum" if role == "solver" else "curriculum/challenger"  # the solver's: the dataset's
@@ -367,18 +374,15 @@ class CoEvolution:
     def _phase_dataset(self, phase: Phase) -> int:
         d = self.recipe.dataset
         categories = self.bandits["solver"].sample(d.questions)
-        messages = [challenger_message(self.domain, c, self.examples.draw(c, f"dataset/{phase.iteration}/{i}"))
-                    for i, c in enumerate(categories)]
-        completions = self.sample("challenger", messages, SamplingParams(
-            n=1, temperature=d.temperature, top_p=d.top_p, max_new_tokens=self.recipe.challenger.max_new_tokens))
-        parsed = parse_questions(self.domain, [c[0] for c in completions], categories,
-                                 f"it{phase.iteration}/")
+        parsed = self._dataset_questions(phase.iteration, categories)
         self.progress.show({"dataset/questions_generated": len(parsed),
                             "dataset/questions_format_valid": sum(p is not None for p in parsed)}, 1)
         with self._timed("votes"), self.serving("solver"):
             result = build_solver_dataset(self.domain, parsed, self.vote_fn(), self.recipe.vote.samples,
                                           (d.band_low, d.band_high), self.text_filter,
                                           () if d.keep_seed_copies else self._seed_texts, self.adaptive)
+        if d.label == "oracle":
+            result = with_oracle_labels(self.domain, result)
         self.progress.show({"dataset/questions_kept": len(result.kept),
                             "dataset/pseudo_label_accuracy": result.pseudo_label_accuracy}, 1)
         flip_rate = self._label_flip_rate(phase.iteration)
@@ -400,6 +404,18 @@ class CoEvolution:
                 "dataset.questions"
             )
         return step
+
+    def _dataset_questions(self, iteration: int, categories: list[str]) -> list[Question | None]:
+        """The dataset's candidate questions: the challenger's (parsed) or the domain generator's."""
+        if self.recipe.dataset.source == "generator":
+            rng = random.Random(f"generator/{self.recipe.seed}/{iteration}")
+            return [Question(f"it{iteration}/{i}", c, self.domain.generate(c, rng)) for i, c in enumerate(categories)]
+        d = self.recipe.dataset
+        messages = [challenger_message(self.domain, c, self.examples.draw(c, f"dataset/{iteration}/{i}"))
+                    for i, c in enumerate(categories)]
+        completions = self.sample("challenger", messages, SamplingParams(
+            n=1, temperature=d.temperature, top_p=d.top_p, max_new_tokens=self.recipe.challenger.max_new_tokens))
+        return parse_questions(self.domain, [c[0] for c in completions], categories, f"it{iteration}/")
 
     def _label_flip_rate(self, iteration: int) -> float | None:
         """Share of the previous iteration's kept questions whose majority answer, voted again
@@ -556,6 +572,18 @@ def load_dataset(path: Path) -> tuple[list[Question], list[float]]:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     agreements = [float(row.pop("vote_agreement")) for row in rows]
     return [Question(**row) for row in rows], agreements
+
+
+def with_oracle_labels(domain: Domain, result):
+    """The dataset with every kept question labelled by the domain's oracle (dataset.label: oracle)."""
+    relabelled = []
+    for q in result.kept:
+        truth = domain.oracle(q)
+        if truth is None:
+            raise ValueError(f"dataset.label = 'oracle', but the {domain.name} domain has no true answer "
+                             f"for {q.text!r}; allowed: dataset.label = majority")
+        relabelled.append(Question(q.id, q.category, q.text, truth, "oracle"))
+    return dataclasses.replace(result, kept=relabelled)
 
 
 def dev_scores(metrics: dict[str, dict[str, float]]) -> dict[int, float]:

@@ -91,11 +91,18 @@ def challenger_batch(items: Sequence[ChallengerItem], band: tuple[float, float])
                        challenger_indicators(items, band), rows)
 
 
-def score_solver_batch(domain: Domain, rollouts: Sequence[Rollout]) -> ScoredBatch:
-    """The solver's reward (rewards.solver_reward: its answer matches the pseudo-label) and,
-    where the item carries the oracle's answer, the labels' and the answers' true accuracy."""
+def score_solver_batch(domain: Domain, rollouts: Sequence[Rollout], reward: str = "pseudo_label") -> ScoredBatch:
+    """The solver's reward (rewards.solver_reward: its answer matches the pseudo-label; with
+    `reward` "format_only", any extractable answer scores 1) and, where the item carries the
+    oracle's answer, the labels' and the answers' true accuracy."""
+    if reward not in ("pseudo_label", "format_only"):
+        raise ValueError(f"solver reward {reward!r}; allowed: pseudo_label, format_only")
     answers = [domain.extract_answer(r.response) for r in rollouts]
-    rewards = [solver_reward(a, r.ground_truth, domain.equivalent).total for a, r in zip(answers, rollouts, strict=True)]
+    if reward == "format_only":
+        rewards = [float(a is not None) for a in answers]
+    else:
+        rewards = [solver_reward(a, r.ground_truth, domain.equivalent).total
+                   for a, r in zip(answers, rollouts, strict=True)]
     truths = [r.extra_info.get("true_answer") or None for r in rollouts]
     checked = [(a, r.ground_truth, t) for a, r, t in zip(answers, rollouts, truths, strict=True) if t is not None]
     metrics = {
