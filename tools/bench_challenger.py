@@ -76,6 +76,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="prompts per step")
     parser.add_argument("--group", type=int, default=4, help="replies per prompt (the GRPO group)")
     parser.add_argument("--json", type=Path, default=None, help="write every step's indicators here")
+    parser.add_argument("--variants", default="", help="comma-separated positions (0-based) of the variants "
+                        "to run; empty: all")
     parser.add_argument("overrides", nargs="*", default=[], help="recipe overrides, key=value")
     args = parser.parse_args()
     recipe = load_recipe(Path(args.recipe), args.overrides)
@@ -84,11 +86,14 @@ def main() -> None:
     from coevolve.backend.models import prepare_base_model
 
     generator = load_generator(recipe, prepare_base_model(recipe))
-    rows = [run_variant(recipe, v, generator, args) for v in variants(recipe)]
+    chosen = [variants(recipe)[int(k)] for k in args.variants.split(",")] if args.variants else variants(recipe)
+    rows = []
+    for variant in chosen:
+        rows.append(run_variant(recipe, variant, generator, args))
+        if args.json is not None:  # after every variant: a killed bench keeps what it measured
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(rows, indent=2))
     print(table(rows))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":
