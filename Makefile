@@ -14,7 +14,7 @@ TORCH_VERSION ?= 2.13.0
 # make tensorboard serves questions, answers and labels: this machine only, unless HOST=0.0.0.0
 HOST = 127.0.0.1
 
-.PHONY: setup test test-fast train-recipe probe report eta-replay baselines tensorboard dashboard bench bench-generation bench-repetition bench-rollout bench-finetune bench-adaptive bench-iteration bench-trl prepare-model clean
+.PHONY: setup test test-fast train-recipe probe report eta-replay baselines bench-challenger tensorboard dashboard bench bench-generation bench-repetition bench-rollout bench-finetune bench-adaptive bench-iteration bench-trl prepare-model clean
 
 setup: $(STAMP)
 
@@ -53,11 +53,17 @@ report: setup
 eta-replay: setup
 	$(BIN)/python tools/eta_replay.py $(RUN_DIR)/$(basename $(notdir $(RECIPE)))
 
-# Base model vs the solver of the untrained challenger (challenger.steps=0) vs the full
-# co-evolution, same compute, paired on the same held-out questions. Two default runs: over an
-# hour on 2 cores, so run by hand, not in CI.
+# The baseline ladder (coevolve/measure/ladder.py): base model, format-only, base challenger,
+# co-evolution, generator questions, true labels, uniform curriculum; SEEDS runs per arm, pooled
+# paired intervals on the same test questions. 6 arms x 3 seeds of the default: hours on 2 cores.
+SEEDS ?= 3
 baselines: prepare-model
-	$(BIN)/python tools/baselines.py $(RECIPE) $(ARGS)
+	$(BIN)/python tools/baselines.py $(RECIPE) --seeds $(SEEDS) $(ARGS)
+
+# The challenger's reward designs on the base challenger's replies, solver frozen: well-formed,
+# new-valid, groups with a gradient, uncertainty term, in-band share (minutes per variant).
+bench-challenger: prepare-model
+	$(BIN)/python tools/bench_challenger.py $(RECIPE) --steps 2 --batch 8 --group 4 --json $(RUN_DIR)/bench/challenger.json
 
 tensorboard: setup
 	$(BIN)/tensorboard --logdir $(RUN_DIR) --host $(HOST)

@@ -72,6 +72,11 @@ class RunState:
     # Phase.key -> coevolve's own scalars of that phase, averaged over its steps (what
     # `coevolve report` reads; verl's internals stay in TensorBoard only).
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    # category -> the challenger's own accepted questions shown as examples (selfplay/examples.py)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    # The iteration whose solver is the run's final one (0: the base model), chosen on the dev
+    # split when eval.keep_best_on_dev; None until the run has finished.
+    kept_iteration: int | None = None
 
     def is_done(self, phase: Phase) -> bool:
         return phase.key in self.completed

@@ -133,10 +133,11 @@ ADAPTIVE = AdaptiveVoting(first_round=4, round_size=2, confidence=0.95, reward_t
 def test_score_challenger_with_adaptive_voting_saves_samples_on_easy_questions():
     completions = ["<question>What is 2 + 2?</question>", "<question>What is 9 + 9?</question>"]
     sampler = CountingSampler(STREAMS)
-    items = score_challenger(ARITH, completions, ["add_sub_small"] * 2, sampler, samples=10, adaptive=ADAPTIVE)
+    items = score_challenger(ARITH, completions, ["add_sub_small"] * 2, [[]] * 2, sampler, samples=10,
+                             adaptive=ADAPTIVE)
     assert [i.vote.n for i in items] == [4, 10]
     assert items[0].vote.agreement == 1.0 and items[1].vote.agreement == pytest.approx(0.5)
-    full = score_challenger(ARITH, completions, ["add_sub_small"] * 2, CountingSampler(STREAMS), samples=10)
+    full = score_challenger(ARITH, completions, ["add_sub_small"] * 2, [[]] * 2, CountingSampler(STREAMS), samples=10)
     assert [i.reward.total for i in items] == [i.reward.total for i in full]
 
 

@@ -1,6 +1,7 @@
 """Conversion between coevolve's records and verl's items and batches (no Ray, no training)."""
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from coevolve.backend import data as vdata  # noqa: E402
 from coevolve.domains import build_domain  # noqa: E402
 from coevolve.records import Question  # noqa: E402
 from coevolve.selfplay.curriculum import Bandit  # noqa: E402
+from coevolve.selfplay.examples import ExamplePool  # noqa: E402
+from coevolve.selfplay.scoring import SHOWN_KEY  # noqa: E402
 
 ARITH = build_domain("arithmetic")
 
@@ -55,12 +58,14 @@ def test_sequence_advantages_average_over_response_tokens_only():
 
 def test_challenger_prompts_encode_the_category_in_the_index():
     seeds = {c: ARITH.seed_questions(c, 4, 0) for c in ARITH.categories()}
-    dataset = vdata.ChallengerPrompts(ARITH, ARITH.categories(), seeds, seeds_per_prompt=2)
+    dataset = vdata.ChallengerPrompts(ARITH, ARITH.categories(), ExamplePool(seeds, run_seed=0, shown=2))
     index = dataset.index_of("mul_small", 5)
     item = dataset[index]
     assert item["extra_info"]["category"] == "mul_small"
     shown = [q.text for q in seeds["mul_small"] if f"<question>{q.text}</question>" in item["raw_prompt"][0]["content"]]
-    assert len(shown) == 2  # two of the category's seeds, rotated by the index
+    assert len(shown) == 2  # two of the category's seeds, drawn for this prompt
+    # the texts shown travel with the item, so the scorer judges copies against this prompt's
+    assert sorted(json.loads(item["extra_info"][SHOWN_KEY])) == sorted(shown)
     assert item["index"] == index
 
 

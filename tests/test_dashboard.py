@@ -67,5 +67,5 @@ def test_the_dashboard_renders_in_headless_chromium(tmp_path):
     result = subprocess.run([sys.executable, str(repo / "tools" / "dashboard_screenshot.py"), str(tmp_path),
                              "--out", str(out), "--height", "900"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 sections, 12 charts" in result.stdout and out.stat().st_size > 20_000
+    assert "5 sections, 14 charts" in result.stdout and out.stat().st_size > 20_000
     assert "4. curriculum / value of each category" in result.stdout  # named as having no data

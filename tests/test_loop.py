@@ -14,7 +14,7 @@ import pytest
 from coevolve import cli
 from coevolve.recipe.load import load_recipe
 from coevolve.run.console import Console
-from coevolve.run.loop import CoEvolution
+from coevolve.run.loop import CoEvolution, best_on_dev, dev_scores
 from coevolve.runstate import RunDirError, run_phases
 from helpers.e2e import REQUIRED_TAGS, tensorboard_tags
 from helpers.fake_backend import FakeBackend
@@ -43,7 +43,7 @@ def outcome(run_dir: Path) -> dict:
     files = sorted(p for p in run_dir.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl")
                    and "tensorboard" not in p.parts and p.name not in ("state.json", "memory.json"))
     return {"completed": state["completed"], "global_step": state["global_step"], "bandits": state["bandits"],
-            "rng": state["rng"], "metrics": state["metrics"],
+            "examples": state["examples"], "rng": state["rng"], "metrics": state["metrics"],
             "files": {str(p.relative_to(run_dir)): p.read_text() for p in files}}
 
 
@@ -100,6 +100,26 @@ def test_a_crash_at_any_phase_boundary_resumes_to_the_same_run(tmp_path, crash_a
     restored = [c for c in backend.calls if ".restore(" in c]
     saved = {key.split("/")[1] for key in before} & {"challenger", "solver"}  # roles with a checkpoint
     assert sorted(c.split(".")[0] for c in restored) == sorted(saved)
+
+
+def test_each_role_has_its_own_curriculum_and_it_survives_a_resume(tmp_path):
+    CrashingRun, Crash = crash_before("1/dataset")
+    with pytest.raises(Crash):
+        CrashingRun(recipe(tmp_path), FakeBackend(), Console(live=False)).run()
+    bandits = json.loads((tmp_path / "state.json").read_text())["bandits"]
+    assert set(bandits) == {"challenger", "solver"}
+    assert bandits["challenger"]["updates"] == 2  # the challenger's two steps moved its own bandit
+    assert bandits["solver"]["updates"] == 0 and set(bandits["solver"]["q"].values()) == {0.0}  # not the solver's
+    resumed = CoEvolution(recipe(tmp_path), FakeBackend(), Console(live=False))
+    resumed._open_run_dir("fake-base-model")
+    assert {role: b.state_dict() for role, b in resumed.bandits.items()} == bandits
+
+
+def test_a_run_state_of_one_shared_curriculum_resumes_both_roles_from_it(tmp_path):
+    run_ = CoEvolution(recipe(tmp_path), FakeBackend(), Console(live=False))
+    shared = run_.bandits["solver"].state_dict() | {"q": {"short": 0.5, "long": -0.5}, "updates": 7}
+    run_._load_bandits({"curriculum": shared})
+    assert all(b.q == {"short": 0.5, "long": -0.5} and b.updates == 7 for b in run_.bandits.values())
 
 
 def test_a_worker_failure_is_one_line_and_the_log_has_the_traceback(tmp_path, capfd):
@@ -241,3 +261,32 @@ def test_the_run_logs_its_memory_per_phase(tmp_path):
     assert all(w["peak_pss_bytes"] > 10 * 2**20 and w["peak_machine_used_bytes"] > 0 for w in memory.values())
     assert memory["run"]["peak_pss_bytes"] >= max(w["peak_pss_bytes"] for w in memory.values())
     assert any("python" in name or "pytest" in name for name in memory["run"]["peak_pss_bytes_per_process"])
+
+
+@pytest.mark.parametrize(
+    "scores, expected",
+    [
+        ({0: 0.40, 1: 0.55, 2: 0.50}, 1),  # iteration 2 got worse on dev: iteration 1 is kept
+        ({0: 0.60, 1: 0.55, 2: 0.50}, 0),  # training only hurt: the base model is kept
+        ({0: 0.40, 1: 0.55, 2: 0.55}, 2),  # a tie goes to the later iteration
+    ],
+)
+def test_best_on_dev(scores, expected):
+    assert best_on_dev(scores) == expected
+
+
+def test_best_on_dev_needs_a_dev_score():
+    with pytest.raises(ValueError, match="no evaluation scored the dev split"):
+        best_on_dev({})
+
+
+def test_the_final_solver_is_the_best_on_the_dev_split_and_the_console_says_which(tmp_path, capsys):
+    state = run(tmp_path, None, "eval.keep_best_on_dev=true", "eval.dev_per_category=2")
+    scores = dev_scores(state.metrics)
+    assert sorted(scores) == [0, 1, 2]  # the base model and every iteration scored on dev
+    assert state.kept_iteration == best_on_dev(scores)
+    assert json.loads((tmp_path / "state.json").read_text())["kept_iteration"] == state.kept_iteration
+    out = capsys.readouterr().out
+    assert "final solver: " in out and "best on the dev split" in out
+    eval_keys = [k for k in state.metrics if k.endswith("eval") or k.endswith("eval_base")]
+    assert all("eval/accuracy" in state.metrics[k] for k in eval_keys)  # the test split is still reported

@@ -32,48 +32,77 @@ def test_uncertainty_reward_rejects_out_of_range(bad):
 
 
 @pytest.mark.parametrize(
-    "valid, agreement, penalty, expected_total",
+    "agreement, peak, expected",
     [
-        (True, 0.5, 0.0, 1.0),  # best case
-        (True, 0.5, 0.25, 0.75),  # penalty subtracts
-        (True, 0.9, 0.5, 0.0),  # clipped at 0, never negative for a valid question
-        (False, 0.5, 0.0, -1.0),  # format failure gets the invalid reward
+        (0.75, 0.75, 1.0),  # the peak moved into the default recipe's band 0.6-1.0
+        (5 / 6, 0.75, 2 / 3),  # 5 of 6 votes: (1 - 5/6) / (1 - 0.75)
+        (4 / 6, 0.75, 8 / 9),  # 4 of 6 votes: (4/6) / 0.75
+        (0.5, 0.75, 2 / 3),  # an even split now pays less than a clear majority
+        (1.0, 0.75, 0.0),  # unanimous still pays nothing
+        (0.0, 0.75, 0.0),  # nobody agrees
     ],
 )
-def test_challenger_reward(valid, agreement, penalty, expected_total):
-    reward = challenger_reward(valid, agreement, penalty)
+def test_uncertainty_reward_peaks_where_asked(agreement, peak, expected):
+    assert uncertainty_reward(agreement, peak) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "kind, agreement, penalty, expected_total",
+    [
+        ("new", 0.5, 0.0, 1.0),  # best case
+        ("new", 0.5, 0.25, 0.75),  # the penalty subtracts
+        ("new", 0.9, 0.5, -0.3),  # no clamp at 0: uncertainty 0.2 - 0.5, as R-Zero's code
+        ("new", 1.0, 1 / 32, -1 / 32),  # unanimous and unique: just the penalty
+        ("copy", None, 0.0, -0.5),  # a well-formed copy of a shown example: its own rung
+        ("copy", None, 1 / 32, -0.5 - 1 / 32),  # rungs pay the penalty too
+        ("malformed", None, 0.0, -1.0),  # format failure: the lowest rung
+    ],
+)
+def test_challenger_reward_rungs(kind, agreement, penalty, expected_total):
+    reward = challenger_reward(kind, agreement, penalty)
     assert reward.total == pytest.approx(expected_total)
-    assert reward.parts["format_valid"] == float(valid)
+    assert reward.parts["format_valid"] == float(kind != "malformed")
+    assert reward.parts["new_question"] == float(kind == "new")
 
 
-def test_challenger_rewards_all_duplicates_get_full_penalty():
-    questions = ["What is 2 + 3 ?"] * 4
-    rewards = challenger_rewards(questions, [0.5] * 4)
-    assert [r.parts["repetition_penalty"] for r in rewards] == [1.0] * 4
-    assert [r.total for r in rewards] == [0.0] * 4
+def test_challenger_reward_rungs_are_ordered_for_any_penalty():
+    # malformed < copy < new (whose uncertainty is >= 0) whenever the penalties are equal
+    for penalty in (0.0, 0.1, 0.5):
+        bad, copy, new = (challenger_reward(k, 1.0, penalty).total for k in ("malformed", "copy", "new"))
+        assert bad < copy < new
 
 
-def test_challenger_rewards_all_distinct_get_one_over_n():
-    questions = [
-        "What is 2 + 3 ?",
-        "Compute the product of seventeen and nine please",
-        "How many primes lie below one hundred exactly ?",
-        "Solve for x when x squared equals forty nine",
-    ]
-    rewards = challenger_rewards(questions, [0.5] * 4)
-    assert [r.parts["repetition_penalty"] for r in rewards] == pytest.approx([0.25] * 4)
-    assert [r.total for r in rewards] == pytest.approx([0.75] * 4)
+def test_challenger_reward_rejects_unknown_kind_and_missing_agreement():
+    with pytest.raises(ValueError, match="unknown challenger reply kind 'valid'"):
+        challenger_reward("valid", 0.5, 0.0)
+    with pytest.raises(ValueError, match="agreement"):
+        challenger_reward("new", None, 0.0)
 
 
-def test_challenger_rewards_invalid_questions_do_not_count_in_the_batch():
-    rewards = challenger_rewards(["What is 2 + 3 ?", None], [0.5, None], invalid_reward=-1.0)
-    assert rewards[0].parts["repetition_penalty"] == 1.0  # alone among the valid questions
-    assert rewards[1].total == -1.0
+def test_repetition_penalty_is_normalised_over_every_rollout_by_hand():
+    # 8 rollouts of one step: two identical new questions (one cluster of 2), one other new
+    # question, one copy, and four malformed replies (empty text: BLEU 0 with everything, so
+    # each is its own cluster). Hand computation: the pair pays 2/8, every other reply 1/8.
+    texts = ["What is 7 * 8?", "What is 7 * 8?", "Compute the product of seventeen and nine please",
+             "What is 2 + 3?", None, None, None, None]
+    kinds = ["new", "new", "new", "copy", "malformed", "malformed", "malformed", "malformed"]
+    agreements = [0.5, 0.5, 1.0, None, None, None, None, None]
+    rewards = challenger_rewards(texts, kinds, agreements)
+    assert [r.parts["repetition_penalty"] for r in rewards] == pytest.approx([2 / 8] * 2 + [1 / 8] * 6)
+    expected = [1 - 2 / 8, 1 - 2 / 8, 0 - 1 / 8, -0.5 - 1 / 8] + [-1 - 1 / 8] * 4
+    assert [r.total for r in rewards] == pytest.approx(expected)
 
 
-def test_challenger_rewards_valid_question_needs_agreement():
-    with pytest.raises(ValueError, match="no agreement"):
-        challenger_rewards(["What is 2 + 3 ?"], [None])
+def test_a_lone_new_question_earns_its_votes_not_zero():
+    # under the old rule (penalty over the new questions only, clamped) this scored exactly 0
+    rewards = challenger_rewards(["What is 7 * 8?", None, None, None], ["new", "malformed", "malformed", "malformed"],
+                                 [0.5, None, None, None])
+    assert rewards[0].total == pytest.approx(1 - 1 / 4)
+
+
+def test_challenger_rewards_check_lengths():
+    with pytest.raises(ValueError, match="2 questions, 1 kinds"):
+        challenger_rewards(["What is 2 + 3?", None], ["new"], [0.5, None])
 
 
 @pytest.mark.parametrize(

@@ -31,13 +31,11 @@ def test_score_challenger_rewards_split_votes_and_gates_format():
     ]
     categories = ["add_sub_small", "mul_small", "add_sub_small"]
     solver = scripted_solver({"2 + 3": ["5", "5", "6", "7"], "9 - 4": ["5", "5", "5", "5"]})
-    items = score_challenger(ARITH, completions, categories, solver, samples=4)
+    items = score_challenger(ARITH, completions, categories, [[]] * 3, solver, samples=4)
     assert [i.question is not None for i in items] == [True, False, True]
     assert items[0].vote.agreement == 0.5 and items[2].vote.agreement == 1.0
-    # two distinct valid questions: penalty 1/2 each
-    assert items[0].reward.total == pytest.approx(0.5)
-    assert items[1].reward.total == -1.0
-    assert items[2].reward.total == 0.0
+    # three rollouts, none like another: penalty 1/3 each, on every rung, no clamp
+    assert [i.reward.total for i in items] == pytest.approx([1 - 1 / 3, -1 - 1 / 3, 0 - 1 / 3])
 
 
 def test_parse_questions_rejects_length_mismatch():
@@ -80,13 +78,23 @@ def test_build_solver_dataset_filters_votes_and_labels():
     assert result.pseudo_label_accuracy_all == pytest.approx(2 / 3)
 
 
-def test_score_challenger_gives_copies_of_examples_the_invalid_reward_and_no_votes():
+def test_score_challenger_judges_copies_against_the_examples_of_their_own_prompt():
     completions = ["<question>What is 2 + 3?</question>", "<question>What is 7 + 1?</question>",
-                   "<question>What is 9 - 4?</question>"]
-    solver = scripted_solver({"2 + 3": ["5", "6"], "7 + 1": ["8", "7"], "9 - 4": ["5", "4"]})
-    items = score_challenger(ARITH, completions, ["add_sub_small"] * 3, solver, samples=2,
-                             is_copy=lambda text: text == "What is 9 - 4?")
-    assert [i.copied for i in items] == [False, False, True]
-    assert items[2].question is not None and items[2].vote is None
-    # two voted questions split 1/1: uncertainty 1, repetition penalty 1/2 each
-    assert [i.reward.total for i in items] == pytest.approx([0.5, 0.5, -1.0])
+                   "<question>What is 9 - 4?</question>", "<question>What is 9 + 4?</question>"]
+    shown = [["What is 9 - 4?"],  # another prompt's example: 2 + 3 is new here
+             ["what is 7+1"],  # the same question in other spacing and case: a copy
+             ["What is 9 - 4?", "What is 1 + 1?"],  # shown in this prompt: a copy
+             ["What is 9 - 4?"]]  # differs only by its operator: new
+    solver = scripted_solver({"2 + 3": ["5", "6"], "9 + 4": ["13", "12"]})
+    items = score_challenger(ARITH, completions, ["add_sub_small"] * 4, shown, solver, samples=2)
+    assert [i.copied for i in items] == [False, True, True, False]
+    assert [i.new_valid for i in items] == [True, False, False, True]
+    assert items[1].vote is None and items[2].vote is None  # copies are not voted on
+    penalty = 1 / 4  # four rollouts, no two alike under 1 - BLEU < 0.5
+    assert [i.reward.total for i in items] == pytest.approx([1 - penalty, -0.5 - penalty, -0.5 - penalty,
+                                                             1 - penalty])
+
+
+def test_score_challenger_needs_the_shown_examples_of_every_completion():
+    with pytest.raises(ValueError, match="2 completions but 1 lists of shown examples"):
+        score_challenger(ARITH, ["a", "b"], ["add_sub_small"] * 2, [[]], scripted_solver({}), samples=2)

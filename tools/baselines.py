@@ -1,26 +1,35 @@
-"""The three-way comparison R-Zero's readers ask for, on the same held-out questions.
+"""The baseline ladder (coevolve/measure/ladder.py): every arm, N seeds, pooled paired intervals.
 
-1. the base model (the full run's `eval_base`);
-2. the solver trained on questions from the *untrained* challenger (`challenger.steps=0`,
-   R-Zero's "base challenger"), everything else equal;
-3. the full co-evolution run.
-Each trained solver is compared with the base model, and the full run with the base
-challenger, by a paired bootstrap on the same questions. Both runs resume if killed; a run
-already finished is read, not repeated. Writes `<runs>/<name>-baselines.md` and prints it.
+Arms: base model, format-only, base challenger (challenger.steps=0), co-evolution, generator
+questions, true labels, uniform curriculum; each run `--seeds` times (seed=0..N-1, the same
+seeds in every arm, the same test questions). Each run resumes if killed; a finished run is
+read, not repeated. The final solver of each run is the one it kept (on the dev split when
+eval.keep_best_on_dev). Writes `<runs>/<name>-ladder.md` and prints it. Hours on 2 cores: by hand.
 
-    python tools/baselines.py recipes/arithmetic-cpu.yaml [key=value ...]
+    python tools/baselines.py recipes/arithmetic-cpu.yaml --seeds 3 [--arms co-evolution,base-challenger] [key=value ...]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
 
-from coevolve.measure.report import Gain, gains, load_report
+from coevolve.measure.ladder import ARMS, BASE, ladder_table
+from coevolve.measure.report import load_report
 from coevolve.recipe.load import load_recipe
+
+
+def run_dir_of(recipe_run_dir: Path, arm: str, seed: int) -> Path:
+    return recipe_run_dir.with_name(f"{recipe_run_dir.name}-{arm}-seed{seed}")
+
+
+def arm_overrides(arm: str, seed: int, run_dir: Path, overrides: list[str]) -> list[str]:
+    """The command-line overrides of one arm's run of one seed."""
+    if arm not in ARMS:
+        raise SystemExit(f"unknown arm {arm!r}; allowed: {', '.join(ARMS)}")
+    return [*overrides, *ARMS[arm], f"seed={seed}", f"run_dir={run_dir}"]
 
 
 def train(recipe: str, overrides: list[str]) -> None:
@@ -29,39 +38,32 @@ def train(recipe: str, overrides: list[str]) -> None:
     subprocess.run(command, check=True)
 
 
-def table(rows: list[tuple[str, list[Gain]]]) -> str:
-    lines = ["| comparison | category | questions | before | after | gain (points) | paired bootstrap 95 % |",
-             "|---|---|---|---|---|---|---|"]
-    for name, row_gains in rows:
-        lines += [f"| {name} | {g.category} | {g.questions} | {g.base:.3f} | {g.final:.3f} | "
-                  f"{100 * g.difference:+.1f} | [{100 * g.low:+.1f}, {100 * g.high:+.1f}] |" for g in row_gains]
-    return "\n".join(lines) + "\n"
+def final_eval(run_dir: Path):
+    report = load_report(run_dir)
+    return next((e for e in report.evals if e.iteration == report.kept_iteration), report.evals[-1]), report.evals[0]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe")
+    parser.add_argument("--seeds", type=int, default=3, help="runs per arm (seed=0..N-1)")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of: {', '.join(ARMS)}")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     recipe = load_recipe(Path(args.recipe), args.overrides)
-    full_dir = Path(recipe.run_dir)
-    base_challenger_dir = full_dir.with_name(full_dir.name + "-base-challenger")
-    train(args.recipe, [*args.overrides, f"run_dir={base_challenger_dir}", "challenger.steps=0"])
-    train(args.recipe, args.overrides)
-
-    full = load_report(full_dir)
-    base, coevolved = full.evals[0], full.evals[-1]
-    base_challenger = load_report(base_challenger_dir).evals[-1]
-    rows = [("base challenger vs base model", list(gains(base, base_challenger))),
-            ("co-evolution vs base model", list(gains(base, coevolved))),
-            ("co-evolution vs base challenger", list(gains(base_challenger, coevolved)))]
-    text = (f"# Baselines of {recipe.name} (greedy held-out accuracy, same questions)\n\n"
-            f"runs: `{full_dir}` (co-evolution), `{base_challenger_dir}` (challenger.steps=0); "
-            f"overrides: `{' '.join(args.overrides) or 'none'}`\n\n" + table(rows))
-    out = full_dir.with_name(full_dir.name + "-baselines.md")
+    arms = args.arms.split(",")
+    runs = {BASE: [], **{arm: [] for arm in arms}}
+    for seed in range(args.seeds):
+        for arm in arms:
+            run_dir = run_dir_of(Path(recipe.run_dir), arm, seed)
+            train(args.recipe, arm_overrides(arm, seed, run_dir, args.overrides))
+            final, base = final_eval(run_dir)
+            runs[arm].append(final)
+        runs[BASE].append(base)
+    text = (f"# Baseline ladder of {recipe.name} (greedy test accuracy, {args.seeds} seeds per arm)\n\n"
+            f"overrides: `{' '.join(args.overrides) or 'none'}`\n\n" + ladder_table(runs))
+    out = Path(recipe.run_dir).with_name(Path(recipe.run_dir).name + "-ladder.md")
     out.write_text(text)
-    (out.with_suffix(".json")).write_text(json.dumps(
-        {name: [g.__dict__ for g in row_gains] for name, row_gains in rows}, indent=2))
     print(text + f"\n[baselines] written: {out}", flush=True)
     return 0
 

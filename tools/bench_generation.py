@@ -33,6 +33,7 @@ from coevolve.domains import build_domain
 from coevolve.measure.evaluation import recipe_heldout
 from coevolve.recipe.load import DEFAULT_RECIPE, load_recipe
 from coevolve.run.sampling import SamplingParams, greedy_params, vote_params
+from coevolve.selfplay.examples import ExamplePool
 from coevolve.selfplay.steps import challenger_message
 
 
@@ -66,9 +67,10 @@ def workloads(recipe, questions: int) -> list[Workload]:
     asked = [q for c in categories for q in domain.seed_questions(c, per_category, 99)]
     solver = [domain.solver_prompt(q) for q in asked]
     ch = recipe.challenger
-    seeds = {c: domain.seed_questions(c, max(ch.seeds_per_prompt, 1), recipe.seed) for c in categories}
-    writers = [challenger_message(domain, categories[i % len(categories)], seeds=seeds[categories[i % len(categories)]],
-                                  serial=i, shown=ch.seeds_per_prompt) for i in range(questions)]
+    seeds = {c: domain.seed_questions(c, ch.example_pool, recipe.seed) for c in categories}
+    pool = ExamplePool(seeds, recipe.seed, ch.seeds_per_prompt)
+    writers = [challenger_message(domain, categories[i % len(categories)],
+                                  pool.draw(categories[i % len(categories)], i)) for i in range(questions)]
     s, d = recipe.solver, recipe.dataset
     return [
         Workload("votes", solver, vote_params(recipe, recipe.vote.samples), False),

@@ -11,6 +11,7 @@ back into (item info, response text) pairs, row by row, never by index arithmeti
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -22,6 +23,8 @@ from coevolve.domains.base import Domain
 from coevolve.records import Question, Rollout
 from coevolve.run.sampling import chat_messages
 from coevolve.selfplay.curriculum import Bandit
+from coevolve.selfplay.examples import ExamplePool
+from coevolve.selfplay.scoring import SHOWN_KEY
 from coevolve.selfplay.steps import challenger_message
 
 _STRIDE = 1_000_000_000  # index = category position * _STRIDE + serial number
@@ -44,11 +47,10 @@ def _item(message: str, *, data_source: str, ground_truth: str, extra: dict[str,
 class ChallengerPrompts(Dataset):
     """Index -> "write one question of category c" (the challenger's prompts)."""
 
-    def __init__(self, domain: Domain, categories: Sequence[str], seeds: dict[str, list[Question]] | None = None,
-                 seeds_per_prompt: int = 0, system_turn: str = "default") -> None:
-        self.domain, self.categories = domain, tuple(categories)
+    def __init__(self, domain: Domain, categories: Sequence[str], examples: ExamplePool,
+                 system_turn: str = "default") -> None:
+        self.domain, self.categories, self.examples = domain, tuple(categories), examples
         self.system_turn = system_turn
-        self.seeds, self.seeds_per_prompt = seeds or {}, seeds_per_prompt
 
     def __len__(self) -> int:
         return len(self.categories) * _STRIDE
@@ -58,10 +60,11 @@ class ChallengerPrompts(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         category = self.categories[index // _STRIDE]
-        message = challenger_message(self.domain, category, seeds=self.seeds.get(category, []), serial=index,
-                                     shown=self.seeds_per_prompt)
-        return _item(message, data_source="coevolve/challenger", ground_truth="", extra={"category": category},
-                     index=index, system_turn=self.system_turn)
+        shown = self.examples.draw(category, index)
+        message = challenger_message(self.domain, category, shown)
+        return _item(message, data_source="coevolve/challenger", ground_truth="",
+                     extra={"category": category, SHOWN_KEY: json.dumps(shown)}, index=index,
+                     system_turn=self.system_turn)
 
 
 class SolverQuestions(Dataset):

@@ -28,8 +28,7 @@ class VerlRole(vtrainer.VerlTrainer):
         recipe, role = inputs.recipe, inputs.role
         config = compose(role_settings(recipe, role, inputs.base_model, inputs.run_dir))
         if role == "challenger":
-            dataset = vdata.ChallengerPrompts(inputs.domain, inputs.categories, inputs.seeds,
-                                              seeds_per_prompt=recipe.challenger.seeds_per_prompt,
+            dataset = vdata.ChallengerPrompts(inputs.domain, inputs.categories, inputs.examples,
                                               system_turn=recipe.model.system_turn)
             sampler = vdata.CurriculumSampler(inputs.bandit, vdata.challenger_picker(dataset),
                                               batch_size=recipe.challenger.batch_size)

@@ -48,6 +48,10 @@ class IterationSummary:
     challenger_reward: float | None
     challenger_valid_rate: float | None
     seconds: dict[str, float]  # phase name -> wall time
+    challenger_new_valid_rate: float | None = None  # well-formed and not a copy of a shown example
+    challenger_gradient_share: float | None = None  # share of challenger rollouts in groups with a gradient
+    challenger_in_band_share: float | None = None  # voted new questions inside the dataset's band
+    dev_accuracy: float | None = None  # the solver after this iteration, on the dev split
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,9 @@ class RunReport:
     # ("trained on", "never trained on"); None before 2 evals or a question has no text.
     overlap: tuple[Gain, Gain] | None = None
     overlap_note: str | None = None  # why the overlap split is missing, when the user can change that
+    # The iteration whose solver the run kept (0: the base model; chosen on the dev split when
+    # eval.keep_best_on_dev), None for runs that did not record it (the last evaluation is used).
+    kept_iteration: int | None = None
 
 
 def paired_gain(category: str, base: Sequence[bool], final: Sequence[bool]) -> Gain:
@@ -230,6 +237,10 @@ def iteration_summary(iteration: int, metrics: dict[str, dict[str, float]],
         questions_kept=get("dataset", "dataset/questions_kept"),
         challenger_reward=get("challenger", "challenger/reward_mean"),
         challenger_valid_rate=get("challenger", "challenger/format_valid_rate"),
+        challenger_new_valid_rate=get("challenger", "challenger/new_valid_rate"),
+        challenger_gradient_share=get("challenger", "challenger/informative_group_rate"),
+        challenger_in_band_share=get("challenger", "challenger/in_band_share"),
+        dev_accuracy=get("eval", "eval/dev_accuracy"),
         seconds={key.split("/")[1]: value for key, value in seconds.items()
                  if key.split("/")[0] == str(iteration)},
     )
@@ -259,16 +270,17 @@ def load_report(run_dir: Path, *, trust_recipe: bool = False) -> RunReport:
             evals.append(_read_eval(path, int(iteration)))
     iterations = sorted({int(k.split("/")[0]) for k in state.completed} - {0})
     categories = tuple(sorted({c for e in evals for c in e.per_category}))
+    kept = next((e for e in evals if e.iteration == state.kept_iteration), evals[-1] if evals else None)
     overlap, overlap_note = None, None
     if len(evals) > 1 and state.datasets:
-        overlap = overlap_gains(evals[0], _with_texts(run_dir, evals[-1], trust_recipe), _trained_texts(state))
-        if _needs_trust(run_dir, evals[-1], trust_recipe):
+        overlap = overlap_gains(evals[0], _with_texts(run_dir, kept, trust_recipe), _trained_texts(state))
+        if _needs_trust(run_dir, kept, trust_recipe):
             overlap_note = "overlap omitted: rerun with --trust-recipe"
     return RunReport(
         name=run_dir.name, run_dir=str(run_dir), categories=categories, evals=tuple(evals),
         iterations=tuple(iteration_summary(i, state.metrics, state.phase_seconds) for i in iterations),
-        gains=gains(evals[0], evals[-1]) if len(evals) > 1 else (), overlap=overlap,
-        overlap_note=overlap_note,
+        gains=gains(evals[0], kept) if len(evals) > 1 else (), overlap=overlap,
+        overlap_note=overlap_note, kept_iteration=state.kept_iteration,
     )
 
 
@@ -285,6 +297,11 @@ def summary(report: RunReport) -> str:
     lines = [f"held-out greedy accuracy of {report.name} (95 % Wilson interval):"]
     lines += [f"  {'base model' if e.iteration == 0 else f'iteration {e.iteration}':<12} {_interval(e.overall)}"
               for e in report.evals]
+    if report.kept_iteration is not None:
+        dev = {i.iteration: i.dev_accuracy for i in report.iterations}
+        shown = ", ".join(f"{i} {_number(a, 3)}" for i, a in sorted(dev.items()))
+        lines.append(f"  final solver: {'the base model' if report.kept_iteration == 0 else f'iteration {report.kept_iteration}'}"
+                     f" (kept on the dev split; dev accuracy per iteration: {shown or '-'})")
     if report.gains:
         g = report.gains[0]
         lines.append(f"  gain over the base model: {100 * g.difference:+.1f} points, paired bootstrap 95 % "
@@ -307,15 +324,21 @@ def run_table(report: RunReport) -> str:
     """Per iteration, as plain text for the console: held-out accuracy, label quality,
     questions kept, the challenger's reward and the wall time of each phase."""
     iterations = {i.iteration: i for i in report.iterations}
-    rows = [("iteration", "held-out acc", "label acc", "kept/written", "challenger reward", "time per phase")]
+    rows = [("iteration", "held-out acc", "dev acc", "label acc", "kept/written", "challenger reward",
+             "new valid", "groups w/ gradient", "in band", "time per phase")]
     for e in report.evals:
         i = iterations.get(e.iteration)
         seconds = i.seconds if i else {}
+        name = "base model" if e.iteration == 0 else str(e.iteration)
         rows.append((
-            "base model" if e.iteration == 0 else str(e.iteration), _number(e.overall.value),
+            name + (" (kept)" if e.iteration == report.kept_iteration else ""), _number(e.overall.value),
+            _number(i.dev_accuracy) if i else "-",
             _number(i.pseudo_label_accuracy) if i else "-",
             f"{_number(i.questions_kept, 0)}/{_number(i.questions_generated, 0)}" if i else "-",
             _number(i.challenger_reward) if i else "-",
+            _number(i.challenger_new_valid_rate) if i else "-",
+            _number(i.challenger_gradient_share) if i else "-",
+            _number(i.challenger_in_band_share) if i else "-",
             " ".join(f"{name} {seconds[name] / 60:.1f}m" for name in PHASES if name in seconds) or "-"))
     widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)

@@ -81,7 +81,18 @@ _RULES: tuple[_Rule, ...] = (
     *_role_rules("solver"),
     _between("challenger.repetition_threshold", 0, 1),
     _one_of("solver.question_sampling", "uniform", "informative"),
+    _one_of("solver.reward", "pseudo_label", "format_only"),
+    _one_of("dataset.source", "challenger", "generator"),
+    _one_of("dataset.label", "majority", "oracle"),
+    _one_of("curriculum.mode", "bandit", "uniform"),
     _at_least("challenger.seeds_per_prompt", 0),
+    _Rule(("challenger.invalid_reward", "challenger.copy_reward"), lambda bad, copy: bad < copy <= 0,
+          "challenger.invalid_reward < challenger.copy_reward <= 0 (a copy ranks between a malformed "
+          "reply and a new question, whose reward is >= 0 before the repetition penalty)"),
+    _Rule(("challenger.uncertainty_peak",), lambda peak: 0 < peak < 1, "a number in (0, 1)"),
+    _Rule(("challenger.example_pool", "challenger.seeds_per_prompt"), lambda pool, shown: pool >= max(shown, 1),
+          "an integer >= max(challenger.seeds_per_prompt, 1)"),
+    _at_least("challenger.own_examples", 0, " (at most challenger.seeds_per_prompt are shown in all)"),
     *(_at_least(f"vote.{size}", 1) for size in ("samples", "max_new_tokens", "batch_size")),
     _positive("vote.temperature"),
     _at_least("vote.adaptive.first_round", 1),
@@ -96,6 +107,10 @@ _RULES: tuple[_Rule, ...] = (
     _between("dataset.band_high", 0, 1),
     _Rule(("dataset.band_low", "dataset.band_high"), lambda low, high: low <= high,
           "0 <= dataset.band_low <= dataset.band_high <= 1"),
+    _Rule(("challenger.uncertainty_peak", "dataset.band_low", "dataset.band_high"),
+          lambda peak, low, high: low <= peak <= high,
+          "dataset.band_low <= challenger.uncertainty_peak <= dataset.band_high (the challenger is paid "
+          "most for questions the dataset keeps)"),
     _at_least("dataset.min_words", 0),
     _Rule(("dataset.min_words", "dataset.max_words"), lambda low, high: low <= high,
           "dataset.min_words <= dataset.max_words"),
@@ -152,6 +167,7 @@ def check_domain(recipe: Recipe, sources: Sources) -> None:
     try:
         _check_categories(recipe, sources, domain)
         _check_seeds(recipe, sources, domain)
+        _check_generator(recipe, sources, domain)
     finally:
         domain.close()
 
@@ -173,6 +189,15 @@ def _check_category_list(prefix: str, categories: list[str], *, valid: tuple[str
                 f"{sources.of(key)}: {key} = {category!r}: {problem}; "
                 f"allowed: {', '.join(valid)}"
             )
+
+
+def _check_generator(recipe: Recipe, sources: Sources, domain: Domain) -> None:
+    """`dataset.source: generator` needs a domain that generates its own questions."""
+    if recipe.dataset.source == "generator" and not callable(getattr(domain, "generate", None)):
+        raise RecipeError(
+            f"{sources.of('dataset.source')}: dataset.source = 'generator', but the {recipe.domain.name} domain "
+            "has no question generator (a `generate(category, rng)` method); allowed: challenger"
+        )
 
 
 def _check_seeds(recipe: Recipe, sources: Sources, domain: Domain) -> None:

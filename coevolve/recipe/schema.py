@@ -65,8 +65,18 @@ class ChallengerConfig(RoleConfig):
     """The challenger writes questions; rewarded for splitting the solver's votes."""
 
     invalid_reward: float = -1.0  # reward of a completion whose question fails the format check
+    # Reward of a well-formed question that copies an example shown in its own prompt (Absolute
+    # Zero's -0.5 for a valid but useless proposal): a rung between malformed and new.
+    copy_reward: float = -0.5
+    # Agreement at which the uncertainty reward peaks (0 at unanimity and at 0): 0.5 is R-Zero's;
+    # set it inside dataset.band_low..band_high so the most-paid questions are the ones kept.
+    uncertainty_peak: float = 0.5
     repetition_threshold: float = 0.5  # BLEU-distance threshold of the repetition clustering
     seeds_per_prompt: int = 0  # few-shot example questions shown in the challenger's prompt
+    example_pool: int = 16  # the domain's example questions per category the shown ones are drawn from
+    # Of the seeds_per_prompt shown, at most this many are the challenger's own accepted questions
+    # of earlier steps (new, well-formed, in the band; SeRL shows 2), the rest from example_pool.
+    own_examples: int = 0
 
 
 @dataclass
@@ -82,6 +92,9 @@ class SolverConfig(RoleConfig):
     # Uniform by default: on SmolLM2-135M the kept questions all sit near p = 0.3 and the
     # weighting did not raise the share of informative groups (`make bench-adaptive`).
     question_sampling: str = "uniform"
+    # "pseudo_label": 1 when the answer matches the question's label; "format_only": 1 for any
+    # extractable answer, whatever it says (the baseline that measures how much of a gain is format).
+    reward: str = "pseudo_label"
 
 
 @dataclass
@@ -131,6 +144,13 @@ class DatasetConfig:
     # The previous iteration's kept questions voted on again (at most this many) to measure
     # how many labels flip between iterations (dataset/label_flip_rate); 0: not measured.
     flip_check_questions: int = 32
+    # Where the dataset's questions come from: "challenger" (written by the trained challenger) or
+    # "generator" (the domain's own question generator, through the same filters, band and
+    # majority labels: what perfect question writing could reach with self-made labels).
+    source: str = "challenger"
+    # The kept questions' label: "majority" (the solver's majority vote) or "oracle" (the domain's
+    # true answer: the ceiling for label quality; the band still chooses which questions are kept).
+    label: str = "majority"
 
 
 @dataclass
@@ -140,6 +160,9 @@ class CurriculumConfig:
     alpha: float = 0.5  # TD(0) learning rate
     temperature: float = 1.0  # Boltzmann temperature tau
     initial_q: float = 0.0
+    # "bandit": each role's bandit picks its categories; "uniform": never updated, so categories
+    # are drawn uniformly (the baseline that measures the curriculum's own contribution).
+    mode: str = "bandit"
 
 
 @dataclass
@@ -155,6 +178,11 @@ class EvalConfig:
     # Development questions per category, disjoint from the test split: `coevolve probe`
     # measures on them so that settings are chosen on dev and reported on test. 0: no dev split.
     dev_per_category: int = 0
+    # The run's final solver is the iteration's (or the base model's) solver with the best greedy
+    # accuracy on the dev split, scored after every iteration; never chosen on the test split.
+    # Without a dev split (dev_per_category 0), or false: the last iteration's solver, and the
+    # console says why.
+    keep_best_on_dev: bool = True
     # Held-out questions per category that the solver also votes on at vote.temperature in
     # every evaluation: the held-out estimate of pseudo-label accuracy. 0: not measured.
     vote_per_category: int = 10

@@ -28,6 +28,8 @@ LAYOUT: dict[str, dict[str, list[str]]] = {
         "valid and copied question rates": [
             r"^challenger/format_valid_rate$", r"^challenger/copied_example_rate$",
             r"^dataset/kept_seed_copy_rate$"],
+        "is it learning: new valid questions, groups with a gradient, in-band share": [
+            r"^challenger/new_valid_rate$", r"^challenger/informative_group_rate$", r"^challenger/in_band_share$"],
         "solver agreement on the challenger's questions": [r"^challenger/solver_agreement_mean$"],
     },
     "3. dataset: questions kept and rejected": {
@@ -36,8 +38,9 @@ LAYOUT: dict[str, dict[str, list[str]]] = {
         "questions rejected, by reason": [r"^dataset/rejected/"],
     },
     "4. curriculum": {
-        "probability of each category": [r"^curriculum/prob/"],
+        "probability of each category (the solver's, also the dataset's)": [r"^curriculum/prob/"],
         "value of each category (mean |advantage|)": [r"^curriculum/q/"],
+        "the challenger's own: probability of each category": [r"^curriculum/challenger/prob/"],
     },
     "5. time": {
         "seconds per phase and part": [r"^time/"],

@@ -3,15 +3,18 @@
 Both roles start from one base model, each a `roles.RoleTrainer` built by the backend the CLI
 hands in (this module never imports it). Per iteration the challenger trains against the
 frozen solver's votes, then writes the solver's dataset, labelled by the solver's majority
-vote; the solver trains on it and is evaluated on held-out questions with true answers. One
-bandit curriculum, fed by both phases, picks every prompt's category. After every phase the
+vote; the solver trains on it and is evaluated on held-out questions with true answers. A
+bandit curriculum per role picks its prompts' categories; the solver's also picks the dataset's,
+so the challenger's steps never move the solver's category mix. After every phase the
 run state is committed atomically (`runstate.py`); a rerun resumes at the first phase not
 committed, and TensorBoard hides what the killed phase had logged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import random
 import shutil
 import signal
 import time
@@ -55,19 +58,27 @@ from coevolve.runstate import (
 )
 from coevolve.selfplay.adaptive import AdaptiveVoting
 from coevolve.selfplay.curriculum import Bandit, arm_rewards
-from coevolve.selfplay.filters import TextFilter
+from coevolve.selfplay.examples import ExamplePool
+from coevolve.selfplay.filters import TextFilter, in_band
 from coevolve.selfplay.scoring import (
     CHALLENGER_ROWS,
     SOLVER_ROWS,
+    ChallengerScoring,
     ScoredBatch,
-    score_challenger_batch,
+    challenger_batch,
+    score_challenger_items,
     score_solver_batch,
 )
-from coevolve.selfplay.steps import answer_groups, build_solver_dataset, challenger_message, parse_questions, votes
+from coevolve.selfplay.steps import (
+    ChallengerRewardSettings,
+    answer_groups,
+    build_solver_dataset,
+    challenger_message,
+    parse_questions,
+    votes,
+)
 from coevolve.selfplay.vote import agrees
 from coevolve.stats import mean_or_none
-
-SEED_POOL = 16  # example questions per category, shown `challenger.seeds_per_prompt` at a time
 
 
 class CoEvolution:
@@ -82,13 +93,19 @@ class CoEvolution:
         self.categories = tuple(recipe.domain.categories or self.domain.categories())
         # The held-out test questions, and those the solver also votes on in every evaluation.
         self.heldout, self.heldout_voted = recipe_heldout(recipe, self.domain)
-        self.seeds = {c: self.domain.seed_questions(c, SEED_POOL, recipe.seed)
-                      for c in self.categories} if recipe.challenger.seeds_per_prompt else {}
-        self._seed_texts = [q.text for pool in self.seeds.values() for q in pool]
+        # The dev split, scored after every iteration to choose the final solver (never the test's).
+        keep = recipe.eval.keep_best_on_dev and recipe.eval.dev_per_category > 0
+        self.dev = recipe_heldout(recipe, self.domain, split="dev")[0] if keep else []
+        c = recipe.challenger
+        seeds = {cat: self.domain.seed_questions(cat, c.example_pool, recipe.seed)
+                 for cat in self.categories} if c.seeds_per_prompt else {}
+        self.examples = ExamplePool(seeds, recipe.seed, c.seeds_per_prompt, c.own_examples)
+        self._seed_texts = [q.text for pool in seeds.values() for q in pool]
         self.text_filter = TextFilter(recipe.dataset.min_words, recipe.dataset.max_words,
                                       tuple(recipe.dataset.blacklist), recipe.dataset.max_rouge_l)
-        self.bandit = Bandit(self.categories, recipe.curriculum.alpha, recipe.curriculum.temperature,
-                             seed=recipe.seed, initial_q=recipe.curriculum.initial_q)
+        self.bandits = {role: Bandit(self.categories, recipe.curriculum.alpha, recipe.curriculum.temperature,
+                                     seed=recipe.seed + index, initial_q=recipe.curriculum.initial_q)
+                        for index, role in enumerate(ROLES)}
         self.rng = np.random.default_rng(recipe.seed)
         self.adaptive = adaptive_voting(recipe)
         self.state: RunState | None = None
@@ -117,6 +134,8 @@ class CoEvolution:
         pending = self.state.pending(run_phases(self.recipe.iterations))
         if not pending:
             self.console.say(f"{self.run_dir}: every phase is already done")
+            if self.state.kept_iteration is None:  # stopped between the last phase and the choice
+                self._keep_final_solver()
             return self.state
         check_resumable(self.state)  # the checkpoints it names, before anything starts
         warning = self.backend.check_memory(self.recipe, base_model,
@@ -142,6 +161,7 @@ class CoEvolution:
             self.console.say(f"started in {clock(startup)}")
             for phase in pending:
                 self._run_phase(phase)
+            self._keep_final_solver()
         finally:
             self._log_memory("run", self.memory.stop(), self.state.global_step)
             for trainer in self.roles.values():
@@ -151,6 +171,22 @@ class CoEvolution:
             self.domain.close()
         self._print_report()
         return self.state
+
+    def _keep_final_solver(self) -> None:
+        """The run's final solver: the best on the dev split (eval.keep_best_on_dev), else the last."""
+        if self.recipe.eval.keep_best_on_dev and self.dev:
+            scores = dev_scores(self.state.metrics)
+            kept = best_on_dev(scores)
+            others = ", ".join(f"{'base' if i == 0 else i} {a:.3f}" for i, a in sorted(scores.items()))
+            why = f"best on the dev split ({others})"
+        else:
+            kept, why = self.recipe.iterations, ("the last iteration (eval.keep_best_on_dev is false)"
+                                                 if not self.recipe.eval.keep_best_on_dev else
+                                                 "the last iteration (no dev split: eval.dev_per_category is 0)")
+        self.state.kept_iteration = kept
+        save_state(self.state, self.run_dir)
+        path = self.run_dir / "checkpoints" / f"iter_{kept:03d}" / "solver" if kept else "the base model"
+        self.console.say(f"final solver: {'base model' if kept == 0 else f'iteration {kept}'}, {why}: {path}")
 
     def _print_report(self) -> None:
         """The report's summary on the console, and report.md / report.png in the run."""
@@ -177,7 +213,8 @@ class CoEvolution:
                                          for tag, values in self._phase_values.items() if values}
         self.state.completed.append(phase.key)
         self.state.phase_seconds[phase.key] = round(seconds, 2)
-        self.state.bandits["curriculum"] = self.bandit.state_dict()
+        self.state.bandits = {role: bandit.state_dict() for role, bandit in self.bandits.items()}
+        self.state.examples = self.examples.state_dict()
         self.state.rng = self.rng.bit_generator.state
         parts = {f"time/{phase.name}_{key.partition(':')[2]}_seconds": value
                  for key, value in self.state.part_seconds.items() if key.startswith(f"{phase.key}:")}
@@ -231,8 +268,8 @@ class CoEvolution:
         if state is None:
             state = RunState(challenger_path=base_model, solver_path=base_model)
         check_state_paths(state, self.run_dir, base_model)
-        if state.bandits.get("curriculum"):
-            self.bandit.load_state_dict(state.bandits["curriculum"])
+        self._load_bandits(state.bandits)
+        self.examples.load_state_dict(state.examples)
         if state.rng:
             self.rng.bit_generator.state = state.rng
         if state.completed:
@@ -240,11 +277,22 @@ class CoEvolution:
                              f"(global step {state.global_step})")
         return state
 
+    def _load_bandits(self, saved: dict[str, Any]) -> None:
+        """Each role's curriculum from the run state; a run of an earlier version kept one
+        bandit for both roles ("curriculum"): both roles resume from it."""
+        if "curriculum" in saved:
+            self.console.say("the run state holds one curriculum for both roles (an earlier version): "
+                             "each role's curriculum resumes from it")
+            saved = {role: saved["curriculum"] for role in ROLES}
+        for role, state in saved.items():
+            self.bandits[role].load_state_dict(state)
+
     def _start_roles(self, base_model: str) -> None:
-        scorers = {"challenger": self._score_challenger, "solver": partial(score_solver_batch, self.domain)}
+        scorers = {"challenger": self._score_challenger,
+                   "solver": partial(score_solver_batch, self.domain, reward=self.recipe.solver.reward)}
         for role in ROLES:
             self.roles[role] = self.backend.build_role(RoleInputs(
-                role, self.recipe, self.domain, self.categories, self.seeds, self.bandit, self.rng,
+                role, self.recipe, self.domain, self.categories, self.examples, self.bandits[role], self.rng,
                 base_model, self.run_dir, scorers[role]))
             checkpoint = self.state.verl_checkpoints.get(role)
             if checkpoint:
@@ -281,12 +329,15 @@ class CoEvolution:
 
     def _after_step(self, role: str, batch: StepBatch) -> dict[str, float | None]:
         """Curriculum update and coevolve's per-step metrics, at the step's number."""
+        bandit = self.bandits[role]
         rewards = arm_rewards(batch.categories, batch.advantages)
-        self.bandit.update(rewards)
+        if self.recipe.curriculum.mode == "bandit":  # "uniform": the values stay equal
+            bandit.update(rewards)
         metrics = {f"{role}/reward_mean": float(np.mean(batch.rewards)),
                    f"{role}/informative_group_rate": _informative_rate(batch)}
-        metrics.update({f"curriculum/q/{c}": q for c, q in self.bandit.q.items()})
-        metrics.update({f"curriculum/prob/{c}": p for c, p in self.bandit.probabilities().items()})
+        prefix = "curriculum" if role == "solver" else "curriculum/challenger"  # the solver's: the dataset's
+        metrics.update({f"{prefix}/q/{c}": q for c, q in bandit.q.items()})
+        metrics.update({f"{prefix}/prob/{c}": p for c, p in bandit.probabilities().items()})
         metrics.update({f"curriculum/{role}_arm_reward/{c}": r for c, r in rewards.items()})
         metrics.update(batch.scored.metrics)
         self._log(metrics, batch.step)
@@ -346,20 +397,16 @@ class CoEvolution:
 
     def _phase_dataset(self, phase: Phase) -> int:
         d = self.recipe.dataset
-        categories = self.bandit.sample(d.questions)
-        shown = self.recipe.challenger.seeds_per_prompt
-        messages = [challenger_message(self.domain, c, self.seeds.get(c, []), i, shown)
-                    for i, c in enumerate(categories)]
-        completions = self.sample("challenger", messages, SamplingParams(
-            n=1, temperature=d.temperature, top_p=d.top_p, max_new_tokens=self.recipe.challenger.max_new_tokens))
-        parsed = parse_questions(self.domain, [c[0] for c in completions], categories,
-                                 f"it{phase.iteration}/")
+        categories = self.bandits["solver"].sample(d.questions)
+        parsed = self._dataset_questions(phase.iteration, categories)
         self.progress.show({"dataset/questions_generated": len(parsed),
                             "dataset/questions_format_valid": sum(p is not None for p in parsed)}, 1)
         with self._timed("votes"), self.serving("solver"):
             result = build_solver_dataset(self.domain, parsed, self.vote_fn(), self.recipe.vote.samples,
                                           (d.band_low, d.band_high), self.text_filter,
                                           () if d.keep_seed_copies else self._seed_texts, self.adaptive)
+        if d.label == "oracle":
+            result = with_oracle_labels(self.domain, result)
         self.progress.show({"dataset/questions_kept": len(result.kept),
                             "dataset/pseudo_label_accuracy": result.pseudo_label_accuracy}, 1)
         flip_rate = self._label_flip_rate(phase.iteration)
@@ -381,6 +428,18 @@ class CoEvolution:
                 "dataset.questions"
             )
         return step
+
+    def _dataset_questions(self, iteration: int, categories: list[str]) -> list[Question | None]:
+        """The dataset's candidate questions: the challenger's (parsed) or the domain generator's."""
+        if self.recipe.dataset.source == "generator":
+            rng = random.Random(f"generator/{self.recipe.seed}/{iteration}")
+            return [Question(f"it{iteration}/{i}", c, self.domain.generate(c, rng)) for i, c in enumerate(categories)]
+        d = self.recipe.dataset
+        messages = [challenger_message(self.domain, c, self.examples.draw(c, f"dataset/{iteration}/{i}"))
+                    for i, c in enumerate(categories)]
+        completions = self.sample("challenger", messages, SamplingParams(
+            n=1, temperature=d.temperature, top_p=d.top_p, max_new_tokens=self.recipe.challenger.max_new_tokens))
+        return parse_questions(self.domain, [c[0] for c in completions], categories, f"it{iteration}/")
 
     def _label_flip_rate(self, iteration: int) -> float | None:
         """Share of the previous iteration's kept questions whose majority answer, voted again
@@ -413,6 +472,10 @@ class CoEvolution:
         result, graded = score_answers(self.domain, self.heldout, completions)
         step = self.state.global_step + 1
         metrics = result.metrics("eval")
+        if self.dev:
+            dev_completions = self.sample("solver", [self.domain.solver_prompt(q) for q in self.dev],
+                                          greedy_params(self.recipe.eval.max_new_tokens))
+            metrics["eval/dev_accuracy"] = score_answers(self.domain, self.dev, dev_completions)[0].accuracy
         self.progress.show(metrics, 1)
         if phase.name == BASE_EVAL:
             metrics["eval/base_accuracy"] = result.accuracy
@@ -478,11 +541,16 @@ class CoEvolution:
     # --- the challenger's scorer, called by the backend on each generated batch ---------------
 
     def _score_challenger(self, rollouts: Sequence[Rollout]) -> ScoredBatch:
-        c = self.recipe.challenger
+        """The step's rewards; its new, well-formed, in-band questions join the examples shown later."""
+        band = (self.recipe.dataset.band_low, self.recipe.dataset.band_high)
+        how = ChallengerScoring(self.vote_fn(), self.recipe.vote.samples, reward_settings(self.recipe), band,
+                                f"step{self.state.global_step}/", self.adaptive)
         with self._timed("votes"), self.serving("solver"):
-            return score_challenger_batch(self.domain, rollouts, self.vote_fn(), self.recipe.vote.samples,
-                                          c.repetition_threshold, c.invalid_reward,
-                                          f"step{self.state.global_step}/", self.adaptive, self._copies_a_seed)
+            items = score_challenger_items(self.domain, rollouts, how)
+        for item in items:
+            if item.vote is not None and in_band(item.vote.agreement, *band):
+                self.examples.add_own(item.category, [item.question.text])
+        return challenger_batch(items, band)
 
     def _copies_a_seed(self, text: str) -> bool:
         """The dataset filter's similar-to-seed test, against every example the challenger sees."""
@@ -581,6 +649,37 @@ def load_dataset(path: Path) -> tuple[list[Question], list[float]]:
                               f"{str(err)[:200]}); the file is truncated or garbled: start over in a "
                               "new run_dir, or move it away with state.json's entry for it") from None
     return questions, agreements
+
+
+def with_oracle_labels(domain: Domain, result):
+    """The dataset with every kept question labelled by the domain's oracle (dataset.label: oracle)."""
+    relabelled = []
+    for q in result.kept:
+        truth = domain.oracle(q)
+        if truth is None:
+            raise ValueError(f"dataset.label = 'oracle', but the {domain.name} domain has no true answer "
+                             f"for {q.text!r}; allowed: dataset.label = majority")
+        relabelled.append(Question(q.id, q.category, q.text, truth, "oracle"))
+    return dataclasses.replace(result, kept=relabelled)
+
+
+def dev_scores(metrics: dict[str, dict[str, float]]) -> dict[int, float]:
+    """Iteration (0: the base model) -> greedy accuracy on the dev split, from the phases' metrics."""
+    return {int(key.split("/")[0]): values["eval/dev_accuracy"] for key, values in metrics.items()
+            if key.split("/")[1] in ("eval", BASE_EVAL) and "eval/dev_accuracy" in values}
+
+
+def best_on_dev(scores: dict[int, float]) -> int:
+    """The iteration with the best dev accuracy; a tie goes to the later iteration."""
+    if not scores:
+        raise ValueError("no evaluation scored the dev split: nothing to choose the final solver from")
+    return max(scores, key=lambda iteration: (scores[iteration], iteration))
+
+
+def reward_settings(recipe: Recipe) -> ChallengerRewardSettings:
+    """The recipe's challenger reward keys."""
+    c = recipe.challenger
+    return ChallengerRewardSettings(c.repetition_threshold, c.invalid_reward, c.copy_reward, c.uncertainty_peak)
 
 
 def adaptive_voting(recipe: Recipe) -> AdaptiveVoting | None:

@@ -121,7 +121,8 @@ def eta_for(recipe: Recipe, pending: Iterable[Phase], heldout: int, heldout_vote
 # The numbers a phase's bar shows, by phase kind: metric tag -> short name.
 BAR_NUMBERS = {
     "challenger": {"challenger/reward_mean": "reward", "challenger/format_valid_rate": "valid rate",
-                   "challenger/copied_example_rate": "copy rate"},
+                   "challenger/new_valid_rate": "new valid", "challenger/informative_group_rate": "groups w/ gradient",
+                   "challenger/in_band_share": "in band"},
     "solver": {"solver/reward_mean": "reward", "solver/pseudo_label_accuracy": "label acc",
                "solver/true_reward_mean": "true reward"},
     "dataset": {"dataset/questions_generated": "written", "dataset/questions_format_valid": "valid",

@@ -9,7 +9,7 @@ it fed; the loop never reaches into the backend.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ from coevolve.recipe.schema import Recipe
 from coevolve.records import Question
 from coevolve.run.sampling import SamplingParams
 from coevolve.selfplay.curriculum import Bandit
+from coevolve.selfplay.examples import ExamplePool
 from coevolve.selfplay.scoring import ScoredBatch, Scorer
 
 ROLES = ("challenger", "solver")
@@ -46,8 +47,8 @@ class RoleInputs:
     recipe: Recipe
     domain: Domain
     categories: tuple[str, ...]
-    seeds: Mapping[str, Sequence[Question]]  # examples shown to the challenger, per category
-    bandit: Bandit  # the curriculum that picks every training prompt's category
+    examples: ExamplePool  # what each challenger prompt shows
+    bandit: Bandit  # this role's curriculum: it picks every training prompt's category
     rng: np.random.Generator  # for the solver's question draws
     base_model: str
     run_dir: Path

@@ -108,14 +108,16 @@ def _band_posterior(leader: int, drawn: int, band: tuple[float, float], keep: bo
     return inside if keep else 1.0 - inside
 
 
-def reward_rule(tolerance: float, confidence: float, equivalent: Equivalence | None = None) -> StopRule:
-    """Stop when the uncertainty reward can move at most `tolerance`, or the leader is settled."""
+def reward_rule(tolerance: float, confidence: float, equivalent: Equivalence | None = None,
+                peak: float = 0.5) -> StopRule:
+    """Stop when the uncertainty reward (peaked at `peak`) can move at most `tolerance`, or the
+    leader is settled."""
 
     def stop(answers: Sequence[str | None], max_samples: int) -> bool:
         leader, runner_up = leader_counts(answers, equivalent)
-        now = uncertainty_reward(leader / len(answers))
+        now = uncertainty_reward(leader / len(answers), peak)
         low, high = final_leader_range(leader, len(answers), max_samples)
-        spread = max(abs(uncertainty_reward(c / max_samples) - now) for c in range(low, high + 1))
+        spread = max(abs(uncertainty_reward(c / max_samples, peak) - now) for c in range(low, high + 1))
         return spread <= tolerance or leader_confidence(leader, runner_up) >= confidence
 
     return stop
@@ -133,8 +135,8 @@ class AdaptiveVoting:
     def rounds(self, max_samples: int) -> Rounds:
         return Rounds(max_samples, min(self.first_round, max_samples), self.round_size)
 
-    def reward_stop(self, equivalent: Equivalence | None = None) -> StopRule:
-        return reward_rule(self.reward_tolerance, self.confidence, equivalent)
+    def reward_stop(self, equivalent: Equivalence | None = None, peak: float = 0.5) -> StopRule:
+        return reward_rule(self.reward_tolerance, self.confidence, equivalent, peak)
 
     def band_stop(self, band: tuple[float, float], equivalent: Equivalence | None = None) -> StopRule:
         return band_rule(band, self.confidence, equivalent)

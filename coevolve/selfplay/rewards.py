@@ -1,8 +1,16 @@
 """Rewards of the two roles, each returned with its named parts.
 
-Challenger (R-Zero): a question earns most when the frozen solver's vote splits 50/50
-(uncertainty reward), less when the batch holds near-copies of it (repetition penalty, see
-`coevolve.selfplay.repetition`), and a fixed `invalid_reward` when its format check fails.
+Challenger: three rungs, so that a GRPO group of replies that are all short of a new question
+still carries a gradient (Absolute Zero scores a malformed proposal -1 and a valid but useless
+one -0.5):
+
+1. malformed (the domain's format check fails): `invalid_reward` (-1);
+2. a well-formed copy of an example shown in that reply's prompt: `copy_reward` (-0.5);
+3. a new, well-formed question: the uncertainty reward of the frozen solver's vote.
+
+Every rung then pays R-Zero's repetition penalty, computed over every rollout of the step
+(malformed replies enter as empty text) and divided by their number, without a clamp at 0, as
+R-Zero's public code does: a unique question pays 1 / (rollouts of the step).
 Solver: 1 when its answer agrees with the pseudo-label (the majority answer), else 0.
 """
 
@@ -15,6 +23,9 @@ from coevolve.selfplay.repetition import repetition_penalty
 from coevolve.selfplay.vote import Equivalence, agrees
 
 __all__ = [
+    "COPY",
+    "MALFORMED",
+    "NEW",
     "challenger_reward",
     "challenger_rewards",
     "repetition_penalty",
@@ -22,59 +33,70 @@ __all__ = [
     "uncertainty_reward",
 ]
 
+MALFORMED, COPY, NEW = "malformed", "copy", "new"  # the challenger reward's rungs
+KINDS = (MALFORMED, COPY, NEW)
 
-def uncertainty_reward(agreement: float) -> float:
-    """1 − 2·|p − 0.5|: 1 when the solver splits evenly, 0 when it is unanimous.
+
+def uncertainty_reward(agreement: float, peak: float = 0.5) -> float:
+    """A tent over the agreement p: 1 at p = `peak`, 0 at p = 0 and at p = 1 (unanimous).
+
+    With `peak` 0.5 it is R-Zero's 1 − 2·|p − 0.5|. A peak inside the dataset's agreement band
+    pays most for questions the dataset keeps.
 
     >>> uncertainty_reward(0.5), uncertainty_reward(1.0), uncertainty_reward(0.8)
     (1.0, 0.0, 0.4)
+    >>> uncertainty_reward(0.75, peak=0.75), uncertainty_reward(0.5, peak=0.75)
+    (1.0, 0.666666666667)
     """
     if not 0.0 <= agreement <= 1.0:
         raise ValueError(f"agreement must lie in [0, 1], got {agreement}")
-    return round(1.0 - 2.0 * abs(agreement - 0.5), 12)
+    if not 0.0 < peak < 1.0:
+        raise ValueError(f"the uncertainty reward's peak must lie in (0, 1), got {peak}")
+    side = peak if agreement <= peak else 1.0 - peak
+    return round(1.0 - abs(agreement - peak) / side, 12)
 
 
 def challenger_reward(
-    valid: bool, agreement: float, penalty: float, invalid_reward: float = -1.0
+    kind: str, agreement: float | None, penalty: float, *, invalid_reward: float = -1.0,
+    copy_reward: float = -0.5, peak: float = 0.5,
 ) -> Reward:
-    """One question's reward: max(0, uncertainty − penalty) if valid, else `invalid_reward`.
-
-    The parts are reported for valid questions only; an invalid one has `format_valid` 0.
-    """
-    if not valid:
-        return Reward(total=invalid_reward, parts={"format_valid": 0.0})
-    uncertainty = uncertainty_reward(agreement)
-    return Reward(
-        total=max(0.0, uncertainty - penalty),
-        parts={"format_valid": 1.0, "uncertainty": uncertainty, "repetition_penalty": penalty},
-    )
+    """One reply's reward: its rung (see the module docstring) minus its repetition penalty."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown challenger reply kind {kind!r}; allowed: {', '.join(KINDS)}")
+    parts = {"format_valid": float(kind != MALFORMED), "new_question": float(kind == NEW),
+             "repetition_penalty": penalty}
+    if kind == MALFORMED:
+        return Reward(total=invalid_reward - penalty, parts=parts)
+    if kind == COPY:
+        return Reward(total=copy_reward - penalty, parts=parts)
+    if agreement is None:
+        raise ValueError("a new question needs the solver's agreement on it")
+    uncertainty = uncertainty_reward(agreement, peak)
+    return Reward(total=uncertainty - penalty, parts={**parts, "uncertainty": uncertainty})
 
 
 def challenger_rewards(
     questions: Sequence[str | None],
+    kinds: Sequence[str],
     agreements: Sequence[float | None],
+    *,
     threshold: float = 0.5,
     invalid_reward: float = -1.0,
+    copy_reward: float = -0.5,
+    peak: float = 0.5,
 ) -> list[Reward]:
-    """Rewards of a batch of challenger outputs.
+    """Rewards of every rollout of one challenger step.
 
-    `questions[i]` is the parsed question, None when the format check failed; `agreements[i]`
-    is the solver's agreement on it (ignored when the question is None). The repetition
-    penalty is computed among the valid questions of the batch, divided by their number.
+    `questions[i]` is the parsed question (None: malformed), `kinds[i]` its rung, and
+    `agreements[i]` the solver's agreement (needed for new questions only). The repetition
+    penalty clusters all rollouts, malformed ones as empty text, and divides by their number.
     """
-    if len(questions) != len(agreements):
-        raise ValueError(f"{len(questions)} questions but {len(agreements)} agreements")
-    valid_idx = [i for i, q in enumerate(questions) if q is not None]
-    penalties = repetition_penalty([questions[i] for i in valid_idx], threshold)
-    penalty_of = dict(zip(valid_idx, penalties, strict=True))
-    rewards = []
-    for i, agreement in enumerate(agreements):
-        if i in penalty_of and agreement is None:
-            raise ValueError(f"question {i} is valid but has no agreement")
-        rewards.append(
-            challenger_reward(i in penalty_of, agreement or 0.0, penalty_of.get(i, 0.0), invalid_reward)
-        )
-    return rewards
+    if not len(questions) == len(kinds) == len(agreements):
+        raise ValueError(f"{len(questions)} questions, {len(kinds)} kinds and {len(agreements)} agreements")
+    penalties = repetition_penalty([q or "" for q in questions], threshold)
+    return [challenger_reward(kind, agreement, penalty, invalid_reward=invalid_reward,
+                              copy_reward=copy_reward, peak=peak)
+            for kind, agreement, penalty in zip(kinds, agreements, penalties, strict=True)]
 
 
 def solver_reward(

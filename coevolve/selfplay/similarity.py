@@ -11,6 +11,7 @@ SmoothingFunction().method1)` with uniform 4-gram weights, edge cases included.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -220,3 +221,33 @@ def bleu_distance_condensed(texts: Sequence[str], dense_min_df: int | None = Non
         segment = slice(start * n - start * (start + 1) // 2, stop * n - stop * (stop + 1) // 2)
         np.subtract(1.0, bleu[upper], out=out[segment])
     return out
+
+
+# --- the challenger's copy test ------------------------------------------------------------
+
+_TOKEN = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+|[^\w\s]")
+_END_PUNCTUATION = frozenset("?.!")
+
+
+def canonical_form(text: str) -> tuple[str, ...]:
+    """Operator-aware tokens of a question: lower-cased words, numbers, and every other symbol
+    (+ − * / ^ = ( ) …) as its own token; spaces and closing ?.! ignored.
+
+    ROUGE's tokenizer drops symbols, so "What is 8 + 4?" and "What is 8 * 4?" look equal to it;
+    here they differ.
+
+    >>> canonical_form("What is 8 + 4?") == canonical_form("what is 8+4 ?")
+    True
+    >>> canonical_form("What is 8 + 4?") == canonical_form("What is 8 * 4?")
+    False
+    """
+    tokens = _TOKEN.findall(text.lower())
+    while tokens and tokens[-1] in _END_PUNCTUATION:
+        tokens.pop()
+    return tuple(tokens)
+
+
+def copies_shown(text: str, shown: Sequence[str]) -> bool:
+    """Whether `text` is, in canonical form, one of the examples `shown` in its prompt."""
+    form = canonical_form(text)
+    return any(form == canonical_form(example) for example in shown)

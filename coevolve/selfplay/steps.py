@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from coevolve.domains.base import Domain
 from coevolve.records import AnswerGroup, Question, Reward, Vote
 from coevolve.selfplay.adaptive import AdaptiveVoting, Rounds, SampleFn, StopRule, sample_in_rounds
+from coevolve.selfplay.examples import as_questions
 from coevolve.selfplay.filters import TextFilter, in_band
-from coevolve.selfplay.rewards import challenger_rewards
+from coevolve.selfplay.rewards import COPY, MALFORMED, NEW, challenger_rewards
+from coevolve.selfplay.similarity import copies_shown
 from coevolve.selfplay.vote import agrees, majority_vote
 from coevolve.stats import mean_or_none
 
@@ -54,15 +56,17 @@ class ChallengerItem:
     question: Question | None  # None when the format check failed
     vote: Vote | None  # None when the question was not voted on (malformed or a copy)
     reward: Reward
-    copied: bool = False  # the question copies an example shown to the challenger
+    copied: bool = False  # the question copies an example shown in its own prompt
+
+    @property
+    def new_valid(self) -> bool:
+        """A well-formed question that copies no example of its prompt."""
+        return self.question is not None and not self.copied
 
 
-def challenger_message(
-    domain: Domain, category: str, seeds: Sequence[Question], serial: int, shown: int
-) -> str:
-    """The challenger's prompt for one question, showing `shown` seeds rotated by `serial`."""
-    examples = [seeds[(serial + k) % len(seeds)] for k in range(min(shown, len(seeds)))]
-    return domain.challenger_prompt(category, examples)
+def challenger_message(domain: Domain, category: str, shown: Sequence[str]) -> str:
+    """The challenger's prompt for one question of `category`, showing the texts `shown`."""
+    return domain.challenger_prompt(category, as_questions(category, shown))
 
 
 # A chat template's control tokens, spelled as text (`<|im_end|>`, `<|im_start|>`,
@@ -87,35 +91,48 @@ def parse_questions(
     return parsed
 
 
+@dataclass(frozen=True)
+class ChallengerRewardSettings:
+    """How a challenger step is rewarded (the recipe's `challenger.*` reward keys)."""
+
+    repetition_threshold: float = 0.5
+    invalid_reward: float = -1.0
+    copy_reward: float = -0.5
+    uncertainty_peak: float = 0.5
+
+
 def score_challenger(
     domain: Domain,
     completions: Sequence[str],
     categories: Sequence[str],
+    shown: Sequence[Sequence[str]],
     sample: SampleFn,
     samples: int,
-    repetition_threshold: float = 0.5,
-    invalid_reward: float = -1.0,
+    *,
+    settings: ChallengerRewardSettings = ChallengerRewardSettings(),
     id_prefix: str = "q",
     adaptive: AdaptiveVoting | None = None,
-    is_copy: Callable[[str], bool] | None = None,
 ) -> list[ChallengerItem]:
-    """R-Zero's challenger reward for a batch: uncertainty − repetition, format-gated.
+    """The challenger's reward for a step's rollouts (rewards.challenger_rewards' three rungs).
 
-    With `adaptive`, a question's votes stop once its uncertainty reward is settled.
-    `is_copy` flags questions that copy the few-shot examples: they get `invalid_reward`
-    and no votes, like malformed ones. The dataset filter would drop them anyway, and
-    rewarding them teaches the challenger to copy instead of to write.
+    `shown[i]` are the example texts of completion i's prompt: a question equal to one of them in
+    canonical form (similarity.copies_shown) is a copy, scored `copy_reward` without votes.
+    With `adaptive`, a new question's votes stop once its uncertainty reward is settled.
     """
+    if len(shown) != len(completions):
+        raise ValueError(f"{len(completions)} completions but {len(shown)} lists of shown examples")
     parsed = parse_questions(domain, completions, categories, id_prefix)
-    copies = [q is not None and is_copy is not None and is_copy(q.text) for q in parsed]
-    valid = [q for q, copy in zip(parsed, copies, strict=True) if q is not None and not copy]
-    stop = adaptive.reward_stop(domain.equivalent) if adaptive is not None else None
-    groups = answer_groups(domain, valid, sample, samples, adaptive, stop)
-    vote_of = dict(zip((q.id for q in valid), votes(domain, groups), strict=True))
+    copies = [q is not None and copies_shown(q.text, s) for q, s in zip(parsed, shown, strict=True)]
+    new = [q for q, copy in zip(parsed, copies, strict=True) if q is not None and not copy]
+    stop = adaptive.reward_stop(domain.equivalent, settings.uncertainty_peak) if adaptive is not None else None
+    groups = answer_groups(domain, new, sample, samples, adaptive, stop)
+    vote_of = dict(zip((q.id for q in new), votes(domain, groups), strict=True))
     voted = [vote_of.get(q.id) if q is not None else None for q in parsed]
-    agreements = [None if v is None else v.agreement for v in voted]
-    texts = [None if v is None else q.text for q, v in zip(parsed, voted, strict=True)]
-    rewards = challenger_rewards(texts, agreements, repetition_threshold, invalid_reward)
+    kinds = [MALFORMED if q is None else COPY if copy else NEW for q, copy in zip(parsed, copies, strict=True)]
+    rewards = challenger_rewards(
+        [None if q is None else q.text for q in parsed], kinds, [None if v is None else v.agreement for v in voted],
+        threshold=settings.repetition_threshold, invalid_reward=settings.invalid_reward,
+        copy_reward=settings.copy_reward, peak=settings.uncertainty_peak)
     return [
         ChallengerItem(c, cat, q, v, r, copy)
         for c, cat, q, v, r, copy in zip(completions, categories, parsed, voted, rewards, copies, strict=True)

@@ -20,6 +20,7 @@ import numpy as np
 from coevolve.records import Question, Rollout
 from coevolve.run.roles import RoleInputs, StepBatch
 from coevolve.run.sampling import SamplingParams
+from coevolve.selfplay.scoring import SHOWN_KEY
 from coevolve.selfplay.steps import challenger_message
 
 WORDS = ("seven", "blue", "river", "stone", "quiet", "north", "apple", "cloud")
@@ -75,8 +76,10 @@ class FakeRole:
     def _group(self, category: str, step: int, size: int) -> list[Rollout]:
         params = SamplingParams(temperature=1.0)
         if self.role == "challenger":
-            message = challenger_message(self.inputs.domain, category, self.inputs.seeds.get(category, []), step, 0)
-            return [Rollout({"category": category}, "", self.complete(message, k, step, params)) for k in range(size)]
+            shown = self.inputs.examples.draw(category, step)
+            message = challenger_message(self.inputs.domain, category, shown)
+            info = {"category": category, SHOWN_KEY: json.dumps(shown)}
+            return [Rollout(dict(info), "", self.complete(message, k, step, params)) for k in range(size)]
         pool = [q for q in self.questions if q.category == category] or self.questions
         question = pool[_draw(step, category) % len(pool)]
         truth = self.inputs.domain.oracle(question)

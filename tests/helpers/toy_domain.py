@@ -37,6 +37,10 @@ class ToyDomain(Domain):
     def oracle(self, question: Question) -> str | None:
         return str(len(question.text.split()) % 3)
 
+    def generate(self, category: str, rng: random.Random) -> str:
+        """A question of the domain's own generator (dataset.source: generator)."""
+        return " ".join(str(rng.randint(0, 9)) for _ in range(rng.randint(2, 6)))
+
     def heldout(self, per_category: int, seed: int) -> list[Question]:
         rng = random.Random(seed)
         out = []

@@ -1,0 +1,94 @@
+"""The baseline ladder: what the challenger, the curriculum and the pseudo-labels each add.
+
+Every arm is the recipe with a few overrides, run with the same test questions (`eval.seed`)
+and the same solver budget; seeds (`seed=`: sampling, bandits, examples shown, the generator's
+draws) differ between the runs of one arm, and the same seeds are used in every arm, so that
+arms are compared pair by pair on the same questions and seeds. With several seeds the paired
+differences of all of them are pooled into one bootstrap interval (coevolve/stats.py).
+
+The base model needs no run: every run evaluates it first (`eval_base`, greedy, the same in
+every seed); its questions pair with every arm's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from coevolve.measure.report import EvalPoint
+from coevolve.stats import paired_interval
+
+BASE = "base"
+# arm -> recipe overrides; the base model is read from any run's eval_base.
+ARMS: dict[str, tuple[str, ...]] = {
+    # the solver trained on the base challenger's questions, rewarded for any extractable answer
+    "format-only": ("challenger.steps=0", "solver.reward=format_only"),
+    # R-Zero's "base challenger": the untrained challenger writes the dataset
+    "base-challenger": ("challenger.steps=0",),
+    "co-evolution": (),
+    # no challenger: the domain's generator writes the questions, same filters, band, majority labels
+    "generator-questions": ("challenger.steps=0", "dataset.source=generator"),
+    # co-evolution with the oracle's answer as every kept question's label
+    "true-labels": ("dataset.label=oracle",),
+    # co-evolution with categories drawn uniformly
+    "uniform-curriculum": ("curriculum.mode=uniform",),
+}
+# (arm, the arm it is compared with): each rung against the one it should beat
+COMPARISONS = (
+    ("format-only", BASE), ("base-challenger", BASE), ("co-evolution", BASE),
+    ("base-challenger", "format-only"), ("co-evolution", "format-only"),
+    ("co-evolution", "base-challenger"), ("generator-questions", "base-challenger"),
+    ("true-labels", "co-evolution"), ("co-evolution", "uniform-curriculum"),
+)
+
+
+@dataclass(frozen=True)
+class PooledGain:
+    """Mean paired difference of accuracy (arm − other) over every seed's shared questions."""
+
+    arm: str
+    other: str
+    seeds: int
+    pairs: int
+    difference: float
+    low: float
+    high: float
+
+
+def pooled_gain(arm: str, other: str, runs: Mapping[str, Sequence[EvalPoint]]) -> PooledGain:
+    """`runs[name][k]` is seed k's final evaluation of that arm (BASE: the base model's)."""
+    if len(runs[arm]) != len(runs[other]):
+        raise ValueError(f"{arm} has {len(runs[arm])} seeds and {other} {len(runs[other])}: pair the same seeds")
+    before, after = [], []
+    for mine, theirs in zip(runs[arm], runs[other], strict=True):
+        shared = [q for q in theirs.correct if q in mine.correct]
+        before += [float(theirs.correct[q]) for q in shared]
+        after += [float(mine.correct[q]) for q in shared]
+    if not before:
+        raise ValueError(f"{arm} and {other} share no test question")
+    low, high = paired_interval(before, after)
+    return PooledGain(arm, other, len(runs[arm]), len(before), float(np.mean(after) - np.mean(before)), low, high)
+
+
+def ladder_table(runs: Mapping[str, Sequence[EvalPoint]]) -> str:
+    """Markdown: each arm's pooled accuracy, then every comparison with its pooled paired interval."""
+    lines = ["| arm | seeds | accuracy (pooled) | gain over base (points) | paired 95 % interval |",
+             "|---|---|---|---|---|"]
+    for arm, points in runs.items():
+        accuracy = np.mean([v for p in points for v in p.correct.values()])
+        if arm == BASE:
+            lines.append(f"| {arm} | {len(points)} | {accuracy:.3f} | - | - |")
+            continue
+        g = pooled_gain(arm, BASE, runs)
+        lines.append(f"| {arm} | {len(points)} | {accuracy:.3f} | {100 * g.difference:+.1f} | "
+                     f"[{100 * g.low:+.1f}, {100 * g.high:+.1f}] |")
+    lines += ["", "| comparison | seeds | question pairs | difference (points) | paired 95 % interval |",
+              "|---|---|---|---|---|"]
+    for arm, other in COMPARISONS:
+        if arm in runs and other in runs:
+            g = pooled_gain(arm, other, runs)
+            lines.append(f"| {arm} vs {other} | {g.seeds} | {g.pairs} | {100 * g.difference:+.1f} | "
+                         f"[{100 * g.low:+.1f}, {100 * g.high:+.1f}] |")
+    return "\n".join(lines) + "\n"
