@@ -175,5 +175,6 @@ def typical_prompts(recipe: Recipe, domain: Domain, categories: tuple[str, ...])
     seeds = domain.seed_questions(categories[0], max(1, shown), recipe.seed)
     longest = "x" * int(recipe.challenger.max_new_tokens * CHARS_PER_TOKEN)
     question = seeds[0] if seeds else Question("preflight", categories[0], longest, None)
-    return {"challenger": challenger_message(domain, categories[0], seeds, 0, shown),
+    texts = [q.text for q in seeds[:shown]]
+    return {"challenger": challenger_message(domain, categories[0], texts),
             "solver": domain.solver_prompt(question)}
