@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coevolve.records import Question
+
 PHASES = ("challenger", "dataset", "solver", "eval")
 BASE_EVAL = "eval_base"
 STATE_FILE = "state.json"
@@ -254,3 +256,35 @@ def check_resumable(state: RunState) -> None:
     if problems:
         raise RunDirError("the run state names checkpoints that cannot be loaded: " + "; ".join(problems)
                           + ". Restore them, or start over in a new run_dir")
+
+
+# --- the solver's dataset files -----------------------------------------------------------
+
+
+def save_dataset(questions: list[Question], agreements: list[float], path: Path) -> None:
+    """The solver's questions as JSONL, each with the agreement of the vote that labelled it."""
+    rows = [asdict(q) | {"vote_agreement": a} for q, a in zip(questions, agreements, strict=True)]
+    write_atomically(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def load_dataset(path: Path) -> tuple[list[Question], list[float]]:
+    """Questions and the agreement of the vote that labelled each; a truncated or garbled
+    file is a RunDirError naming the file and line."""
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise RunDirError(f"{path}: cannot read the solver dataset ({type(err).__name__}: {err}); "
+                          "start over in a new run_dir") from None
+    questions, agreements = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            agreements.append(float(row.pop("vote_agreement")))
+            questions.append(Question(**row))
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
+            raise RunDirError(f"{path}, line {number}: not a solver dataset row ({type(err).__name__}: "
+                              f"{str(err)[:200]}); the file is truncated or garbled: start over in a "
+                              "new run_dir, or move it away with state.json's entry for it") from None
+    return questions, agreements

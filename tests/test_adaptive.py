@@ -103,8 +103,8 @@ QUESTIONS = [Question("a", "add_sub_small", "What is 2 + 2?"), Question("b", "ad
 
 def test_sample_in_rounds_stops_each_question_on_its_own():
     sampler = CountingSampler(STREAMS)
-    groups = sample_in_rounds(QUESTIONS, ARITH.solver_prompt, ARITH.extract_answer, sampler,
-                              Rounds(10, 4, 2), reward_rule(0.1, 0.95, ARITH.equivalent))
+    groups = sample_in_rounds(QUESTIONS, prompt=ARITH.solver_prompt, extract=ARITH.extract_answer, sample=sampler,
+                              rounds=Rounds(10, 4, 2), stop=reward_rule(0.1, 0.95, ARITH.equivalent))
     assert len(groups[0].answers) == 4  # unanimous after the first round: leader settled
     assert len(groups[1].answers) == 10  # a split vote runs to m
     assert sampler.calls == [(2, 4), (1, 2), (1, 2), (1, 2)]  # one batched call per round
@@ -113,15 +113,16 @@ def test_sample_in_rounds_stops_each_question_on_its_own():
 
 def test_sample_in_rounds_without_a_rule_draws_m_at_once():
     sampler = CountingSampler(STREAMS)
-    groups = sample_in_rounds(QUESTIONS, ARITH.solver_prompt, ARITH.extract_answer, sampler,
-                              Rounds(10, 4, 2), None)
+    groups = sample_in_rounds(QUESTIONS, prompt=ARITH.solver_prompt, extract=ARITH.extract_answer, sample=sampler,
+                              rounds=Rounds(10, 4, 2), stop=None)
     assert sampler.calls == [(2, 10)] and [len(g.answers) for g in groups] == [10, 10]
 
 
 def test_replay_matches_sampling_in_rounds():
     rounds, rule = Rounds(10, 4, 2), band_rule(BAND, 0.95, ARITH.equivalent)
     sampler = CountingSampler(STREAMS)
-    groups = sample_in_rounds(QUESTIONS, ARITH.solver_prompt, ARITH.extract_answer, sampler, rounds, rule)
+    groups = sample_in_rounds(QUESTIONS, prompt=ARITH.solver_prompt, extract=ARITH.extract_answer, sample=sampler,
+                              rounds=rounds, stop=rule)
     for question, group in zip(QUESTIONS, groups, strict=True):
         full = [ARITH.extract_answer(f"The answer is {a}.") for a in STREAMS[next(k for k in STREAMS if k in question.text)]]
         assert replay(full, rounds, rule) == len(group.answers)
@@ -133,19 +134,21 @@ ADAPTIVE = AdaptiveVoting(first_round=4, round_size=2, confidence=0.95, reward_t
 def test_score_challenger_with_adaptive_voting_saves_samples_on_easy_questions():
     completions = ["<question>What is 2 + 2?</question>", "<question>What is 9 + 9?</question>"]
     sampler = CountingSampler(STREAMS)
-    items = score_challenger(ARITH, completions, ["add_sub_small"] * 2, [[]] * 2, sampler, samples=10,
+    items = score_challenger(ARITH, completions, categories=["add_sub_small"] * 2, shown=[[]] * 2, sample=sampler,
+                             samples=10,
                              adaptive=ADAPTIVE)
     assert [i.vote.n for i in items] == [4, 10]
     assert items[0].vote.agreement == 1.0 and items[1].vote.agreement == pytest.approx(0.5)
-    full = score_challenger(ARITH, completions, ["add_sub_small"] * 2, [[]] * 2, CountingSampler(STREAMS), samples=10)
+    full = score_challenger(ARITH, completions, categories=["add_sub_small"] * 2, shown=[[]] * 2,
+                            sample=CountingSampler(STREAMS), samples=10)
     assert [i.reward.total for i in items] == [i.reward.total for i in full]
 
 
 def test_build_solver_dataset_with_adaptive_voting_counts_samples():
     parsed = parse_questions(ARITH, ["<question>What is 2 + 2?</question>", "<question>What is 9 + 9?</question>"],
                              ["add_sub_small"] * 2, "it/")
-    result = build_solver_dataset(ARITH, parsed, CountingSampler(STREAMS), 10, BAND,
-                                  TextFilter(1, 50, (), 1.0), adaptive=ADAPTIVE)
+    result = build_solver_dataset(ARITH, parsed, sample=CountingSampler(STREAMS), samples=10, band=BAND,
+                                  text_filter=TextFilter(1, 50, (), 1.0), adaptive=ADAPTIVE)
     # 4 of 4 agreeing does not settle "outside the band" (P(p > 0.8) = 0.67): both run to m
     assert result.vote_samples == 10 + 10
     assert [q.text for q in result.kept] == ["What is 9 + 9?"]

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from coevolve.records import Question
-from coevolve.run.loop import load_dataset, save_dataset
+from coevolve.runstate import load_dataset, save_dataset
 from coevolve.selfplay.informative import informative_probability, informative_weights
 
 

@@ -31,7 +31,7 @@ def test_score_challenger_rewards_split_votes_and_gates_format():
     ]
     categories = ["add_sub_small", "mul_small", "add_sub_small"]
     solver = scripted_solver({"2 + 3": ["5", "5", "6", "7"], "9 - 4": ["5", "5", "5", "5"]})
-    items = score_challenger(ARITH, completions, categories, [[]] * 3, solver, samples=4)
+    items = score_challenger(ARITH, completions, categories=categories, shown=[[]] * 3, sample=solver, samples=4)
     assert [i.question is not None for i in items] == [True, False, True]
     assert items[0].vote.agreement == 0.5 and items[2].vote.agreement == 1.0
     # three rollouts, none like another: penalty 1/3 each, on every rung, no clamp
@@ -64,7 +64,7 @@ def test_build_solver_dataset_filters_votes_and_labels():
         }
     )
     result = build_solver_dataset(
-        ARITH, questions, solver, samples=5, band=(0.3, 0.8), text_filter=TextFilter()
+        ARITH, questions, sample=solver, samples=5, band=(0.3, 0.8), text_filter=TextFilter()
     )
     assert [(q.text, q.answer) for q in result.kept] == [
         ("What is 12 + 30?", "42"),
@@ -86,7 +86,7 @@ def test_score_challenger_judges_copies_against_the_examples_of_their_own_prompt
              ["What is 9 - 4?", "What is 1 + 1?"],  # shown in this prompt: a copy
              ["What is 9 - 4?"]]  # differs only by its operator: new
     solver = scripted_solver({"2 + 3": ["5", "6"], "9 + 4": ["13", "12"]})
-    items = score_challenger(ARITH, completions, ["add_sub_small"] * 4, shown, solver, samples=2)
+    items = score_challenger(ARITH, completions, categories=["add_sub_small"] * 4, shown=shown, sample=solver, samples=2)
     assert [i.copied for i in items] == [False, True, True, False]
     assert [i.new_valid for i in items] == [True, False, False, True]
     assert items[1].vote is None and items[2].vote is None  # copies are not voted on
@@ -97,4 +97,5 @@ def test_score_challenger_judges_copies_against_the_examples_of_their_own_prompt
 
 def test_score_challenger_needs_the_shown_examples_of_every_completion():
     with pytest.raises(ValueError, match="2 completions but 1 lists of shown examples"):
-        score_challenger(ARITH, ["a", "b"], ["add_sub_small"] * 2, [[]], scripted_solver({}), samples=2)
+        score_challenger(ARITH, ["a", "b"], categories=["add_sub_small"] * 2, shown=[[]], sample=scripted_solver({}),
+                         samples=2)

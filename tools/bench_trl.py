@@ -66,6 +66,7 @@ def run_coevolve(recipe_path: str, overrides: list[str], steps: int) -> dict:
     from coevolve.backend.verl_backend import VerlBackend
     from coevolve.run.roles import RoleInputs
     from coevolve.selfplay.curriculum import Bandit
+    from coevolve.selfplay.examples import ExamplePool
     from coevolve.selfplay.scoring import score_solver_batch
 
     recipe, domain, questions = load(recipe_path, overrides)
@@ -77,7 +78,8 @@ def run_coevolve(recipe_path: str, overrides: list[str], steps: int) -> dict:
     try:
         with tempfile.TemporaryDirectory() as run_dir:
             role = backend.build_role(RoleInputs(
-                role="solver", recipe=recipe, domain=domain, categories=categories, seeds={},
+                role="solver", recipe=recipe, domain=domain, categories=categories,
+                examples=ExamplePool({}, run_seed=recipe.seed, shown=0),
                 bandit=Bandit(categories, seed=recipe.seed), rng=np.random.default_rng(recipe.seed),
                 base_model=base_model, run_dir=Path(run_dir),
                 scorer=lambda rollouts: score_solver_batch(domain, rollouts)))

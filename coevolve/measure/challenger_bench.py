@@ -110,7 +110,7 @@ class ChallengerBench:
                  for q, s in zip(parsed, flat_shown, strict=True)]
         new = [q for q, k in zip(parsed, kinds, strict=True) if k == NEW]
         agreement_of = {q.id: v.agreement for q, v in
-                        zip(new, votes(self.domain, answer_groups(self.domain, new, sample, samples)), strict=True)}
+                        zip(new, votes(self.domain, answer_groups(self.domain, new, sample=sample, n=samples)), strict=True)}
         agreements = [None if q is None else agreement_of.get(q.id) for q in parsed]
         texts = [None if q is None else q.text for q in parsed]
         rewards = self._rewards(texts, kinds, agreements)

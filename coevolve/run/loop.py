@@ -20,7 +20,6 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from coevolve.measure.memory import GIB, MemorySampler, Peaks, top_processes
 from coevolve.recipe.diff import describe, recipe_differences
 from coevolve.recipe.load import RecipeError, recipe_to_yaml
 from coevolve.recipe.schema import Recipe
-from coevolve.records import Question, Rollout
+from coevolve.records import Question, Rollout, Vote
 from coevolve.run.console import Console
 from coevolve.run.dashboard import LAYOUT, VERL_PREFIX
 from coevolve.run.preflight import typical_prompts
@@ -49,8 +48,10 @@ from coevolve.runstate import (
     RunState,
     check_resumable,
     check_state_paths,
+    load_dataset,
     load_state,
     run_phases,
+    save_dataset,
     save_state,
     stale_checkpoints,
     write_atomically,
@@ -103,7 +104,8 @@ class CoEvolution:
         self._seed_texts = [q.text for pool in seeds.values() for q in pool]
         self.text_filter = TextFilter(recipe.dataset.min_words, recipe.dataset.max_words,
                                       tuple(recipe.dataset.blacklist), recipe.dataset.max_rouge_l)
-        self.bandits = {role: Bandit(self.categories, recipe.curriculum.alpha, recipe.curriculum.temperature,
+        self.bandits = {role: Bandit(self.categories, alpha=recipe.curriculum.alpha,
+                                     temperature=recipe.curriculum.temperature,
                                      seed=recipe.seed + index, initial_q=recipe.curriculum.initial_q)
                         for index, role in enumerate(ROLES)}
         self.rng = np.random.default_rng(recipe.seed)
@@ -292,8 +294,9 @@ class CoEvolution:
                    "solver": partial(score_solver_batch, self.domain, reward=self.recipe.solver.reward)}
         for role in ROLES:
             self.roles[role] = self.backend.build_role(RoleInputs(
-                role, self.recipe, self.domain, self.categories, self.examples, self.bandits[role], self.rng,
-                base_model, self.run_dir, scorers[role]))
+                role=role, recipe=self.recipe, domain=self.domain, categories=self.categories, examples=self.examples,
+                bandit=self.bandits[role], rng=self.rng, base_model=base_model, run_dir=self.run_dir,
+                scorer=scorers[role]))
             checkpoint = self.state.verl_checkpoints.get(role)
             if checkpoint:
                 self.roles[role].restore(Path(checkpoint), self.state.global_step)
@@ -401,10 +404,11 @@ class CoEvolution:
         parsed = self._dataset_questions(phase.iteration, categories)
         self.progress.show({"dataset/questions_generated": len(parsed),
                             "dataset/questions_format_valid": sum(p is not None for p in parsed)}, 1)
-        with self._timed("votes"), self.serving("solver"):
-            result = build_solver_dataset(self.domain, parsed, self.vote_fn(), self.recipe.vote.samples,
-                                          (d.band_low, d.band_high), self.text_filter,
-                                          () if d.keep_seed_copies else self._seed_texts, self.adaptive)
+        with self._solver_voting():
+            result = build_solver_dataset(self.domain, parsed, sample=self.vote_fn(), samples=self.recipe.vote.samples,
+                                          band=(d.band_low, d.band_high), text_filter=self.text_filter,
+                                          seeds=() if d.keep_seed_copies else self._seed_texts,
+                                          adaptive=self.adaptive)
         if d.label == "oracle":
             result = with_oracle_labels(self.domain, result)
         self.progress.show({"dataset/questions_kept": len(result.kept),
@@ -449,9 +453,7 @@ class CoEvolution:
         if previous is None or limit == 0:
             return None
         questions = load_dataset(Path(previous))[0][:limit]
-        with self._timed("votes"), self.serving("solver"):
-            groups = answer_groups(self.domain, questions, self.vote_fn(), self.recipe.vote.samples)
-        return label_flip_rate(questions, votes(self.domain, groups), self.domain.equivalent)
+        return label_flip_rate(questions, self._solver_votes(questions), self.domain.equivalent)
 
     def _log_dataset(self, result, step: int) -> None:
         metrics = {"dataset/questions_generated": result.generated,
@@ -506,10 +508,8 @@ class CoEvolution:
         held-out questions of each category, or None when that is 0."""
         if not self.heldout_voted:
             return None
-        with self._timed("votes"), self.serving("solver"):
-            groups = answer_groups(self.domain, self.heldout_voted, self.vote_fn(), self.recipe.vote.samples)
         d = self.recipe.dataset
-        return heldout_vote_quality(self.heldout_voted, votes(self.domain, groups), (d.band_low, d.band_high),
+        return heldout_vote_quality(self.heldout_voted, self._solver_votes(self.heldout_voted), (d.band_low, d.band_high),
                                     self.domain.equivalent)
 
     # --- sampling through the roles' rollout servers -------------------------------------------
@@ -535,6 +535,18 @@ class CoEvolution:
         finally:
             self._serving.discard(role)
 
+    @contextmanager
+    def _solver_voting(self) -> Iterator[None]:
+        """The frozen solver awake for votes, their time counted under `votes`."""
+        with self._timed("votes"), self.serving("solver"):
+            yield
+
+    def _solver_votes(self, questions: Sequence[Question]) -> list[Vote]:
+        """The solver's majority vote on each question (`vote.samples` answers each)."""
+        with self._solver_voting():
+            groups = answer_groups(self.domain, questions, sample=self.vote_fn(), n=self.recipe.vote.samples)
+        return votes(self.domain, groups)
+
     def vote_fn(self) -> Callable[[list[str], int], list[list[str]]]:
         return lambda messages, n: self.sample("solver", list(messages), vote_params(self.recipe, n))
 
@@ -545,7 +557,7 @@ class CoEvolution:
         band = (self.recipe.dataset.band_low, self.recipe.dataset.band_high)
         how = ChallengerScoring(self.vote_fn(), self.recipe.vote.samples, reward_settings(self.recipe), band,
                                 f"step{self.state.global_step}/", self.adaptive)
-        with self._timed("votes"), self.serving("solver"):
+        with self._solver_voting():
             items = score_challenger_items(self.domain, rollouts, how)
         for item in items:
             if item.vote is not None and in_band(item.vote.agreement, *band):
@@ -620,35 +632,6 @@ def _saved_recipe(path: Path) -> str:
         raise RunDirError(f"{path}: not a recipe ({type(err).__name__}: {str(err)[:200]}); move it away "
                           "(with state.json) to start over") from None
     return text
-
-
-def save_dataset(questions: list[Question], agreements: list[float], path: Path) -> None:
-    """The solver's questions as JSONL, each with the agreement of the vote that labelled it."""
-    rows = [asdict(q) | {"vote_agreement": a} for q, a in zip(questions, agreements, strict=True)]
-    write_atomically(path, "".join(json.dumps(row) + "\n" for row in rows))
-
-
-def load_dataset(path: Path) -> tuple[list[Question], list[float]]:
-    """Questions and the agreement of the vote that labelled each; a truncated or garbled
-    file is a RunDirError naming the file and line."""
-    try:
-        lines = path.read_bytes().decode("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise RunDirError(f"{path}: cannot read the solver dataset ({type(err).__name__}: {err}); "
-                          "start over in a new run_dir") from None
-    questions, agreements = [], []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            agreements.append(float(row.pop("vote_agreement")))
-            questions.append(Question(**row))
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
-            raise RunDirError(f"{path}, line {number}: not a solver dataset row ({type(err).__name__}: "
-                              f"{str(err)[:200]}); the file is truncated or garbled: start over in a "
-                              "new run_dir, or move it away with state.json's entry for it") from None
-    return questions, agreements
 
 
 def with_oracle_labels(domain: Domain, result):

@@ -39,7 +39,7 @@ class StepBatch:
     scored: ScoredBatch  # the scorer's result on this step's batch: metrics and sample rows
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RoleInputs:
     """Everything a backend needs to build one role, passed explicitly."""
 

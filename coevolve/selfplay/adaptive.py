@@ -144,6 +144,7 @@ class AdaptiveVoting:
 
 def sample_in_rounds(
     questions: Sequence[Question],
+    *,
     prompt: Callable[[Question], str],
     extract: Callable[[str], str | None],
     sample: SampleFn,

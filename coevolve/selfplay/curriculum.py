@@ -22,6 +22,7 @@ class Bandit:
     def __init__(
         self,
         arms: Sequence[str],
+        *,
         alpha: float = 0.5,
         temperature: float = 1.0,
         seed: int = 0,

@@ -76,8 +76,10 @@ def challenger_indicators(items: Sequence[ChallengerItem], band: tuple[float, fl
 
 def score_challenger_items(domain: Domain, rollouts: Sequence[Rollout], how: ChallengerScoring) -> list[ChallengerItem]:
     """selfplay.score_challenger on rollouts, each judged against the examples of its prompt."""
-    return score_challenger(domain, [r.response for r in rollouts], [r.extra_info["category"] for r in rollouts],
-                            [shown_of(r) for r in rollouts], how.sample, how.samples, settings=how.settings,
+    return score_challenger(domain, [r.response for r in rollouts],
+                            categories=[r.extra_info["category"] for r in rollouts],
+                            shown=[shown_of(r) for r in rollouts], sample=how.sample, samples=how.samples,
+                            settings=how.settings,
                             id_prefix=how.id_prefix, adaptive=how.adaptive)
 
 

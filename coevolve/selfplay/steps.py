@@ -27,6 +27,7 @@ from coevolve.stats import mean_or_none
 def answer_groups(
     domain: Domain,
     questions: Sequence[Question],
+    *,
     sample: SampleFn,
     n: int,
     adaptive: AdaptiveVoting | None = None,
@@ -38,8 +39,8 @@ def answer_groups(
     per question once `stop` says more answers would not change its fate (at most `n`).
     """
     rounds = adaptive.rounds(n) if adaptive is not None else Rounds(n, n, n)
-    return sample_in_rounds(questions, domain.solver_prompt, domain.extract_answer, sample, rounds,
-                            stop if adaptive is not None else None)
+    return sample_in_rounds(questions, prompt=domain.solver_prompt, extract=domain.extract_answer, sample=sample,
+                            rounds=rounds, stop=stop if adaptive is not None else None)
 
 
 def votes(domain: Domain, groups: Sequence[AnswerGroup]) -> list[Vote]:
@@ -104,11 +105,11 @@ class ChallengerRewardSettings:
 def score_challenger(
     domain: Domain,
     completions: Sequence[str],
+    *,
     categories: Sequence[str],
     shown: Sequence[Sequence[str]],
     sample: SampleFn,
     samples: int,
-    *,
     settings: ChallengerRewardSettings = ChallengerRewardSettings(),
     id_prefix: str = "q",
     adaptive: AdaptiveVoting | None = None,
@@ -125,7 +126,7 @@ def score_challenger(
     copies = [q is not None and copies_shown(q.text, s) for q, s in zip(parsed, shown, strict=True)]
     new = [q for q, copy in zip(parsed, copies, strict=True) if q is not None and not copy]
     stop = adaptive.reward_stop(domain.equivalent, settings.uncertainty_peak) if adaptive is not None else None
-    groups = answer_groups(domain, new, sample, samples, adaptive, stop)
+    groups = answer_groups(domain, new, sample=sample, n=samples, adaptive=adaptive, stop=stop)
     vote_of = dict(zip((q.id for q in new), votes(domain, groups), strict=True))
     voted = [vote_of.get(q.id) if q is not None else None for q in parsed]
     kinds = [MALFORMED if q is None else COPY if copy else NEW for q, copy in zip(parsed, copies, strict=True)]
@@ -166,6 +167,7 @@ class SolverDataset:
 def build_solver_dataset(
     domain: Domain,
     parsed: Sequence[Question | None],
+    *,
     sample: SampleFn,
     samples: int,
     band: tuple[float, float],
@@ -183,7 +185,7 @@ def build_solver_dataset(
     rejected = Counter(r.reason for r in rejections)
     rejected["format_invalid"] = len(parsed) - len(valid)
     stop = adaptive.band_stop(band, domain.equivalent) if adaptive is not None else None
-    groups = answer_groups(domain, accepted, sample, samples, adaptive, stop)
+    groups = answer_groups(domain, accepted, sample=sample, n=samples, adaptive=adaptive, stop=stop)
     kept, kept_agreements, agreements, correct, correct_all = [], [], [], [], []
     for question, vote in zip(accepted, votes(domain, groups), strict=True):
         agreements.append(vote.agreement)
