@@ -5,6 +5,7 @@ import pytest
 
 from coevolve.recipe.load import RECIPES_DIR, load_recipe
 from coevolve.run.sampling import chat_messages
+from coevolve.selfplay.examples import ExamplePool
 
 USER = {"role": "user", "content": "What is 2 + 3?"}
 
@@ -51,7 +52,7 @@ def test_generator_and_datasets_send_the_system_turn(tmp_path, system_turn, pres
     domain = build_domain("arithmetic")
     question = Question("q", "mul_small", "What is 2 * 3?", "6")
     solver_item = vdata.SolverQuestions(domain, [question], system_turn=system_turn)[0]
-    challenger = vdata.ChallengerPrompts(domain, ["mul_small"], system_turn=system_turn)
+    challenger = vdata.ChallengerPrompts(domain, ["mul_small"], ExamplePool({}, run_seed=0, shown=0), system_turn=system_turn)
     for item in (solver_item, challenger[challenger.index_of("mul_small", 0)]):
         assert item["raw_prompt"][:-1] == chat_messages("", system_turn)[:-1]
         assert item["raw_prompt"][-1]["role"] == "user"
