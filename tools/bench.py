@@ -1,23 +1,8 @@
 """`make bench`: coevolve's performance table, every row measured in this one run.
 
-Runs each benchmark in its own process, one after the other (so none competes with another
-for the CPU), collects their JSON and prints one table:
-
-  generation  tokens/s of every CPU generation path (the rollout servers on both engines,
-              the fast sampler) against plain `transformers.generate` at the default recipe's
-              shapes, next to the machine's matmul limit (tools/bench_generation.py)
-  rollout     tokens/s of coevolve's rollout server inside verl's interface against plain
-              batched `transformers.generate`, same prompts and lengths (tools/bench_rollout.py)
-  iteration   time share of each part of one co-evolution iteration, and the run's peak
-              memory (tools/bench_iteration.py; a shortened default-recipe iteration, see
-              ITERATION_OVERRIDES, so that the whole benchmark fits in 15 minutes)
-  repetition  R-Zero's repetition penalty on 8,000 questions (tools/bench_repetition.py)
-  filter      the dataset filter (length, blacklist, ROUGE-L) on 8,000 questions
-              (tools/bench_filter.py), goal: under a minute
-  voting      adaptive against full voting on the same answers (tools/bench_adaptive.py)
-  trl         one solver GRPO step against TRL's GRPOTrainer on the same questions, each
-              against the machine's FLOP floor (tools/bench_trl.py); skipped, with a note,
-              when TRL's environment (.venv-trl, built by `make bench-trl`) is missing
+Runs each benchmark in its own process, one after the other (none competes for the CPU), and
+prints one table from their JSON; BENCHES lists them with the script that measures each
+(generation, rollout, iteration, repetition, filter, voting, and TRL when `.venv-trl` exists).
 
     python tools/bench.py --out runs/bench
 """
@@ -51,13 +36,19 @@ GENERATION_GOAL = 2.5
 GENERATION_GOAL_WORKLOADS = ("votes", "solver rollout", "challenger rollout")
 
 BENCHES = {
+    # tokens/s of every CPU generation path against plain `transformers.generate`
     "generation": ["tools/bench_generation.py", "--questions", "32"],
+    # the rollout server inside verl's interface against batched `transformers.generate`
     "rollout": ["tools/bench_rollout.py", "--prompts", "8", "--n", "4", "--max-new-tokens", "64",
                 "--batch", "64", "--repeats", "2"],
+    # R-Zero's repetition penalty and the dataset filter on 8,000 questions
     "repetition": ["tools/bench_repetition.py", "--n", "8000", "--seed", "0"],
     "filter": ["tools/bench_filter.py", "--n", "8000", "--seed", "0"],
+    # adaptive against full voting on the same answers
     "voting": ["tools/bench_adaptive.py", "--per-category", "3", "--samples", "10"],
+    # time shares and peak memory of one iteration, shortened so the table fits in 15 minutes
     "iteration": ["tools/bench_iteration.py", *ITERATION_OVERRIDES],
+    # one solver GRPO step against TRL's GRPOTrainer on the same questions (needs .venv-trl)
     "trl": ["tools/bench_trl.py"],
 }
 

@@ -1,20 +1,12 @@
 """Start (or join) the Ray cluster the two roles' verl workers run on, and stop it.
 
-On the CPU every process must load coevolve's verl platform plugin, so its environment
-variables travel in Ray's runtime env; Ray is started with logical GPU slots (one per role)
-and over-subscribed logical CPUs, because verl's placement groups ask for both. On a GPU
-cluster the plugin is not loaded and Ray is joined at `resources.ray_address`.
-
-A joined cluster is checked against the recipe before any trainer starts: verl asks for each
-role's GPUs as one placement group of `gpus_per_node` GPUs per node and waits for it forever
-if the cluster cannot place it, so a cluster that is too small must be an error, not a hang.
-
-A cluster started here (single node) is nobody else's business: its node address is
-127.0.0.1, so what follows the node's address (the object transfers, verl's rollout servers
-on GPUs) stays on this machine, and its gRPC services, which Ray binds on every interface
-whatever the node address, ask for a token that only this run's processes hold (Ray's token
-authentication, a fresh random token per run, passed in the environment, written nowhere).
-A joined cluster (`resources.ray_address`) is secured by whoever started it: docs/scaling.md.
+On the CPU every process loads coevolve's verl platform plugin through Ray's runtime env, and
+Ray gets logical GPU slots (one per role) and over-subscribed logical CPUs, as verl's placement
+groups ask for both. On a GPU cluster Ray is joined at `resources.ray_address`, and the cluster
+is checked against the recipe first (verl waits forever for a placement group it cannot place).
+A cluster started here listens on 127.0.0.1 and asks for a per-run token (Ray's token
+authentication) that only this run's processes hold; a joined one is secured by whoever started
+it (docs/scaling.md).
 """
 
 from __future__ import annotations

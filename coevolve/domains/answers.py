@@ -1,9 +1,7 @@
 """Cutting questions and answers out of free-form model text, shared by all domains.
 
-Small models rarely answer in the requested format: they box some answers, end others with
-"The answer is 12.", or just stop after a number, and challengers sometimes forget the closing
-`</question>` tag (or the generation stops on it). Each domain picks an extraction order from
-these helpers; the order is documented behaviour, not a silent fallback.
+Small models box some answers, end others with "The answer is 12." or just stop after a number;
+each domain picks an extraction order from these helpers, a documented order, not a fallback.
 
 >>> last_boxed(r"so \\boxed{\\frac{1}{2}}, i.e. \\boxed{0.5}")
 '0.5'

@@ -1,20 +1,12 @@
 """A domain configured entirely by a recipe's `domain.options`: a new task without Python.
 
-Why it exists:
-1. Most tasks differ only in what the challenger is asked to write, how the solver is
-   prompted, and how an answer is cut out and compared. Those are options here, so a new
-   domain is a YAML file (see docs/recipes.md and recipes/capitals-cpu.yaml).
-2. Few-shot seed questions (SeRL-style self-instruction) and held-out sets with true answers
-   come from JSONL files (`coevolve.domains.files`), so the loop can show the challenger
-   examples and measure the solver against ground truth.
-3. Every option is checked when the domain is built, which `coevolve.recipe.load` does while
-   loading a recipe: an unknown name, a wrong type, a bad choice, a regex without a group, a
-   template without `{question}` or a malformed file is a `DomainOptionError` naming
-   `domain.options.<key>`, so it fails before any model is loaded, not an hour in.
-
-Paths in `seed_file` and `heldout_files` are taken as given by this class (relative: to the
-current directory); a recipe resolves relative ones against the folder of the recipe file
-that sets them (`Domain.path_options`), as it does `base:`.
+Most tasks differ only in what the challenger is asked to write, how the solver is prompted and
+how an answer is cut out and compared; here those are options, so a new domain is a YAML file
+(docs/recipes.md, recipes/capitals-cpu.yaml). Seed questions and held-out sets with true answers
+come from JSONL files (`coevolve.domains.files`). Every option is checked when the recipe is
+loaded: a bad one is a `DomainOptionError` naming `domain.options.<key>`, before any model loads.
+Relative paths in `seed_file` and `heldout_files` are resolved against the recipe's folder
+(`Domain.path_options`).
 """
 
 from __future__ import annotations

@@ -1,26 +1,11 @@
 """math-verify's equivalence check under a hard time limit, run in a persistent worker process.
 
-Why a worker process:
-1. math-verify (sympy underneath) can run for minutes, or forever, on some inputs.
-2. Its own time limit uses `signal.alarm`, which raises off the main thread (verl and Ray call
-   reward code from threads). In the worker it runs on the main thread, where that limit
-   works as a first, graceful line of defence.
-3. A thread cannot be killed; a process can. When a check exceeds `timeout_s` the worker is
-   killed, the pair counts as a non-match, and a fresh worker starts on the next call. A check
-   never hangs and never raises.
-
-The worker is started with the 'spawn' context (no inherited locks or CUDA state) and warms
-itself up with one check before taking requests, so its start-up (importing sympy, ~2 s)
-never counts against a check's time limit.
-
-Bounds, because the answers are model text: the worker's address space is capped
-(WORKER_MEMORY_BYTES; a check that needs more fails, a non-match); an answer that made a
-check time out is found by checking each answer of the pair alone once, and only an answer
-that hangs alone is remembered and never sent again (an innocent partner stays usable; a
-hostile answer costs at most two time limits, not one per pair: ten distinct ones cost at most
-fifteen, not forty-five); a pair that hangs only together is remembered as a pair; answers
-over MAX_ANSWER_CHARS or with a `$` inside are never sent (a `$` in "7$ and the answer is $x"
-would let math-verify read a hidden second formula).
+math-verify (sympy underneath) can run for minutes, or forever, on some inputs, and its own
+limit uses `signal.alarm`, which fails off the main thread (verl and Ray call reward code from
+threads). In a worker process it runs on the main thread, and a check that exceeds `timeout_s`
+gets the worker killed: the pair counts as a non-match and a fresh worker starts on the next
+call. A check never hangs and never raises; answers are model text, so the worker's memory is
+capped and answers that hang are remembered and never sent again (`TimedVerifier`).
 """
 
 from __future__ import annotations
@@ -38,8 +23,10 @@ logger = logging.getLogger(__name__)
 
 CheckFn = Callable[[str, str], bool]  # must be picklable: a module-level function
 _READY = "ready"
-# Longer answers are not sent to math-verify (a final answer is a number or a short expression).
+# Longer answers are not sent to math-verify (a final answer is a number or a short expression),
+# nor any with a `$` inside: in "7$ and the answer is $x" math-verify would read a hidden formula.
 MAX_ANSWER_CHARS = 300
+# The worker's address space: a check that needs more fails, a non-match.
 WORKER_MEMORY_BYTES = 4 << 30
 # How many answers that timed out are remembered (each at most MAX_ANSWER_CHARS long).
 MAX_REMEMBERED_TIMEOUTS = 10_000
@@ -165,7 +152,11 @@ class TimedVerifier:
         self.close()
 
     def _worker(self) -> Connection:
-        """The live worker's connection, starting a worker first if there is none."""
+        """The live worker's connection, starting a worker first if there is none.
+
+        'spawn' context: no inherited locks or CUDA state. The worker warms up with one check
+        before it says it is ready, so importing sympy (~2 s) never counts against a time limit.
+        """
         if self._process is not None and self._process.is_alive():
             assert self._conn is not None
             return self._conn

@@ -1,21 +1,11 @@
 """The challenger bench: which reward and prompt design gives the question writer gradients.
 
-Why this exists: a full run spends most of an hour before it says whether the challenger
-learned. With the solver frozen, the base challenger's replies under a variant's prompts,
-copy test and reward already show the leading indicators of whether GRPO can move it:
-
-- well-formed rate: replies whose question passes the domain's format check;
-- new-valid rate: well-formed and not a copy of an example (under the variant's copy test);
-- groups with a gradient: share of GRPO groups (one prompt's replies) whose rewards differ;
-- uncertainty term: the mean uncertainty reward of the voted (new) questions;
-- in-band share: the share of voted questions whose agreement lies in the dataset's band.
-
-Two designs are written here: "today" (the reward as it was: a copy scores like a malformed
-reply, copies judged by ROUGE-L against every category's fixed examples, a sliding window of
-examples, the penalty among new questions only and clamped at 0, the peak at 0.5) and the
-design of `coevolve.selfplay` (three rungs, per-prompt canonical copy test, examples drawn per
-prompt with the challenger's own in-band questions mixed in, the recipe's peak). Sampling is
-injected, so the indicators are tested on a fake sampler.
+A full run takes most of an hour to say whether the challenger learned. With the solver frozen,
+the base challenger's replies under a variant's prompts, copy test and reward already show
+whether GRPO can move it (`StepIndicators`). Two designs: "today" (a copy scores like a
+malformed reply, ROUGE-L against every fixed example, a sliding window of examples, the penalty
+among new questions clamped at 0, peak 0.5) and "rungs", the design of `coevolve.selfplay`.
+Sampling is injected, so the indicators are tested on a fake sampler.
 """
 
 from __future__ import annotations
@@ -53,7 +43,9 @@ class Variant:
 
 @dataclass(frozen=True)
 class StepIndicators:
-    """The leading indicators of one bench step."""
+    """The leading indicators of one bench step. new-valid: well-formed and not a copy of an
+    example under the variant's copy test; groups with a gradient: GRPO groups (one prompt's
+    replies) whose rewards differ; in-band: voted questions whose agreement is in the band."""
 
     replies: int
     well_formed_rate: float

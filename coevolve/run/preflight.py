@@ -2,25 +2,9 @@
 
 On the CPU every process of a run shares the machine's RAM: the driver, Ray's helpers, and for
 each role an FSDP trainer worker, a rollout server, an agent-loop worker and a load balancer.
-A run that does not fit is killed by Ray's memory monitor minutes in; this module says so
-before the start, with the recipe keys that lower the peak and by how much.
-
-The estimate (bytes) is arithmetic on the recipe and the model's `config.json`:
-
-  fixed      each process's footprint at rest (`BASE_GIB`, measured on this project's default
-             run: interpreter, torch, verl and Ray's clients), plus the model's float32 weights
-             in every trainer worker and rollout server (4 bytes a parameter);
-  training   the role that trains also holds its gradients and AdamW's two moments (12 bytes a
-             parameter; the idle role's are parked on disk, coevolve/backend/verl_trainer.py) and
-             one micro-batch's activations: per token, three float32 copies of the logits
-             (logits, log-softmax, their gradient) and, per layer, the hidden-size and
-             MLP-size tensors autograd keeps (`ACTIVATION_FLOATS_*`); and its rollout server,
-             at the weight sync after the update, a received copy of the weights;
-  voting     a rollout server's batch of `vote.batch_size` rows (the solver's votes, or the
-             challenger writing the dataset's questions): its KV cache and logits.
-
-peak = fixed + the larger of (the costlier role's training, the vote batch). Prompt lengths are
-estimated from the prompts' characters (`CHARS_PER_TOKEN`) plus the chat template's turns.
+A run that does not fit would be killed by Ray's memory monitor minutes in; this module says so
+before the start, with the recipe keys that lower the peak and by how much. The estimate is
+arithmetic on the recipe and the model's `config.json` (`estimate_memory`).
 """
 
 from __future__ import annotations
@@ -91,7 +75,16 @@ class MemoryEstimate:
 
 
 def estimate_memory(recipe: Recipe, shape: ModelShape, prompt_tokens: dict[str, int]) -> MemoryEstimate:
-    """The estimated peak of a CPU run of `recipe` (module docstring); `prompt_tokens` per role."""
+    """The estimated peak (bytes) of a CPU run of `recipe`; `prompt_tokens` per role.
+
+    fixed: each process's footprint at rest (`BASE_GIB`, measured on the default run) plus the
+    float32 weights in every trainer worker and rollout server. training: the training role's
+    gradients and AdamW moments (the idle role's are parked on disk, verl_trainer.py), one
+    micro-batch's activations (per token `LOGIT_COPIES` of the logits and, per layer, what
+    autograd keeps: `ACTIVATION_FLOATS_*`), and its server's received copy at the weight sync.
+    voting: a server's batch of `vote.batch_size` rows, its KV cache and logits.
+    peak = fixed + the larger of (the costlier role's training, the vote batch).
+    """
     b = BASE_GIB
     per_role = b["trainer worker"] + b["rollout server"] + b["agent-loop worker"] + b["load balancer"]
     fixed = (b["driver"] + b["ray helpers"] + 2 * per_role) * GIB

@@ -1,18 +1,11 @@
 """The examples shown in each challenger prompt: fresh per prompt, mixed with its own questions.
 
-Why this exists: a fixed sliding window over a fixed pool shows the same few questions in every
-run, and a small challenger copies them. Following SeRL (2 of its own accepted questions and 6
-random seeds per prompt) and Absolute Zero (references drawn at random per prompt from a
-growing buffer of the model's own valid proposals), every prompt draws its examples at random,
-seeded by the run's seed, the category and the prompt's serial number, from
-
-- the category's pool of the domain's own questions (`challenger.example_pool` of them), and
-- up to `challenger.own_examples` of the challenger's accepted questions from earlier steps
-  (new, well-formed, and inside the dataset's band), kept per category, newest last.
-
-The texts shown travel with the prompt, so that a reply is judged a copy only against the
-examples shown in that same prompt (`similarity.copies_shown`). The buffer is part of the run
-state, so a resumed run shows what an uninterrupted one would.
+A fixed window over a fixed pool shows the same few questions in every run, and a small
+challenger copies them. As in SeRL and Absolute Zero, every prompt draws its examples at random
+(seeded by the run's seed, the category and the prompt's serial) from the category's pool
+(`challenger.example_pool`) and up to `challenger.own_examples` of the challenger's own new,
+in-band questions. A reply is judged a copy only against the texts shown in its prompt
+(`similarity.copies_shown`); the pool is run state, so a resumed run shows the same.
 """
 
 from __future__ import annotations
