@@ -190,3 +190,13 @@ def test_iteration_memory_table(capsys):
     assert "(PSS): 12.00 GiB; machine used at most 14.00 GiB" in out
     assert "1/solver         peak PSS  12.00 GiB" in out and "run " not in out.split("largest")[0].split("GiB;")[1]
     assert out.index("ray::WorkerDict [7]") < out.index("ray::HFRolloutServer [8]")  # largest first
+
+
+def test_measure_command_sees_a_child_processs_memory_and_exit_status():
+    measure = load("measure_command").measure
+    # the child holds 200 MiB for 0.6 s and exits 3: both must come back
+    script = "import subprocess, sys, time; x = bytearray(200 << 20); time.sleep(0.6); sys.exit(3)"
+    result = measure([sys.executable, "-c", script], interval=0.1)
+    assert result["returncode"] == 3
+    assert 0.19 <= result["peak_tree_pss_gb"] < 1.0
+    assert result["seconds"] >= 0.6
