@@ -254,6 +254,30 @@ def test_load_weights_rejects_unknown_keys_and_changes_outputs(tiny, engine):
     assert [o.token_ids for o in run_concurrently(server, PROMPTS, GREEDY)] != [o.token_ids for o in before]
 
 
+@ENGINES
+def test_release_frees_the_weights_until_the_next_load(tiny, engine, tmp_path):
+    server = make_server(tiny, engine=engine)
+    state = {k: v.clone() for k, v in server.model.state_dict().items()}
+    before = run_concurrently(server, PROMPTS, GREEDY)
+    asyncio.run(server.sleep())  # verl's sleep within a phase keeps the weights
+    assert run_concurrently(server, PROMPTS, GREEDY) == before
+
+    asyncio.run(server.release())
+    asyncio.run(server.release())  # twice in a row: still released, shapes kept
+    assert sum(p.numel() for p in server.model.parameters()) == 0
+    if engine == "fast":
+        assert server.engine.llama.layers == [] and server.engine.llama.lm_head is None
+    with pytest.raises(RuntimeError, match="asleep"):
+        run_concurrently(server, PROMPTS[:1], GREEDY)
+    with pytest.raises(RuntimeError, match="asleep"):
+        server.save_pretrained(str(tmp_path / "export"))
+
+    assert server.load_weights(dict(state)) == len(state)
+    assert run_concurrently(server, PROMPTS, GREEDY) == before  # the same weights, the same answers
+    tied = server.model.config.tie_word_embeddings
+    assert (server.model.lm_head.weight is server.model.model.embed_tokens.weight) == tied
+
+
 def test_save_pretrained_round_trips_in_float32(tiny, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -181,11 +181,15 @@ def register_hf_rollout() -> None:
 
 def install() -> None:
     """Normalise the gloo backend, unpin the reference offload, register the `hf` rollout
-    (`coevolve.backend.generation.replica`); once per process."""
+    (`coevolve.backend.generation.replica`), compute the update's logits at response positions
+    only (`coevolve.backend.response_logits`); once per process."""
+    from coevolve.backend import response_logits
+
     if not getattr(dist.init_process_group, "coevolve_patched", False):
         dist.init_process_group = _normalise_gloo_backend(dist.init_process_group)
     _patch_reference_offload_policy()
     register_hf_rollout()
+    response_logits.install()
 
 
 install()

@@ -148,7 +148,9 @@ def reuses_rollout_log_probs(recipe: Recipe, cfg: RoleConfig) -> bool:
 def _cpu_settings(recipe: Recipe) -> dict[str, Any]:
     return {
         "trainer.device": "cpu",
-        "actor_rollout_ref.model.use_remove_padding": False,  # needs flash-attn varlen kernels
+        # Packed sequences, no padding: transformers builds the block-causal mask of a packed row
+        # from its position ids for sdpa, and `response_logits` runs the head where the loss reads.
+        "actor_rollout_ref.model.use_remove_padding": True,
         "actor_rollout_ref.model.enable_gradient_checkpointing": False,
         "actor_rollout_ref.actor.use_torch_compile": False,
         "actor_rollout_ref.rollout.agent.num_workers": 1,  # one agent-loop actor is plenty

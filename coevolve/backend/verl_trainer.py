@@ -9,7 +9,8 @@ scorer (the challenger's reward needs the whole batch and the frozen solver's vo
 builds that manager from a class name, so the scorer and tokenizer reach it through `_ROLE_IO`.
 
 Memory on the CPU: a role's optimizer state is needed only while it trains. After the phase's
-checkpoint `save` parks it in a file and frees it; `train` loads it back (on a GPU it stays), and
+checkpoint `save` parks it in a file and frees it; `train` loads it back (on a GPU it stays). Its
+rollout servers hold weights only while they generate (`serving`, and verl's own steps), and
 after each phase the role's processes return freed heap to the OS (`malloc_trim`).
 """
 
@@ -169,28 +170,29 @@ class VerlTrainer:
         finally:
             tracking.Tracking = original
         self.trainer.checkpoint_manager.sleep_replicas()  # the state fit() expects at its start
-        self._trim(self.workers() + self.servers())
+        self._release_servers()
+        self._trim(self.workers())
         return time.monotonic() - start
 
     @contextmanager
     def serving(self, step: int) -> Iterator[None]:
         """Rollout servers awake with this role's current weights, for coevolve's own sampling.
 
-        On the CPU the HF servers always hold the latest weights (fit() syncs them after the
-        last update) and sleeping is a no-op. vLLM frees its weights when put to sleep after a
-        phase, so on a GPU they are synced back before sampling and released after.
+        Between phases the servers hold no weights (vLLM on a GPU sleeps, the HF server on the
+        CPU is released), so the weights are synced in before sampling and freed after.
         """
-        if self.cpu:
-            try:
-                yield
-            finally:
-                self._trim(self.servers())  # a vote batch's KV cache and logits, back to the OS
-            return
         self.trainer.checkpoint_manager.update_weights(step)
         try:
             yield
         finally:
             self.trainer.checkpoint_manager.sleep_replicas()
+            self._release_servers()
+
+    def _release_servers(self) -> None:
+        """On the CPU: the HF servers free their weights, KV caches and logits until the next
+        weight sync (the role is idle until its next phase or sampling)."""
+        if self.cpu:
+            ray.get([server.release.remote() for server in self.servers()])
 
     def sample(self, messages: Sequence[str], params: SamplingParams, seed: int) -> list[list[str]]:
         """`params.n` completions per user message from this role's rollout servers."""
@@ -244,10 +246,12 @@ class VerlTrainer:
         self._park_optimizer()
         self.trainer.checkpoint_manager.update_weights(step)
         self.trainer.checkpoint_manager.sleep_replicas()
+        self._release_servers()
 
     def export_hf(self, out: Path) -> None:
         """The current weights as a Hugging Face model directory (written atomically)."""
-        ray.get(self.servers()[0].save_pretrained.remote(str(out)))
+        with self.serving(getattr(self.trainer, "global_steps", self.trainer.step_offset)):
+            ray.get(self.servers()[0].save_pretrained.remote(str(out)))
 
     def shutdown(self) -> None:
         """Kill this role's actors and placement groups (verl has no shutdown API)."""

@@ -1,6 +1,7 @@
 """One engine per model: "fast" (coevolve's decode loop, `fast/`) or "generate"
 (`transformers.generate`, `transformers_engine.py`), both answering
-`generate(prompts, limits=, key=)` with `Generated` rows, `step_logprobs` and `refresh`.
+`generate(prompts, limits=, key=)` with `Generated` rows, `step_logprobs`, `refresh` (take the
+model's new weights) and `release` (drop any copy of them).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ class Engine(Protocol):
                       key: SamplingKey) -> list[torch.Tensor]: ...
 
     def refresh(self) -> None: ...
+
+    def release(self) -> None: ...
 
 
 def end_of_sequence_ids(model, tokenizer) -> frozenset[int]:

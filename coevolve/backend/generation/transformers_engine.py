@@ -34,6 +34,9 @@ class TransformersEngine:
     def refresh(self) -> None:
         """Nothing to do: generate reads the model's weights where they are."""
 
+    def release(self) -> None:
+        """Nothing to do: the engine holds no copy of the weights."""
+
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], *, limits: list[int], key: SamplingKey) -> list[Generated]:
         """One continuation per prompt, row i cut after `limits[i]` tokens or at its first

@@ -43,6 +43,10 @@ class FastEngine:
         """Take the model's current weights (call after loading new ones)."""
         self.llama.refresh()
 
+    def release(self) -> None:
+        """Free the packed weights (the server empties its model between phases); `refresh` rebuilds."""
+        self.llama.release()
+
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], *, limits: list[int], key: SamplingKey) -> list[Generated]:
         """One continuation per prompt (repeat a prompt for several samples: it is prefilled once).

@@ -108,6 +108,10 @@ class PackedLlama:
         self.lm_head = self._pack(self.model.lm_head.weight)
         self.dtype = self.embed.dtype
 
+    def release(self) -> None:
+        """Drop the packed copies and the views of the model's weights (until `refresh`)."""
+        self.layers, self.lm_head, self.embed, self.final_norm = [], None, None, None
+
     def new_cache(self, rows: int, columns: int) -> KVCache:
         """An empty cache of `rows` rows and `columns` columns for this model."""
         return KVCache.allocate(layers=len(self.layers), rows=rows, kv_heads=self.n_kv, columns=columns,
