@@ -28,7 +28,7 @@ from coevolve.domains.answers import (
     question_block,
     question_request,
 )
-from coevolve.domains.base import Domain
+from coevolve.domains.base import Domain, DomainOptionError
 from coevolve.domains.base import solver_template as check_template
 from coevolve.records import Question
 
@@ -263,10 +263,17 @@ class ArithmeticDomain(Domain):
             from the first non-empty line (small models rarely use the tags).
         solver_template: the solver's prompt with `{question}` where the question goes
             (default: the base class's step-by-step request for a boxed answer).
+        challenger_prompt: "examples" (instructions and the shown examples) or "partial": the
+            first shown example with its last number blanked ("What is 5 * _?"), to complete.
     """
 
     def __init__(self, categories: Sequence[str] | None = None, max_terms: int | None = None,
-                 require_tags: bool = True, solver_template: str | None = None) -> None:
+                 require_tags: bool = True, solver_template: str | None = None,
+                 challenger_prompt: str = "examples") -> None:
+        if challenger_prompt not in CHALLENGER_PROMPTS:
+            raise DomainOptionError("challenger_prompt", challenger_prompt, "not a known prompt",
+                                    f"one of {', '.join(CHALLENGER_PROMPTS)}")
+        self.prompt_style = challenger_prompt
         self.require_tags = require_tags
         self.template = None if solver_template is None else check_template("solver_template",
                                                                               solver_template)
@@ -287,6 +294,11 @@ class ArithmeticDomain(Domain):
 
     def challenger_prompt(self, category: str, seeds: Sequence[Question] = ()) -> str:
         spec = self.spec(category)
+        if self.prompt_style == "partial":
+            if not seeds:
+                raise ValueError("domain.options.challenger_prompt = 'partial' completes a shown example: "
+                                 "set challenger.seeds_per_prompt to at least 1")
+            return partial_prompt(spec, seeds[0].text)
         instructions = [
             f"Write ONE new arithmetic question about {spec.description}.",
             f"Use integers only, the operators {' '.join(sorted(spec.ops))}, "
@@ -378,6 +390,33 @@ class ArithmeticDomain(Domain):
         if len(texts) < count:
             raise ValueError(f"{category} gave only {len(texts)} distinct questions of {count}")
         return list(texts)
+
+
+CHALLENGER_PROMPTS = ("examples", "partial")
+_LAST_NUMBER = re.compile(r"(\d+)(\D*)$")
+
+
+def partial_prompt(spec: ArithmeticCategory, example: str) -> str:
+    """A question of the category to complete: `example` with its last number blanked.
+
+    SmolLM2-135M copies a complete example it is shown (about 2 % of its questions were new,
+    a third were copies), but fills a blank with a number of its own choice (about half new and
+    valid at T 0.5; docs/results.md, "The challenger's prompt"). The blanked number is the last
+    one; before a `/` the hint asks for a divisor of the number in front of it.
+    """
+    expression = find_expression(example)
+    if expression is None:
+        raise ValueError(f"{spec.name}: example {example!r} holds no arithmetic expression")
+    blanked = _LAST_NUMBER.sub(lambda m: "_" + m.group(2), expression.text)
+    before = blanked[:blanked.rindex("_")].rstrip()
+    if before.endswith("/"):
+        dividend = re.findall(r"\d+", before)[-1]
+        hint = f"a number that divides {dividend} exactly"
+    elif spec.max_digits == 1:
+        hint = "a number from 1 to 9"
+    else:
+        hint = f"a number of at most {spec.max_digits} digits"
+    return f"Complete the question with {hint}. Reply with the question only.\nWhat is {blanked}?"
 
 
 def _first_line(completion: str) -> str | None:
