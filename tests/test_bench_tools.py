@@ -200,3 +200,13 @@ def test_measure_command_sees_a_child_processs_memory_and_exit_status():
     assert result["returncode"] == 3
     assert 0.19 <= result["peak_tree_pss_gb"] < 1.0
     assert result["seconds"] >= 0.6
+
+
+def test_challenger_bench_holds_the_earlier_prompt_against_the_recipes():
+    from coevolve.recipe.load import DEFAULT_RECIPE, load_recipe
+
+    recipe = load_recipe(DEFAULT_RECIPE, [])
+    variants = load("bench_challenger").variants(recipe)
+    assert [v.prompt for v in variants] == ["examples", "examples", "examples", None]  # None: the recipe's
+    assert [v.shown for v in variants[:3]] == [3, 3, 3] and variants[3].shown is None
+    assert recipe.domain.options["challenger_prompt"] in variants[3].name

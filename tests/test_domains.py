@@ -263,6 +263,34 @@ def math_domain():
     domain.close()
 
 
+@pytest.mark.parametrize(
+    "category, example, expected",
+    [
+        ("mul_small", "What is 5 * 7?", "Complete the question with a number from 1 to 9. Reply with the "
+                                        "question only.\nWhat is 5 * _?"),
+        ("div_small", "What is 18 / 3?", "Complete the question with a number that divides 18 exactly. Reply "
+                                         "with the question only.\nWhat is 18 / _?"),
+        ("add_sub_small", "What is 12 + 40 - 7?", "Complete the question with a number of at most 2 digits. "
+                                                  "Reply with the question only.\nWhat is 12 + 40 - _?"),
+        ("mixed_small", "What is (8 - 1) * 9?", "Complete the question with a number from 1 to 9. Reply with "
+                                                "the question only.\nWhat is (8 - 1) * _?"),
+    ],
+)
+def test_partial_prompt_blanks_the_last_number(category: str, example: str, expected: str) -> None:
+    domain = ArithmeticDomain(challenger_prompt="partial")
+    prompt = domain.challenger_prompt(category, [Question("q", category, example), Question("r", category, "x")])
+    assert prompt == expected  # only the first example is used, and it is never shown whole
+    assert example not in prompt
+
+
+def test_partial_prompt_needs_an_example_and_a_known_style() -> None:
+    with pytest.raises(ValueError, match="seeds_per_prompt"):
+        ArithmeticDomain(challenger_prompt="partial").challenger_prompt("mul_small", [])
+    with pytest.raises(ValueError, match="challenger_prompt.*one of examples, partial"):
+        ArithmeticDomain(challenger_prompt="fill")
+
+
+
 @pytest.mark.parametrize("completion, expected", [
     (r"so \boxed{\frac{1}{2}}.", r"\frac{1}{2}"),  # nested braces
     (r"\boxed{x} first, then \boxed{\sqrt{2}} finally", r"\sqrt{2}"),  # the last box

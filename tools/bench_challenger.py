@@ -23,28 +23,38 @@ from coevolve.run.sampling import SamplingParams, vote_params
 
 
 def variants(recipe) -> list[Variant]:
-    """Today's design, the three rungs alone, and the recipe's full design."""
+    """The earliest design, the three rungs alone, the rungs with three shown examples as the
+    default recipe had them, and the recipe's own design (a partial question to complete)."""
     c = recipe.challenger
-    return [Variant("today (copy = -1, ROUGE-L vs all, window, clamp, peak 0.5)", "today"),
+    shown = {"prompt": "examples", "shown": 3, "temperature": 0.7}
+    return [Variant("today (copy = -1, ROUGE-L vs all, window, clamp, peak 0.5)", "today", **shown),
             Variant("rungs (copy -0.5, per-prompt canonical copy test, drawn examples, peak 0.5)", "rungs",
-                    copy_reward=c.copy_reward),
-            Variant(f"rungs + peak {c.uncertainty_peak} + {c.own_examples} own example(s)", "rungs",
-                    peak=c.uncertainty_peak, copy_reward=c.copy_reward, own_examples=c.own_examples)]
+                    copy_reward=c.copy_reward, **shown),
+            Variant(f"rungs + peak {c.uncertainty_peak} + 1 own example, 3 examples at T 0.7", "rungs",
+                    peak=c.uncertainty_peak, copy_reward=c.copy_reward, own_examples=1, **shown),
+            Variant(f"the recipe: {recipe.domain.options.get('challenger_prompt', 'examples')} prompt, "
+                    f"{c.seeds_per_prompt} example(s), T {c.temperature}, rungs + peak {c.uncertainty_peak}",
+                    "rungs", peak=c.uncertainty_peak, copy_reward=c.copy_reward, own_examples=c.own_examples)]
 
 
 def run_variant(recipe, variant: Variant, generator, args) -> dict:
     """`args.steps` bench steps of one variant; its pooled indicators and its seconds."""
-    domain = build_domain(recipe.domain.name, recipe.domain.options)
+    options = dict(recipe.domain.options)
+    if variant.prompt is not None:
+        options["challenger_prompt"] = variant.prompt
+    domain = build_domain(recipe.domain.name, options)
     categories = recipe.domain.categories or list(domain.categories())
     c = recipe.challenger
+    temperature = c.temperature if variant.temperature is None else variant.temperature
     seeds = {cat: domain.seed_questions(cat, max(c.example_pool, 16), recipe.seed) for cat in categories}
-    bench = ChallengerBench(domain, categories, variant, seeds=seeds, shown=c.seeds_per_prompt,
+    bench = ChallengerBench(domain, categories, variant, seeds=seeds,
+                            shown=c.seeds_per_prompt if variant.shown is None else variant.shown,
                             band=(recipe.dataset.band_low, recipe.dataset.band_high), run_seed=recipe.seed)
     start = time.monotonic()
     steps = []
     for step in range(args.steps):
         def write(messages, n, step=step):
-            return generator.generate(messages, SamplingParams(n=n, temperature=c.temperature, top_p=c.top_p,
+            return generator.generate(messages, SamplingParams(n=n, temperature=temperature, top_p=c.top_p,
                                                                max_new_tokens=c.max_new_tokens), seed=step)
 
         def sample(messages, n, step=step):

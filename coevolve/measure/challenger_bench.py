@@ -39,6 +39,11 @@ class Variant:
     peak: float = 0.5  # the uncertainty reward's peak
     copy_reward: float = -0.5  # rungs only
     own_examples: int = 0  # rungs only: own in-band questions mixed into the examples
+    # Overrides of the recipe (None: the recipe's): the domain's `challenger_prompt` option,
+    # examples per prompt (`challenger.seeds_per_prompt`), sampling temperature.
+    prompt: str | None = None
+    shown: int | None = None
+    temperature: float | None = None
 
 
 @dataclass(frozen=True)

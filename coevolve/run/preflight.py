@@ -78,26 +78,27 @@ def estimate_memory(recipe: Recipe, shape: ModelShape, prompt_tokens: dict[str, 
     """The estimated peak (bytes) of a CPU run of `recipe`; `prompt_tokens` per role.
 
     fixed: each process's footprint at rest (`BASE_GIB`, measured on the default run) plus the
-    float32 weights in every trainer worker and rollout server. training: the training role's
-    gradients and AdamW moments (the idle role's are parked on disk, verl_trainer.py), one
-    micro-batch's activations (per token `LOGIT_COPIES` of the logits and, per layer, what
-    autograd keeps: `ACTIVATION_FLOATS_*`), and its server's received copy at the weight sync.
-    voting: a server's batch of `vote.batch_size` rows, its KV cache and logits.
-    peak = fixed + the larger of (the costlier role's training, the vote batch).
+    float32 weights in both trainer workers and in one rollout server (an idle role's server
+    holds none, verl_trainer.py). training: the training role's gradients and AdamW moments (the
+    idle role's are parked on disk), its server's weights and their packed copy, the received
+    copy at the weight sync, and one micro-batch's activations (per layer and token what autograd
+    keeps, `ACTIVATION_FLOATS_*`; `LOGIT_COPIES` of the logits at response tokens only,
+    backend/response_logits.py). voting: a server's batch of `vote.batch_size` rows, its KV cache
+    and logits. peak = fixed + the larger of (the costlier role's training, the vote batch).
     """
     b = BASE_GIB
     per_role = b["trainer worker"] + b["rollout server"] + b["agent-loop worker"] + b["load balancer"]
     fixed = (b["driver"] + b["ray helpers"] + 2 * per_role) * GIB
-    fixed += 2 * 2 * 4 * shape.parameters  # two roles, each a trainer worker and a server holding the weights
-    per_token = (LOGIT_COPIES * shape.vocab
-                 + shape.layers * (ACTIVATION_FLOATS_HIDDEN * shape.hidden + ACTIVATION_FLOATS_MLP * shape.intermediate)) * 4
+    fixed += 3 * 4 * shape.parameters  # the weights of two trainer workers and one awake server
+    per_token = shape.layers * (ACTIVATION_FLOATS_HIDDEN * shape.hidden + ACTIVATION_FLOATS_MLP * shape.intermediate) * 4
     training = {}
     for role in ("challenger", "solver"):
         cfg = getattr(recipe, role)
         state = 12 * shape.parameters if recipe.model.lora_rank == 0 else 0
-        state += 4 * shape.parameters  # the weight sync after the update: the server's received copy
-        tokens = min(cfg.micro_batch_size, cfg.batch_size * cfg.group_size) * (prompt_tokens[role] + cfg.max_new_tokens)
-        training[role] = state + tokens * per_token
+        state += 2 * 4 * shape.parameters  # the training role's server: its packed copy, and the copy it is sent
+        sequences = min(cfg.micro_batch_size, cfg.batch_size * cfg.group_size)
+        tokens = sequences * (prompt_tokens[role] + cfg.max_new_tokens)
+        training[role] = state + tokens * per_token + sequences * cfg.max_new_tokens * LOGIT_COPIES * shape.vocab * 4
     v, c = recipe.vote, recipe.challenger
     kv = 2 * shape.layers * shape.kv_dim * 4
 
