@@ -291,7 +291,7 @@ def test_recipe_drops_the_base_domains_options_when_the_domain_changes(tmp_path)
     # the same domain keeps merging options from its base
     same = load_recipe(RECIPES_DIR / "arithmetic-cpu.yaml", ["domain.options.max_terms=3"])
     assert same.domain.options == {"require_tags": False, "solver_template": "{question} Be brief.",
-                                   "max_terms": 3}
+                                   "challenger_prompt": "partial", "max_terms": 3}
 
 
 def test_a_command_line_domain_switch_drops_the_files_options():
