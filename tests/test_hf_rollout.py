@@ -267,9 +267,9 @@ def test_release_frees_the_weights_until_the_next_load(tiny, engine, tmp_path):
     assert sum(p.numel() for p in server.model.parameters()) == 0
     if engine == "fast":
         assert server.engine.llama.layers == [] and server.engine.llama.lm_head is None
-    with pytest.raises(RuntimeError, match="asleep"):
+    with pytest.raises(RuntimeError, match="released"):
         run_concurrently(server, PROMPTS[:1], GREEDY)
-    with pytest.raises(RuntimeError, match="asleep"):
+    with pytest.raises(RuntimeError, match="released"):
         server.save_pretrained(str(tmp_path / "export"))
 
     assert server.load_weights(dict(state)) == len(state)

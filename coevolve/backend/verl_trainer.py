@@ -16,8 +16,6 @@ after each phase the role's processes return freed heap to the OS (`malloc_trim`
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +30,7 @@ from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 
 from coevolve.backend import data as vdata
+from coevolve.backend.heap import trim_heap
 from coevolve.run.roles import StepBatch
 from coevolve.run.sampling import SamplingParams, chat_messages
 from coevolve.selfplay.scoring import ScoredBatch, Scorer
@@ -275,9 +274,8 @@ def _where(actor: Any) -> tuple[str, int]:
 
 
 def _trim_heap(actor: Any = None) -> None:
-    """Return the freed heap of this process to the OS (glibc's malloc_trim)."""
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    """On a Ray actor (`__ray_call__`): its freed heap back to the OS."""
+    trim_heap()
 
 
 def _optimizer(worker_dict: Any) -> Any:
@@ -297,7 +295,7 @@ def _park_optimizer(actor: Any, path: str) -> None:
     optimizer = _optimizer(actor)
     torch.save(optimizer.state_dict(), path)
     optimizer.state.clear()
-    _trim_heap()
+    trim_heap()
 
 
 def _unpark_optimizer(actor: Any, path: str) -> None:

@@ -7,15 +7,13 @@ that sample alike (`requests.plan_chunks`) and runs one batched `generate` of it
 (`engine.py`) per chunk in a model thread. Each request keeps its own length limit and is cut
 at its first end-of-sequence token, so the answers are what one-at-a-time generation gives.
 Between its role's phases the server is emptied (`release`): its model's and engine's weights
-leave RAM until the trainer sends the next ones (`load_weights`). verl's
-replica and weight adapter are in `replica.py`.
+leave RAM until the trainer sends the next ones (`load_weights`). verl's replica and weight
+adapter are in `replica.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import gc
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -42,6 +40,7 @@ from coevolve.backend.generation.requests import (
     request_limit,
     server_setting,
 )
+from coevolve.backend.heap import trim_heap
 from coevolve.backend.models import save_atomically
 
 logger = logging.getLogger(__name__)
@@ -107,7 +106,7 @@ class HFRolloutServer:
         max_model_len = getattr(config, "max_model_len", None) or self.model.config.max_position_embeddings
         self.max_model_len = int(max_model_len)
         self.global_steps: int | None = None
-        self._asleep = False  # weights released by `sleep`, back with the next `load_weights`
+        self._released = False  # weights freed by `release`, back with the next `load_weights`
         self._queue: asyncio.Queue[Request] | None = None
         self._worker: asyncio.Task | None = None
         self._worker_loop: asyncio.AbstractEventLoop | None = None
@@ -213,7 +212,7 @@ class HFRolloutServer:
 
     def _generate_chunk(self, chunk: list[Request]) -> tuple[list[Generated], float]:
         """Runs in the model thread: each request's tokens (cut at its limit and EOS), and seconds."""
-        self._check_awake("generate")
+        self._check_loaded("generate")
         start = time.monotonic()
         generated = self.engine.generate([r.prompt_ids for r in chunk], limits=[r.max_tokens for r in chunk],
                                          key=chunk[0].key)
@@ -243,17 +242,17 @@ class HFRolloutServer:
         return count
 
     def _load_state(self, state: dict[str, torch.Tensor]) -> None:
-        if self._asleep:
+        if self._released:
             for parameter in self.model.parameters():  # tied weights are one parameter
                 parameter.data = torch.empty(parameter.coevolve_shape, dtype=parameter.dtype)
-            self._asleep = False
+            self._released = False
         self.model.load_state_dict(state, strict=False)
         state.clear()  # the received copies, freed before the engine packs its own
         self.engine.refresh()  # the fast engine's packed weights are copies: the weight-sync cost
 
     def save_pretrained(self, path: str) -> str:
         """Write the current weights (fp32) and the tokenizer as an HF directory, atomically."""
-        self._check_awake("save_pretrained")
+        self._check_loaded("save_pretrained")
         self._executor.submit(save_atomically, self.model, self.tokenizer, Path(path),
                               key="checkpoint export").result()
         return str(path)
@@ -284,19 +283,18 @@ class HFRolloutServer:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._release)
 
     def _release(self) -> None:
-        if self._asleep:
+        if self._released:
             return
         self.engine.release()
         for parameter in self.model.parameters():
             parameter.coevolve_shape = parameter.shape
             parameter.data = torch.empty(0, dtype=parameter.dtype)
-        self._asleep = True
-        gc.collect()
-        ctypes.CDLL("libc.so.6").malloc_trim(0)  # the freed heap back to the OS
+        self._released = True
+        trim_heap()
 
-    def _check_awake(self, what: str) -> None:
-        if self._asleep:
-            raise RuntimeError(f"hf rollout {what}: the server is asleep (its weights were released); "
+    def _check_loaded(self, what: str) -> None:
+        if self._released:
+            raise RuntimeError(f"hf rollout {what}: the server's weights were released; "
                                "the trainer must send weights (update_weights) first")
 
     async def clear_kv_cache(self) -> None:
