@@ -106,7 +106,8 @@ class HFRolloutServer:
         max_model_len = getattr(config, "max_model_len", None) or self.model.config.max_position_embeddings
         self.max_model_len = int(max_model_len)
         self.global_steps: int | None = None
-        self._released = False  # weights freed by `release`, back with the next `load_weights`
+        # While released: each parameter (tied ones once) with the shape its next weights take
+        self._released: list[tuple[torch.nn.Parameter, torch.Size]] | None = None
         self._queue: asyncio.Queue[Request] | None = None
         self._worker: asyncio.Task | None = None
         self._worker_loop: asyncio.AbstractEventLoop | None = None
@@ -242,10 +243,9 @@ class HFRolloutServer:
         return count
 
     def _load_state(self, state: dict[str, torch.Tensor]) -> None:
-        if self._released:
-            for parameter in self.model.parameters():  # tied weights are one parameter
-                parameter.data = torch.empty(parameter.coevolve_shape, dtype=parameter.dtype)
-            self._released = False
+        for parameter, shape in self._released or ():
+            parameter.data = torch.empty(shape, dtype=parameter.dtype)
+        self._released = None
         self.model.load_state_dict(state, strict=False)
         state.clear()  # the received copies, freed before the engine packs its own
         self.engine.refresh()  # the fast engine's packed weights are copies: the weight-sync cost
@@ -283,17 +283,16 @@ class HFRolloutServer:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._release)
 
     def _release(self) -> None:
-        if self._released:
+        if self._released is not None:
             return
         self.engine.release()
-        for parameter in self.model.parameters():
-            parameter.coevolve_shape = parameter.shape
+        self._released = [(parameter, parameter.shape) for parameter in self.model.parameters()]
+        for parameter, _ in self._released:
             parameter.data = torch.empty(0, dtype=parameter.dtype)
-        self._released = True
         trim_heap()
 
     def _check_loaded(self, what: str) -> None:
-        if self._released:
+        if self._released is not None:
             raise RuntimeError(f"hf rollout {what}: the server's weights were released; "
                                "the trainer must send weights (update_weights) first")
 
