@@ -4,12 +4,22 @@ pooled paired gains by hand."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from test_loop import recipe
 
-from coevolve.measure.ladder import ARMS, BASE, ladder_table, pooled_gain
-from coevolve.measure.report import EvalPoint
+from coevolve.measure.ladder import (
+    ARMS,
+    BASE,
+    ArchivedRun,
+    ladder_table,
+    pooled_gain,
+    read_archived,
+    write_archived,
+)
+from coevolve.measure.report import EvalPoint, load_report
+from coevolve.runstate import RunDirError
 from coevolve.run.console import Console
 from coevolve.run.loop import CoEvolution
 from coevolve.stats import proportion
@@ -79,3 +89,62 @@ def test_pooled_gain_pairs_each_seed_on_its_shared_questions():
 def test_pooled_gain_needs_the_same_seeds():
     with pytest.raises(ValueError, match="pair the same seeds"):
         pooled_gain("co-evolution", BASE, {BASE: [point({"a": True})], "co-evolution": []})
+
+
+def test_an_archived_run_gives_back_the_evaluations_of_its_run_dir(tmp_path):
+    run_dir = tmp_path / "run"
+    run_arm(run_dir, "base-challenger")
+    report = load_report(run_dir)
+    evals = {p.name: json.loads(p.read_text()) for p in (run_dir / "eval").glob("*.json")}
+    kept = report.kept_iteration
+    run = ArchivedRun("base-challenger", 2, {"commit": "abc", "kept_iteration": kept},
+                      evals["0_eval_base.json"], evals[f"{kept}_eval.json"])
+    write_archived(tmp_path / "archive", run)
+    again = read_archived(tmp_path / "archive")[("base-challenger", 2)]
+    base, final = again.points()
+    expected_final = next(e for e in report.evals if e.iteration == kept)
+    assert base.correct == report.evals[0].correct and final.correct == expected_final.correct
+    assert final.iteration == kept and again.source["commit"] == "abc"
+
+
+@pytest.mark.parametrize("content, says", [
+    ("{not json", "archived ladder run"),
+    ('{"arm": "co-evolution", "seed": 0, "source": {}, "base": {}}', "KeyError"),
+    ('{"arm": "base-challenger", "seed": 0, "source": {}, "base": {"correct": {}, "total": {}}, '
+     '"final": {"correct": {}, "total": {}}}', "file name must say so"),
+])
+def test_a_bad_archive_file_is_named(tmp_path, content, says):
+    (tmp_path / "co-evolution-seed0.json").write_text(content)
+    with pytest.raises(RunDirError, match=says) as err:
+        read_archived(tmp_path)
+    assert "co-evolution-seed0.json" in str(err.value)
+
+
+def test_baselines_runs_only_what_the_archive_lacks_and_archives_it(tmp_path, monkeypatch):
+    from test_bench_tools import load
+
+    baselines = load("baselines")
+    trained = []
+
+    def fake_train(recipe_path, overrides):  # the fake backend in place of `coevolve train`
+        settings = dict(o.split("=", 1) for o in overrides)
+        trained.append((settings["run_dir"], settings["seed"]))
+        arm_keys = [o for o in overrides if not o.startswith(("run_dir=", "seed="))]
+        CoEvolution(recipe(Path(settings["run_dir"]), *arm_keys, f"seed={settings['seed']}"), FakeBackend(),
+                    Console(live=False)).run()
+
+    monkeypatch.setattr(baselines, "train", fake_train)
+    monkeypatch.chdir(tmp_path)
+    archive = tmp_path / "archive"
+    argv = ["baselines.py", "recipes/arithmetic-cpu.yaml", "--seeds", "1", "--arms", "base-challenger",
+            "--archive", str(archive), "run_dir=runs/toy"]
+    for recipe_dir in ("recipes",):
+        (tmp_path / recipe_dir).symlink_to(Path(__file__).resolve().parents[1] / recipe_dir)
+    monkeypatch.setattr("sys.argv", argv)
+    assert baselines.main() == 0
+    assert [seed for _, seed in trained] == ["0"] and (archive / "base-challenger-seed0.json").is_file()
+    monkeypatch.setattr("sys.argv", argv[:3] + ["2"] + argv[4:])
+    assert baselines.main() == 0
+    assert [seed for _, seed in trained] == ["0", "1"]  # seed 0 was read from the archive
+    table = (tmp_path / "runs" / "toy-ladder.md").read_text()
+    assert "| base-challenger | 2 |" in table and "| base-challenger vs base | 2 |" in table

@@ -290,3 +290,13 @@ def test_the_final_solver_is_the_best_on_the_dev_split_and_the_console_says_whic
     assert "final solver: " in out and "best on the dev split" in out
     eval_keys = [k for k in state.metrics if k.endswith("eval") or k.endswith("eval_base")]
     assert all("eval/accuracy" in state.metrics[k] for k in eval_keys)  # the test split is still reported
+
+
+def test_a_role_samples_and_trains_only_once_the_other_role_has_released_its_samplers(tmp_path):
+    backend = FakeBackend()
+    run(tmp_path, backend)
+    roles = backend.roles
+    assert {name: r.beside_others for name, r in roles.items()} == {"challenger": 0, "solver": 0}
+    # both roles were released (the solver before each challenger phase, the challenger before
+    # the solver's votes and training), and the solver still holds its weights at the end
+    assert roles["challenger"].releases >= 2 and roles["solver"].releases >= 2

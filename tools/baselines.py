@@ -6,7 +6,13 @@ seeds in every arm, the same test questions). Each run resumes if killed; a fini
 read, not repeated. The final solver of each run is the one it kept (on the dev split when
 eval.keep_best_on_dev). Writes `<runs>/<name>-ladder.md` and prints it. Hours on 2 cores: by hand.
 
-    python tools/baselines.py recipes/arithmetic-cpu.yaml --seeds 3 [--arms co-evolution,base-challenger] [key=value ...]
+With `--archive DIR` every finished run's base and kept evaluations go to DIR (one small JSON per
+arm and seed, with the commit it ran at), and a run already archived there is read, not run
+again: seeds run in different sessions pool into one ladder (docs/results/ladder holds the
+default recipe's). Delete an arm's files when a change of the code makes them stale.
+
+    python tools/baselines.py recipes/arithmetic-cpu.yaml --seeds 3 [--arms co-evolution,base-challenger] \
+        [--archive docs/results/ladder] [key=value ...]
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from coevolve.measure.ladder import ARMS, BASE, ladder_table
+from coevolve.measure.ladder import ARMS, BASE, ArchivedRun, ladder_table, read_archived, write_archived
 from coevolve.measure.report import load_report
 from coevolve.recipe.load import load_recipe
+from coevolve.runstate import BASE_EVAL, read_json
 
 
 def run_dir_of(recipe_run_dir: Path, arm: str, seed: int) -> Path:
@@ -38,9 +45,20 @@ def train(recipe: str, overrides: list[str]) -> None:
     subprocess.run(command, check=True)
 
 
-def final_eval(run_dir: Path):
+def archived(run_dir: Path, arm: str, seed: int, overrides: list[str]) -> ArchivedRun:
+    """A finished run's base and kept evaluations, with what produced them."""
     report = load_report(run_dir)
-    return next((e for e in report.evals if e.iteration == report.kept_iteration), report.evals[-1]), report.evals[0]
+    kept = report.kept_iteration if report.kept_iteration is not None else report.evals[-1].iteration
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent, check=False).stdout.strip() or "unknown"
+    iterations = [{"iteration": i.iteration, "dev_accuracy": i.dev_accuracy,
+                   "pseudo_label_accuracy": i.pseudo_label_accuracy, "questions_kept": i.questions_kept}
+                  for i in report.iterations]
+    tests = {e.iteration: round(e.overall.value, 4) for e in report.evals}
+    source = {"commit": commit, "overrides": arm_overrides(arm, seed, run_dir, overrides)[:-1],
+              "kept_iteration": kept, "test_accuracy": tests, "iterations": iterations}
+    return ArchivedRun(arm, seed, source, read_json(run_dir / "eval" / f"0_{BASE_EVAL}.json", "an evaluation"),
+                       read_json(run_dir / "eval" / f"{kept}_eval.json", "an evaluation"))
 
 
 def main() -> int:
@@ -48,16 +66,22 @@ def main() -> int:
     parser.add_argument("recipe")
     parser.add_argument("--seeds", type=int, default=3, help="runs per arm (seed=0..N-1)")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of: {', '.join(ARMS)}")
+    parser.add_argument("--archive", type=Path, help="read finished runs from and write them to this folder")
     parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # key=value overrides before or after the options
     recipe = load_recipe(Path(args.recipe), args.overrides)
     arms = args.arms.split(",")
+    done = read_archived(args.archive) if args.archive else {}
     runs = {BASE: [], **{arm: [] for arm in arms}}
     for seed in range(args.seeds):
         for arm in arms:
-            run_dir = run_dir_of(Path(recipe.run_dir), arm, seed)
-            train(args.recipe, arm_overrides(arm, seed, run_dir, args.overrides))
-            final, base = final_eval(run_dir)
+            if (arm, seed) not in done:
+                run_dir = run_dir_of(Path(recipe.run_dir), arm, seed)
+                train(args.recipe, arm_overrides(arm, seed, run_dir, args.overrides))
+                done[(arm, seed)] = archived(run_dir, arm, seed, args.overrides)
+                if args.archive:
+                    print(f"[baselines] archived: {write_archived(args.archive, done[(arm, seed)])}", flush=True)
+            base, final = done[(arm, seed)].points()
             runs[arm].append(final)
         runs[BASE].append(base)
     text = (f"# Baseline ladder of {recipe.name} (greedy test accuracy, {args.seeds} seeds per arm)\n\n"

@@ -10,8 +10,10 @@ builds that manager from a class name, so the scorer and tokenizer reach it thro
 
 Memory on the CPU: a role's optimizer state is needed only while it trains. After the phase's
 checkpoint `save` parks it in a file and frees it; `train` loads it back (on a GPU it stays). Its
-rollout servers hold weights only while they generate (`serving`, and verl's own steps), and
-after each phase the role's processes return freed heap to the OS (`malloc_trim`).
+rollout servers keep the weights they were last sent until the loop `release`s them (when the
+other role is about to sample or train), so sampling calls between two of the role's updates
+share one weight sync; after each phase the role's processes return freed heap to the OS
+(`malloc_trim`).
 """
 
 from __future__ import annotations
@@ -123,6 +125,9 @@ class VerlTrainer:
         self.role = role
         self.system_turn = system_turn  # model.system_turn, for the votes and evaluations
         self._parked = False  # the optimizer state is in files (`_park_paths`), not in RAM
+        # The CPU rollout servers' weights: `_version` counts the trainer's weight changes
+        # (updates, restores); `_served` is the version the servers hold (None: released).
+        self._version, self._served = 0, None
         self.cpu = config.trainer.device == "cpu"
         worker_role = Role.ActorRolloutRef if need_reference_policy(config) else Role.ActorRollout
         pool = f"{role}_pool"
@@ -169,7 +174,8 @@ class VerlTrainer:
         finally:
             tracking.Tracking = original
         self.trainer.checkpoint_manager.sleep_replicas()  # the state fit() expects at its start
-        self._release_servers()
+        self._version += 1
+        self.release()  # the servers hold the weights before the phase's last update
         self._trim(self.workers())
         return time.monotonic() - start
 
@@ -177,21 +183,26 @@ class VerlTrainer:
     def serving(self, step: int) -> Iterator[None]:
         """Rollout servers awake with this role's current weights, for coevolve's own sampling.
 
-        Between phases the servers hold no weights (vLLM on a GPU sleeps, the HF server on the
-        CPU is released), so the weights are synced in before sampling and freed after.
+        On a GPU every call syncs the weights in and sleeps vLLM after (the actor shares the
+        device). On the CPU the servers keep the weights after sampling, so later calls before the
+        role's next update skip the sync; only their freed heap is returned (`release` frees the rest).
         """
-        self.trainer.checkpoint_manager.update_weights(step)
+        if not self.cpu or self._served != self._version:
+            self.trainer.checkpoint_manager.update_weights(step)
+            self._served = self._version if self.cpu else None
         try:
             yield
         finally:
             self.trainer.checkpoint_manager.sleep_replicas()
-            self._release_servers()
+            self._trim(self.servers())
 
-    def _release_servers(self) -> None:
-        """On the CPU: the HF servers free their weights, KV caches and logits until the next
-        weight sync (the role is idle until its next phase or sampling)."""
+    def release(self) -> None:
+        """On the CPU: the HF servers free their weights, packed copies and heap until the next
+        weight sync (the loop calls this when the other role is about to sample or train). On a
+        GPU the servers already sleep after every use."""
         if self.cpu:
             ray.get([server.release.remote() for server in self.servers()])
+            self._served = None
 
     def sample(self, messages: Sequence[str], params: SamplingParams, seed: int) -> list[list[str]]:
         """`params.n` completions per user message from this role's rollout servers."""
@@ -243,9 +254,10 @@ class VerlTrainer:
         self._parked = False  # the checkpoint's optimizer state replaces any parked one
         self.trainer.actor_rollout_wg.load_checkpoint(str(verl_dir), None, del_local_after_load=False)
         self._park_optimizer()
+        self._version += 1
         self.trainer.checkpoint_manager.update_weights(step)
         self.trainer.checkpoint_manager.sleep_replicas()
-        self._release_servers()
+        self.release()
 
     def export_hf(self, out: Path) -> None:
         """The current weights as a Hugging Face model directory (written atomically)."""

@@ -12,12 +12,15 @@ every seed); its questions pair with every arm's.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from coevolve.measure.report import EvalPoint
+from coevolve.measure.report import EvalPoint, eval_point
+from coevolve.runstate import RunDirError, read_json, write_atomically
 from coevolve.stats import paired_interval
 
 BASE = "base"
@@ -92,3 +95,53 @@ def ladder_table(runs: Mapping[str, Sequence[EvalPoint]]) -> str:
             lines.append(f"| {arm} vs {other} | {g.seeds} | {g.pairs} | {100 * g.difference:+.1f} | "
                          f"[{100 * g.low:+.1f}, {100 * g.high:+.1f}] |")
     return "\n".join(lines) + "\n"
+
+
+# --- an archive of finished runs, so that seeds run on different days pool into one ladder ----
+
+ARCHIVE_FILE = "{arm}-seed{seed}.json"
+
+
+@dataclass(frozen=True)
+class ArchivedRun:
+    """One finished run of the ladder: its base model's and its kept solver's evaluation files
+    (`eval/<phase>.json`, as written), and where it came from."""
+
+    arm: str
+    seed: int
+    source: dict  # commit, overrides, kept iteration, per-iteration summary: for the reader
+    base: dict
+    final: dict
+
+    def points(self) -> tuple[EvalPoint, EvalPoint]:
+        return eval_point(0, self.base), eval_point(int(self.source.get("kept_iteration") or 1), self.final)
+
+
+def archive_path(folder: Path, arm: str, seed: int) -> Path:
+    return Path(folder) / ARCHIVE_FILE.format(arm=arm, seed=seed)
+
+
+def write_archived(folder: Path, run: ArchivedRun) -> Path:
+    """One JSON file per (arm, seed), replaced atomically."""
+    path = archive_path(folder, run.arm, run.seed)
+    write_atomically(path, json.dumps({"arm": run.arm, "seed": run.seed, "source": run.source,
+                                       "base": run.base, "final": run.final}, indent=1) + "\n")
+    return path
+
+
+def read_archived(folder: Path) -> dict[tuple[str, int], ArchivedRun]:
+    """Every archived run of `folder` by (arm, seed); a file that is not one is named."""
+    runs = {}
+    for path in sorted(Path(folder).glob("*-seed*.json")):
+        raw = read_json(path, "an archived ladder run of coevolve")
+        try:
+            run = ArchivedRun(str(raw["arm"]), int(raw["seed"]), dict(raw["source"]), dict(raw["base"]),
+                              dict(raw["final"]))
+            run.points()
+        except (KeyError, TypeError, ValueError) as err:
+            raise RunDirError(f"{path}: not an archived ladder run ({type(err).__name__}: {err}); "
+                              "delete it or write it again with tools/baselines.py --archive") from None
+        if path.name != ARCHIVE_FILE.format(arm=run.arm, seed=run.seed):
+            raise RunDirError(f"{path}: holds arm {run.arm!r} seed {run.seed}; the file name must say so")
+        runs[(run.arm, run.seed)] = run
+    return runs

@@ -326,6 +326,7 @@ class CoEvolution:
         def on_metrics(data: dict[str, float], step: int) -> None:  # the engine's own, out of the way
             self.tracker.scalars({f"{VERL_PREFIX}/{role}/{k}": v for k, v in data.items()}, step)
 
+        self._release_others(role)
         self.roles[role].train(steps, first, on_step, on_metrics)
         self._save_role(role, phase.iteration, first + steps - 1)
         return first + steps - 1
@@ -529,11 +530,20 @@ class CoEvolution:
             yield
             return
         self._serving.add(role)
+        self._release_others(role)
         try:
             with self.roles[role].serving(self.state.global_step):
                 yield
         finally:
             self._serving.discard(role)
+
+    def _release_others(self, role: str) -> None:
+        """Before `role` samples or trains, the other roles free what they hold for sampling: a
+        role's samplers keep its weights between its own sampling calls, never beside another
+        role's work (the run's peak memory is one role's work plus the other's idle state)."""
+        for other, trainer in self.roles.items():
+            if other != role and other not in self._serving:
+                trainer.release()
 
     @contextmanager
     def _solver_voting(self) -> Iterator[None]:

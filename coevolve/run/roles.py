@@ -69,6 +69,9 @@ class RoleTrainer(Protocol):
     def sample(self, messages: Sequence[str], params: SamplingParams, seed: int) -> list[list[str]]:
         """`params.n` completions per user message."""
 
+    def release(self) -> None:
+        """Free what the role's samplers hold (weights, caches) until it next samples or trains."""
+
     def set_questions(self, questions: Sequence[Question], agreements: Sequence[float]) -> None:
         """The solver's training questions for the next phase (pseudo-labelled)."""
 

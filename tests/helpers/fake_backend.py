@@ -37,8 +37,13 @@ def _draw(*parts: object) -> int:
 class FakeRole:
     """One role: `version` counts its updates; save/restore/export write small JSON files."""
 
-    def __init__(self, inputs: RoleInputs, calls: list[str], fail_in_train: bool = False) -> None:
+    def __init__(self, inputs: RoleInputs, calls: list[str], fail_in_train: bool = False,
+                 peers: dict[str, FakeRole] | None = None) -> None:
         self.inputs = inputs
+        # Samplers hold weights from `serving` until `release`; `beside_others` counts samplings
+        # and trainings that began while another role still held its samplers.
+        self.peers = peers if peers is not None else {}
+        self.holding, self.releases, self.beside_others = False, 0, 0
         self.role = inputs.role
         self.version = 0
         self.questions: list[Question] = []
@@ -51,7 +56,15 @@ class FakeRole:
         words = [WORDS[(draw >> (3 * i)) % len(WORDS)] for i in range(2 + draw % 4)]
         return " ".join(words) + ("?" if self.role == "challenger" else "")
 
+    def _check_alone(self) -> None:
+        self.beside_others += any(p.holding for name, p in self.peers.items() if name != self.role)
+
+    def release(self) -> None:
+        self.holding = False
+        self.releases += 1
+
     def sample(self, messages: Sequence[str], params: SamplingParams, seed: int) -> list[list[str]]:
+        self._check_alone()
         self.calls.append(f"{self.role}.sample({len(messages)}x{params.n})")
         return [[self.complete(m, k, seed, params) for k in range(params.n)] for m in messages]
 
@@ -59,6 +72,7 @@ class FakeRole:
               on_metrics: Callable[[dict[str, float], int], None]) -> None:
         recipe = self.inputs.recipe
         settings = getattr(recipe, self.role)
+        self._check_alone()
         for step in range(first_step, first_step + steps):
             categories = self.inputs.bandit.sample(settings.batch_size)
             rollouts = [r for c in categories for r in self._group(c, step, settings.group_size)]
@@ -91,6 +105,7 @@ class FakeRole:
         self.questions = list(questions)
 
     def serving(self, step: int):
+        self.holding = True
         return nullcontext()
 
     def save(self, path: Path, step: int) -> None:
@@ -128,7 +143,7 @@ class FakeBackend:
         self.calls.append("start")
 
     def build_role(self, inputs: RoleInputs) -> FakeRole:
-        role = FakeRole(inputs, self.calls, fail_in_train=inputs.role == self.fail_role)
+        role = FakeRole(inputs, self.calls, fail_in_train=inputs.role == self.fail_role, peers=self.roles)
         self.roles[inputs.role] = role
         return role
 
