@@ -14,7 +14,7 @@ TORCH_VERSION ?= 2.13.0
 # make tensorboard serves questions, answers and labels: this machine only, unless HOST=0.0.0.0
 HOST = 127.0.0.1
 
-.PHONY: setup test test-fast train-recipe probe report eta-replay baselines bench-challenger tensorboard dashboard bench bench-generation bench-repetition bench-rollout bench-finetune bench-adaptive bench-iteration bench-trl prepare-model clean
+.PHONY: setup test test-fast train-recipe probe report eta-replay baselines bench-challenger tensorboard dashboard bench bench-generation bench-repetition bench-rollout bench-finetune bench-adaptive bench-iteration bench-trl bench-update prepare-model clean
 
 setup: $(STAMP)
 
@@ -117,3 +117,7 @@ clean:
 # Full fine-tuning vs LoRA: one policy update with the default recipe's shapes.
 bench-finetune: prepare-model
 	$(BIN)/python tools/bench_finetune.py
+
+# The update's forward and backward with each GRPO group's prompt run once, against verl's layout.
+bench-update: prepare-model
+	$(BIN)/python tools/bench_update.py

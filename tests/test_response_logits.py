@@ -38,20 +38,29 @@ def model(tmp_path_factory):
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa")
 
 
-def _micro_batch(vocab: int, *, packed: bool):
+# a micro-batch of GRPO groups: sequences with the same group number share their prompt
+# (two groups of two, one of three, in the order verl's length balancing may leave them)
+SHARED_GROUPS, SHARED_RESPONSES = [0, 1, 0, 2, 1, 2, 2], [5, 2, 1, 4, 3, 1, 5]
+SHARED_PROMPTS = {0: 6, 1: 4, 2: 5}
+
+
+def _micro_batch(vocab: int, *, packed: bool, shared: bool = False):
     """A verl update micro-batch: padded as the agent loop pads, then unpadded as `_update_actor` does."""
     from tensordict import TensorDict
     from verl.utils import tensordict_utils as tu
     from verl.workers.utils.padding import left_right_2_no_padding
 
     generator = torch.Generator().manual_seed(0)
-    rows = len(PROMPTS)
+    lengths, answers = ([SHARED_PROMPTS[g] for g in SHARED_GROUPS], SHARED_RESPONSES) if shared else (PROMPTS, RESPONSES)
+    texts = {g: torch.randint(3, vocab, (n,), generator=generator) for g, n in SHARED_PROMPTS.items()}
+    rows = len(lengths)
     prompts = torch.zeros(rows, PROMPT_WIDTH, dtype=torch.long)
     responses = torch.zeros(rows, RESPONSE_WIDTH, dtype=torch.long)
     attention = torch.zeros(rows, PROMPT_WIDTH + RESPONSE_WIDTH, dtype=torch.long)
     response_mask = torch.zeros(rows, RESPONSE_WIDTH, dtype=torch.long)
-    for i, (p, r) in enumerate(zip(PROMPTS, RESPONSES, strict=True)):
-        prompts[i, PROMPT_WIDTH - p:] = torch.randint(3, vocab, (p,), generator=generator)
+    for i, (p, r) in enumerate(zip(lengths, answers, strict=True)):
+        prompts[i, PROMPT_WIDTH - p:] = (texts[SHARED_GROUPS[i]] if shared
+                                         else torch.randint(3, vocab, (p,), generator=generator))
         responses[i, :r] = torch.randint(3, vocab, (r,), generator=generator)
         attention[i, PROMPT_WIDTH - p:PROMPT_WIDTH + r] = 1
         response_mask[i, :r] = 1
@@ -63,7 +72,7 @@ def _micro_batch(vocab: int, *, packed: bool):
     return batch, response_mask
 
 
-def _response_log_probs(model, *, packed: bool, patched: bool):
+def _response_log_probs(model, *, packed: bool, patched: bool, shared: bool = False):
     """verl's engine methods on the tiny model: response log-probs and the gradient of their sum."""
     from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
     from verl.workers.utils.padding import no_padding_2_padding
@@ -76,7 +85,7 @@ def _response_log_probs(model, *, packed: bool, patched: bool):
     outputs = FSDPEngineWithLMHead.prepare_model_outputs
     if not patched:
         inputs, outputs = inputs.__wrapped__, outputs.__wrapped__
-    batch, mask = _micro_batch(model.config.vocab_size, packed=packed)
+    batch, mask = _micro_batch(model.config.vocab_size, packed=packed, shared=shared)
     model.zero_grad(set_to_none=True)
     model_inputs, output_args = inputs(engine, micro_batch=batch)
     output = model(**model_inputs, use_cache=False)
@@ -100,3 +109,31 @@ def test_packed_response_head_matches_verls_padded_update(model):
 def test_unpacked_calls_are_left_to_verl(model):
     _, _, model_inputs = _response_log_probs(model, packed=False, patched=True)
     assert "logits_to_keep" not in model_inputs
+
+
+def test_a_shared_prompt_runs_once_and_gives_verls_log_probs_and_gradients(model):
+    reference, reference_grads, _ = _response_log_probs(model, packed=False, patched=False, shared=True)
+    ours, grads, model_inputs = _response_log_probs(model, packed=True, patched=True, shared=True)
+    # each of the three prompts once, then every answer
+    assert model_inputs["input_ids"].shape[1] == sum(SHARED_PROMPTS.values()) + sum(SHARED_RESPONSES)
+    assert model_inputs["attention_mask"].shape[-1] == model_inputs["input_ids"].shape[1]
+    assert model_inputs["logits_to_keep"].numel() == sum(SHARED_RESPONSES)
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+    for got, want in zip(grads, reference_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_the_shared_layout_lets_an_answer_see_its_prompt_and_itself_only():
+    from coevolve.backend.shared_prefix import shared_layout
+
+    # two sequences with prompt [7, 8] and answers [1, 2] and [3]; a third with prompt [9], answer [4, 5]
+    ids = torch.tensor([7, 8, 1, 2, 7, 8, 3, 9, 4, 5])
+    layout = shared_layout(ids, torch.tensor([0, 4, 7, 10]), torch.tensor([2, 1, 2]))
+    assert ids[layout.source].tolist() == [7, 8, 1, 2, 3, 9, 4, 5]
+    allowed = layout.mask[0, 0].int().tolist()
+    assert allowed[4] == [1, 1, 0, 0, 1, 0, 0, 0]  # answer [3]: its prompt and itself, not [1, 2]
+    assert allowed[3] == [1, 1, 1, 1, 0, 0, 0, 0]
+    assert allowed[7] == [0, 0, 0, 0, 0, 1, 1, 1]
+    # predicting 1, 2 | 3 | 4, 5: the prompt's last token serves both of its answers
+    assert layout.keep.tolist() == [1, 2, 1, 5, 6]
+    assert shared_layout(ids[:7], torch.tensor([0, 4, 7]), torch.tensor([2, 3])) is None  # no prompt repeats

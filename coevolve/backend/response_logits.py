@@ -8,7 +8,9 @@ about two thirds of each sequence, a challenger prompt nine tenths. `install` wr
 `logits_to_keep`) and its `prepare_model_outputs` to put their log-probabilities back in place
 (prompt positions hold 0: `verl.workers.utils.padding.no_padding_2_padding` never reads them).
 Only the packed (`use_remove_padding`) path with no entropy, fused kernel, distillation,
-sequence parallelism or bucket padding takes this route; every other call is verl's own.
+sequence parallelism or bucket padding takes this route; every other call is verl's own. On that
+route, with SDPA attention, a prompt that several sequences of the micro-batch share runs once
+(`coevolve/backend/shared_prefix.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from typing import Any
 
 import torch
 
+from coevolve.backend.shared_prefix import shared_layout
+
 KEEP = "coevolve_response_positions"  # output_args key: the packed positions whose logits exist
+SHARE_PROMPTS = True  # run a repeated prompt once (tools/bench_update.py times both layouts)
 
 
 def response_positions(sequence_lengths: torch.Tensor, response_lengths: torch.Tensor) -> torch.Tensor:
@@ -65,14 +70,26 @@ def _patched_inputs(original):
         model_inputs, output_args = original(self, micro_batch=micro_batch)
         if getattr(self, "use_ulysses_sp", False) or not _eligible(micro_batch, output_args, model_inputs):
             return model_inputs, output_args
-        lengths = micro_batch["input_ids"].offsets().diff()
-        positions = response_positions(lengths, _response_lengths(micro_batch)).to(model_inputs["input_ids"].device)
-        output_args[KEEP] = positions
+        offsets = micro_batch["input_ids"].offsets()
+        answers = _response_lengths(micro_batch)
+        positions = response_positions(offsets.diff(), answers).to(model_inputs["input_ids"].device)
+        output_args[KEEP] = positions  # the rows of the head's output, in the packed order
         model_inputs["logits_to_keep"] = positions
+        if SHARE_PROMPTS and _attention(self.module) == "sdpa" and model_inputs["position_ids"].dim() == 2:
+            layout = shared_layout(model_inputs["input_ids"][0], offsets, answers)
+            if layout is not None:
+                model_inputs["input_ids"] = model_inputs["input_ids"][:, layout.source]
+                model_inputs["position_ids"] = model_inputs["position_ids"][:, layout.source]
+                model_inputs["attention_mask"] = layout.mask.to(model_inputs["input_ids"].device)
+                model_inputs["logits_to_keep"] = layout.keep.to(model_inputs["input_ids"].device)
         return model_inputs, output_args
 
     prepare_model_inputs.coevolve_patched = True
     return prepare_model_inputs
+
+
+def _attention(module: Any) -> str | None:
+    return getattr(getattr(module, "config", None), "_attn_implementation", None)
 
 
 def _patched_outputs(original):

@@ -151,6 +151,10 @@ def _cpu_settings(recipe: Recipe) -> dict[str, Any]:
         # Packed sequences, no padding: transformers builds the block-causal mask of a packed row
         # from its position ids for sdpa, and `response_logits` runs the head where the loss reads.
         "actor_rollout_ref.model.use_remove_padding": True,
+        # A group's answers stay side by side, so that each micro-batch holds whole groups and
+        # their shared prompt runs once (`shared_prefix`); with one worker there is nothing to
+        # balance between ranks.
+        "trainer.balance_batch": False,
         "actor_rollout_ref.model.enable_gradient_checkpointing": False,
         "actor_rollout_ref.actor.use_torch_compile": False,
         "actor_rollout_ref.rollout.agent.num_workers": 1,  # one agent-loop actor is plenty
