@@ -57,8 +57,10 @@ eta-replay: setup
 # co-evolution, generator questions, true labels, uniform curriculum; SEEDS runs per arm, pooled
 # paired intervals on the same test questions. 6 arms x 3 seeds of the default: hours on 2 cores.
 SEEDS ?= 3
+# Finished runs are archived per recipe (docs/results/ladder/<recipe>/): a seed already there is
+# read, not run again, so `make baselines` prints the committed ladder and SEEDS=4 adds a seed.
 baselines: prepare-model
-	$(BIN)/python tools/baselines.py $(RECIPE) --seeds $(SEEDS) $(ARGS)
+	$(BIN)/python tools/baselines.py $(RECIPE) --seeds $(SEEDS) --archive docs/results/ladder/$(basename $(notdir $(RECIPE))) $(ARGS)
 
 # The challenger's reward designs on the base challenger's replies, solver frozen: well-formed,
 # new-valid, groups with a gradient, uncertainty term, in-band share (minutes per variant).

@@ -98,6 +98,9 @@ ERROR_CASES = [
     # a typo one level down
     (child("solver:\n  stepz: 3\n"), [],
      ["child.yaml", "'solver.stepz'", "under 'solver'", "group_size", "'solver.steps'?"]),
+    # a unanimous question's reward below a malformed reply's
+    (child("challenger:\n  unanimous_reward: -1.5\n"), [],
+     ["child.yaml", "challenger.unanimous_reward = -1.5", "challenger.invalid_reward < challenger.unanimous_reward <= 0"]),
     # a key only the challenger has, set on the solver
     (child("solver:\n  invalid_reward: 0\n"), [], ["child.yaml", "'solver.invalid_reward'"]),
     # a word where an integer belongs

@@ -117,3 +117,24 @@ def test_solver_reward(answer, label, expected):
     reward = solver_reward(answer, label)
     assert reward.total == expected
     assert reward.parts["answer_extracted"] == float(answer is not None)
+
+
+@pytest.mark.parametrize(
+    "agreement, expected_total",
+    [
+        (1.0, -0.5 - 1 / 32),  # every vote agrees: scored like a copy, penalty included
+        (5 / 6, 2 / 3 - 1 / 32),  # one dissenting vote: the tent (peak 0.75) as before, 1 - (5/6 - 0.75) / 0.25
+    ],
+)
+def test_a_unanimous_new_question_scores_the_unanimous_rung_when_set(agreement, expected_total):
+    reward = challenger_reward("new", agreement, 1 / 32, peak=0.75, unanimous_reward=-0.5)
+    assert reward.total == pytest.approx(expected_total)
+    assert reward.parts["unanimous"] == float(agreement == 1.0) and reward.parts["new_question"] == 1.0
+    # unset, the same unanimous question keeps the uncertainty reward's 0
+    assert challenger_reward("new", 1.0, 0.0, peak=0.75).total == 0.0
+
+
+def test_the_unanimous_rung_reaches_every_reward_of_a_step():
+    rewards = challenger_rewards(["What is 9 / 1?", "What is 7 * 8?"], ["new", "new"], [1.0, 0.5],
+                                 unanimous_reward=-0.25)
+    assert [r.total for r in rewards] == pytest.approx([-0.25 - 1 / 2, 1 - 1 / 2])

@@ -99,3 +99,19 @@ def test_score_challenger_needs_the_shown_examples_of_every_completion():
     with pytest.raises(ValueError, match="2 completions but 1 lists of shown examples"):
         score_challenger(ARITH, ["a", "b"], categories=["add_sub_small"] * 2, shown=[[]], sample=scripted_solver({}),
                          samples=2)
+
+
+def test_the_challengers_indicators_count_unanimous_questions_among_the_voted():
+    from coevolve.records import Question, Reward, Vote
+    from coevolve.selfplay.scoring import challenger_indicators
+    from coevolve.selfplay.steps import ChallengerItem
+
+    def item(agreement):
+        vote = None if agreement is None else Vote("4", round(agreement * 6), agreement, 6)
+        question = None if agreement is None else Question("q", "c", "What is 2 + 2?")
+        parts = {"uncertainty": 0.0, "repetition_penalty": 0.0}
+        return ChallengerItem("reply", "c", question, vote, Reward(total=0.0, parts=parts))
+
+    metrics = challenger_indicators([item(1.0), item(1.0), item(4 / 6), item(None)], band=(0.6, 1.0))
+    assert metrics["challenger/unanimous_share"] == pytest.approx(2 / 3)  # of the 3 voted, not of all 4
+    assert metrics["challenger/in_band_share"] == 1.0

@@ -90,6 +90,11 @@ _RULES: tuple[_Rule, ...] = (
           "challenger.invalid_reward < challenger.copy_reward <= 0 (a copy ranks between a malformed "
           "reply and a new question, whose reward is >= 0 before the repetition penalty)"),
     _Rule(("challenger.uncertainty_peak",), lambda peak: 0 < peak < 1, "a number in (0, 1)"),
+    _Rule(("challenger.invalid_reward", "challenger.unanimous_reward"),
+          lambda bad, unanimous: unanimous is None or bad < unanimous <= 0,
+          "null, or a number with challenger.invalid_reward < challenger.unanimous_reward <= 0 (a "
+          "question the solver finds trivial ranks above a malformed reply, at most the uncertainty "
+          "reward's 0)"),
     _Rule(("challenger.example_pool", "challenger.seeds_per_prompt"), lambda pool, shown: pool >= max(shown, 1),
           "an integer >= max(challenger.seeds_per_prompt, 1)"),
     _at_least("challenger.own_examples", 0, " (at most challenger.seeds_per_prompt are shown in all)"),

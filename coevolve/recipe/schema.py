@@ -71,6 +71,10 @@ class ChallengerConfig(RoleConfig):
     # Agreement at which the uncertainty reward peaks (0 at unanimity and at 0): 0.5 is R-Zero's;
     # set it inside dataset.band_low..band_high so the most-paid questions are the ones kept.
     uncertainty_peak: float = 0.5
+    # Reward of a new, well-formed question on which every one of the frozen solver's votes agrees
+    # (too easy to teach it anything; Absolute Zero's "valid but useless"); null: the uncertainty
+    # reward's 0 there.
+    unanimous_reward: float | None = None
     repetition_threshold: float = 0.5  # BLEU-distance threshold of the repetition clustering
     seeds_per_prompt: int = 0  # few-shot example questions shown in the challenger's prompt
     example_pool: int = 16  # the domain's example questions per category the shown ones are drawn from

@@ -672,7 +672,8 @@ def best_on_dev(scores: dict[int, float]) -> int:
 def reward_settings(recipe: Recipe) -> ChallengerRewardSettings:
     """The recipe's challenger reward keys."""
     c = recipe.challenger
-    return ChallengerRewardSettings(c.repetition_threshold, c.invalid_reward, c.copy_reward, c.uncertainty_peak)
+    return ChallengerRewardSettings(c.repetition_threshold, c.invalid_reward, c.copy_reward, c.uncertainty_peak,
+                                    c.unanimous_reward)
 
 
 def adaptive_voting(recipe: Recipe) -> AdaptiveVoting | None:

@@ -6,7 +6,9 @@ one -0.5):
 
 1. malformed (the domain's format check fails): `invalid_reward` (-1);
 2. a well-formed copy of an example shown in that reply's prompt: `copy_reward` (-0.5);
-3. a new, well-formed question: the uncertainty reward of the frozen solver's vote.
+3. a new, well-formed question: the uncertainty reward of the frozen solver's vote; with
+   `unanimous_reward` set, a new question on which every vote agrees scores that instead (too
+   easy to teach the solver anything: Absolute Zero's "valid but useless", like a copy).
 
 Every rung then pays R-Zero's repetition penalty, computed over every rollout of the step
 (malformed replies enter as empty text) and divided by their number, without a clamp at 0, as
@@ -58,7 +60,7 @@ def uncertainty_reward(agreement: float, peak: float = 0.5) -> float:
 
 def challenger_reward(
     kind: str, agreement: float | None, penalty: float, *, invalid_reward: float = -1.0,
-    copy_reward: float = -0.5, peak: float = 0.5,
+    copy_reward: float = -0.5, peak: float = 0.5, unanimous_reward: float | None = None,
 ) -> Reward:
     """One reply's reward: its rung (see the module docstring) minus its repetition penalty."""
     if kind not in KINDS:
@@ -72,7 +74,10 @@ def challenger_reward(
     if agreement is None:
         raise ValueError("a new question needs the solver's agreement on it")
     uncertainty = uncertainty_reward(agreement, peak)
-    return Reward(total=uncertainty - penalty, parts={**parts, "uncertainty": uncertainty})
+    parts = {**parts, "uncertainty": uncertainty, "unanimous": float(agreement == 1.0)}
+    if agreement == 1.0 and unanimous_reward is not None:
+        return Reward(total=unanimous_reward - penalty, parts=parts)
+    return Reward(total=uncertainty - penalty, parts=parts)
 
 
 def challenger_rewards(
@@ -84,6 +89,7 @@ def challenger_rewards(
     invalid_reward: float = -1.0,
     copy_reward: float = -0.5,
     peak: float = 0.5,
+    unanimous_reward: float | None = None,
 ) -> list[Reward]:
     """Rewards of every rollout of one challenger step.
 
@@ -95,7 +101,7 @@ def challenger_rewards(
         raise ValueError(f"{len(questions)} questions, {len(kinds)} kinds and {len(agreements)} agreements")
     penalties = repetition_penalty([q or "" for q in questions], threshold)
     return [challenger_reward(kind, agreement, penalty, invalid_reward=invalid_reward,
-                              copy_reward=copy_reward, peak=peak)
+                              copy_reward=copy_reward, peak=peak, unanimous_reward=unanimous_reward)
             for kind, agreement, penalty in zip(kinds, agreements, penalties, strict=True)]
 
 

@@ -100,6 +100,7 @@ class ChallengerRewardSettings:
     invalid_reward: float = -1.0
     copy_reward: float = -0.5
     uncertainty_peak: float = 0.5
+    unanimous_reward: float | None = None
 
 
 def score_challenger(
@@ -133,7 +134,8 @@ def score_challenger(
     rewards = challenger_rewards(
         [None if q is None else q.text for q in parsed], kinds, [None if v is None else v.agreement for v in voted],
         threshold=settings.repetition_threshold, invalid_reward=settings.invalid_reward,
-        copy_reward=settings.copy_reward, peak=settings.uncertainty_peak)
+        copy_reward=settings.copy_reward, peak=settings.uncertainty_peak,
+        unanimous_reward=settings.unanimous_reward)
     return [
         ChallengerItem(c, cat, q, v, r, copy)
         for c, cat, q, v, r, copy in zip(completions, categories, parsed, voted, rewards, copies, strict=True)
