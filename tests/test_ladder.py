@@ -148,3 +148,16 @@ def test_baselines_runs_only_what_the_archive_lacks_and_archives_it(tmp_path, mo
     assert [seed for _, seed in trained] == ["0", "1"]  # seed 0 was read from the archive
     table = (tmp_path / "runs" / "toy-ladder.md").read_text()
     assert "| base-challenger | 2 |" in table and "| base-challenger vs base | 2 |" in table
+
+
+def test_a_run_that_kept_the_base_model_archives_the_base_evaluation(tmp_path):
+    from test_bench_tools import load
+
+    run_dir = tmp_path / "run"
+    run_arm(run_dir, "base-challenger")
+    state = json.loads((run_dir / "state.json").read_text())
+    state["kept_iteration"] = 0  # training only hurt on the dev split
+    (run_dir / "state.json").write_text(json.dumps(state))
+    run = load("baselines").archived(run_dir, "base-challenger", 0, [])
+    base, final = run.points()
+    assert run.final == run.base and final.iteration == 0 and final.correct == base.correct

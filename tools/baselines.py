@@ -57,8 +57,9 @@ def archived(run_dir: Path, arm: str, seed: int, overrides: list[str]) -> Archiv
     tests = {e.iteration: round(e.overall.value, 4) for e in report.evals}
     source = {"commit": commit, "overrides": arm_overrides(arm, seed, run_dir, overrides)[:-1],
               "kept_iteration": kept, "test_accuracy": tests, "iterations": iterations}
-    return ArchivedRun(arm, seed, source, read_json(run_dir / "eval" / f"0_{BASE_EVAL}.json", "an evaluation"),
-                       read_json(run_dir / "eval" / f"{kept}_eval.json", "an evaluation"))
+    base = run_dir / "eval" / f"0_{BASE_EVAL}.json"
+    final = base if kept == 0 else run_dir / "eval" / f"{kept}_eval.json"  # 0: the base model was kept
+    return ArchivedRun(arm, seed, source, read_json(base, "an evaluation"), read_json(final, "an evaluation"))
 
 
 def main() -> int:

@@ -114,7 +114,8 @@ class ArchivedRun:
     final: dict
 
     def points(self) -> tuple[EvalPoint, EvalPoint]:
-        return eval_point(0, self.base), eval_point(int(self.source.get("kept_iteration") or 1), self.final)
+        kept = self.source.get("kept_iteration")
+        return eval_point(0, self.base), eval_point(1 if kept is None else int(kept), self.final)
 
 
 def archive_path(folder: Path, arm: str, seed: int) -> Path:
