@@ -19,9 +19,9 @@ from coevolve.measure.ladder import (
     write_archived,
 )
 from coevolve.measure.report import EvalPoint, load_report
-from coevolve.runstate import RunDirError
 from coevolve.run.console import Console
 from coevolve.run.loop import CoEvolution
+from coevolve.runstate import RunDirError
 from coevolve.stats import proportion
 from helpers.fake_backend import FakeBackend
 
