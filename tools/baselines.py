@@ -88,6 +88,7 @@ def main() -> int:
     text = (f"# Baseline ladder of {recipe.name} (greedy test accuracy, {args.seeds} seeds per arm)\n\n"
             f"overrides: `{' '.join(args.overrides) or 'none'}`\n\n" + ladder_table(runs))
     out = Path(recipe.run_dir).with_name(Path(recipe.run_dir).name + "-ladder.md")
+    out.parent.mkdir(parents=True, exist_ok=True)  # every seed may come from the archive
     out.write_text(text)
     print(text + f"\n[baselines] written: {out}", flush=True)
     return 0
