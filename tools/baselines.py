@@ -8,11 +8,12 @@ eval.keep_best_on_dev). Writes `<runs>/<name>-ladder.md` and prints it. Hours on
 
 With `--archive DIR` every finished run's base and kept evaluations go to DIR (one small JSON per
 arm and seed, with the commit it ran at), and a run already archived there is read, not run
-again: seeds run in different sessions pool into one ladder (docs/results/ladder holds the
-default recipe's). Delete an arm's files when a change of the code makes them stale.
+again: seeds run in different sessions pool into one ladder (docs/results/ladder/arithmetic-cpu
+holds the default recipe's; `make baselines` passes the recipe's folder). Delete an arm's files
+when a change of the code makes them stale.
 
     python tools/baselines.py recipes/arithmetic-cpu.yaml --seeds 3 [--arms co-evolution,base-challenger] \
-        [--archive docs/results/ladder] [key=value ...]
+        [--archive docs/results/ladder/arithmetic-cpu] [key=value ...]
 """
 
 from __future__ import annotations

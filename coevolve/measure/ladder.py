@@ -142,7 +142,7 @@ def read_archived(folder: Path) -> dict[tuple[str, int], ArchivedRun]:
         except (KeyError, TypeError, ValueError) as err:
             raise RunDirError(f"{path}: not an archived ladder run ({type(err).__name__}: {err}); "
                               "delete it or write it again with tools/baselines.py --archive") from None
-        if path.name != ARCHIVE_FILE.format(arm=run.arm, seed=run.seed):
+        if path.name != archive_path(folder, run.arm, run.seed).name:
             raise RunDirError(f"{path}: holds arm {run.arm!r} seed {run.seed}; the file name must say so")
         runs[(run.arm, run.seed)] = run
     return runs
