@@ -20,7 +20,7 @@ from coevolve.domains.answers import (
     last_number,
     question_block,
 )
-from coevolve.domains.arithmetic import ArithmeticDomain, parse_expression
+from coevolve.domains.arithmetic import ArithmeticDomain, parse_expression, trivial_expression
 from coevolve.domains.math import MathDomain
 from coevolve.records import Question
 
@@ -430,3 +430,32 @@ def test_arithmetic_seed_questions_are_distinct_from_heldout_and_seeded():
     heldout = [q.text for q in domain.heldout(5, seed=1) if q.category == "add_sub_small"]
     assert [q.text for q in seeds] != heldout  # another stream than the held-out set
     assert all(q.answer is not None and q.category == "add_sub_small" for q in seeds)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("What is 39 / 39?", True),  # a number by itself
+        ("What is 84 / 1?", True),
+        ("What is 1 * 7?", True),  # the identity on either side of a product
+        ("What is 7 * 0?", True),
+        ("What is 0 + 5?", True),
+        ("What is 5 - 0?", True),
+        ("What is 6 - 6?", True),
+        ("What is (3 - 3) * 4 + 5?", True),  # anywhere inside a longer expression
+        ("What is 0 - 5?", False),  # subtraction does not commute
+        ("What is 1 / 7?", False),
+        ("What is 7 + 7?", False),  # a number with itself, but work to do
+        ("What is 7 * 7?", False),
+        ("What is 84 / 7?", False),
+        ("What is 2 * 3 + 4?", False),
+        ("Tell me a joke", False),  # no expression: nothing to call trivial
+    ],
+)
+def test_trivial_expression(text: str, expected: bool) -> None:
+    assert trivial_expression(text) is expected
+
+
+def test_only_arithmetic_knows_trivial_questions(arithmetic: ArithmeticDomain) -> None:
+    assert arithmetic.trivial("What is 9 * 1?") and not arithmetic.trivial("What is 9 * 2?")
+    assert not MathDomain().trivial("What is 9 * 1?")

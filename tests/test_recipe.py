@@ -101,6 +101,9 @@ ERROR_CASES = [
     # a unanimous question's reward below a malformed reply's
     (child("challenger:\n  unanimous_reward: -1.5\n"), [],
      ["child.yaml", "challenger.unanimous_reward = -1.5", "challenger.invalid_reward < challenger.unanimous_reward <= 0"]),
+    # a trivial question's reward above the uncertainty reward's 0
+    (child("challenger:\n  trivial_reward: 0.5\n"), [],
+     ["child.yaml", "challenger.trivial_reward = 0.5", "challenger.invalid_reward < challenger.trivial_reward <= 0"]),
     # a key only the challenger has, set on the solver
     (child("solver:\n  invalid_reward: 0\n"), [], ["child.yaml", "'solver.invalid_reward'"]),
     # a word where an integer belongs

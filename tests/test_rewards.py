@@ -138,3 +138,15 @@ def test_the_unanimous_rung_reaches_every_reward_of_a_step():
     rewards = challenger_rewards(["What is 9 / 1?", "What is 7 * 8?"], ["new", "new"], [1.0, 0.5],
                                  unanimous_reward=-0.25)
     assert [r.total for r in rewards] == pytest.approx([-0.25 - 1 / 2, 1 - 1 / 2])
+
+
+def test_a_trivial_question_scores_the_trivial_rung_without_an_agreement():
+    reward = challenger_reward("trivial", None, 1 / 32, trivial_reward=-0.5)
+    assert reward.total == pytest.approx(-0.5 - 1 / 32)
+    assert reward.parts["trivial"] == 1.0 and reward.parts["new_question"] == 1.0
+    assert challenger_reward("new", 0.5, 0.0).parts["trivial"] == 0.0
+
+
+def test_a_trivial_question_needs_the_trivial_rung_set():
+    with pytest.raises(ValueError, match="challenger.trivial_reward"):
+        challenger_reward("trivial", None, 0.0)

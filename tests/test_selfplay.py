@@ -4,7 +4,13 @@ import pytest
 
 from coevolve.domains import build_domain
 from coevolve.selfplay.filters import TextFilter
-from coevolve.selfplay.steps import build_solver_dataset, parse_questions, score_challenger
+from coevolve.selfplay.scoring import challenger_indicators
+from coevolve.selfplay.steps import (
+    ChallengerRewardSettings,
+    build_solver_dataset,
+    parse_questions,
+    score_challenger,
+)
 
 ARITH = build_domain("arithmetic")
 
@@ -36,6 +42,21 @@ def test_score_challenger_rewards_split_votes_and_gates_format():
     assert items[0].vote.agreement == 0.5 and items[2].vote.agreement == 1.0
     # three rollouts, none like another: penalty 1/3 each, on every rung, no clamp
     assert [i.reward.total for i in items] == pytest.approx([1 - 1 / 3, -1 - 1 / 3, 0 - 1 / 3])
+
+
+def test_trivial_questions_score_the_trivial_rung_without_votes_when_it_is_set():
+    completions = ["<question>What is 9 / 1?</question>", "<question>What is 42 / 7?</question>"]
+    solver = scripted_solver({"42 / 7": ["6", "6", "5", "6"], "9 / 1": ["9", "9", "8", "9"]})
+    settings = ChallengerRewardSettings(trivial_reward=-0.5, uncertainty_peak=0.75)
+    items = score_challenger(ARITH, completions, categories=["div_small"] * 2, shown=[[]] * 2,
+                             sample=solver, samples=4, settings=settings)
+    assert [i.trivial for i in items] == [True, False] and items[0].vote is None
+    assert [i.reward.total for i in items] == pytest.approx([-0.5 - 1 / 2, 1 - 1 / 2])
+    assert challenger_indicators(items, (0.6, 1.0))["challenger/trivial_share"] == 0.5
+    # unset, the same division by 1 is voted on: its split votes pay the uncertainty reward
+    plain = score_challenger(ARITH, completions, categories=["div_small"] * 2, shown=[[]] * 2, sample=solver,
+                             samples=4, settings=ChallengerRewardSettings(uncertainty_peak=0.75))
+    assert not plain[0].trivial and plain[0].reward.total == pytest.approx(1 - 1 / 2)
 
 
 def test_parse_questions_rejects_length_mismatch():

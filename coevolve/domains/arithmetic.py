@@ -221,6 +221,37 @@ def true_answer(text: str) -> str | None:
     return str(expression.value)
 
 
+def trivial_expression(text: str) -> bool:
+    """Whether the one expression in `text` applies an operation that leaves a number as it is
+    or gives 0 or 1 whatever the number: x * 1, x * 0, x / 1, x / x, x + 0, x - 0, x - x (either
+    side where the operation commutes). False when `text` holds no expression.
+
+    >>> trivial_expression("What is 39 / 39?"), trivial_expression("What is 8 * 1?")
+    (True, True)
+    >>> trivial_expression("What is 42 / 7?"), trivial_expression("What is (3 - 3) * 4 + 5?")
+    (False, True)
+    """
+    expression = find_expression(text)
+    if expression is None:
+        return False
+    tree = ast.parse(expression.text, mode="eval")
+    return any(_identity(node) for node in ast.walk(tree) if isinstance(node, ast.BinOp))
+
+
+def _identity(node: ast.BinOp) -> bool:
+    left, right = ast.dump(node.left), ast.dump(node.right)
+    literal = {side: n.value for side, n in (("left", node.left), ("right", node.right))
+               if isinstance(n, ast.Constant)}
+    if isinstance(node.op, ast.Mult):
+        return any(value in (0, 1) for value in literal.values())
+    if isinstance(node.op, ast.Add):
+        return 0 in literal.values()
+    if isinstance(node.op, (ast.Sub, ast.Div)):
+        neutral = 0 if isinstance(node.op, ast.Sub) else 1
+        return literal.get("right") == neutral or left == right
+    return False
+
+
 def question_text(expression: Expression) -> str:
     """The normalised question asking for `expression`."""
     return f"What is {expression.text}?"
@@ -345,6 +376,10 @@ class ArithmeticDomain(Domain):
     def oracle(self, question: Question) -> str | None:
         """The true integer answer of the question's expression, whatever its category."""
         return true_answer(question.text)
+
+    def trivial(self, text: str) -> bool:
+        """An operation by its identity or by itself somewhere in the question (trivial_expression)."""
+        return trivial_expression(text)
 
     def generate(self, category: str, rng: random.Random) -> str:
         """A random question of `category`, as normalised text."""

@@ -76,6 +76,11 @@ class Domain(ABC):
         """The true answer to a challenger's question, where the domain can compute it."""
         return None
 
+    def trivial(self, text: str) -> bool:
+        """Whether a question is answered without any work (in arithmetic, "x * 1" or "x / x"):
+        the challenger's `trivial_reward` rung. No domain knows of trivial questions by default."""
+        return False
+
     def seed_questions(self, category: str, n: int, seed: int) -> list[Question]:
         """Example questions of `category` to show the challenger few-shot (none by default)."""
         return []

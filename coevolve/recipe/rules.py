@@ -95,6 +95,11 @@ _RULES: tuple[_Rule, ...] = (
           "null, or a number with challenger.invalid_reward < challenger.unanimous_reward <= 0 (a "
           "question the solver finds trivial ranks above a malformed reply, at most the uncertainty "
           "reward's 0)"),
+    _Rule(("challenger.invalid_reward", "challenger.trivial_reward"),
+          lambda bad, trivial: trivial is None or bad < trivial <= 0,
+          "null, or a number with challenger.invalid_reward < challenger.trivial_reward <= 0 (a "
+          "question answered without work ranks above a malformed reply, at most the uncertainty "
+          "reward's 0)"),
     _Rule(("challenger.example_pool", "challenger.seeds_per_prompt"), lambda pool, shown: pool >= max(shown, 1),
           "an integer >= max(challenger.seeds_per_prompt, 1)"),
     _at_least("challenger.own_examples", 0, " (at most challenger.seeds_per_prompt are shown in all)"),

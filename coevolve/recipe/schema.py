@@ -75,6 +75,10 @@ class ChallengerConfig(RoleConfig):
     # (too easy to teach it anything; Absolute Zero's "valid but useless"); null: the uncertainty
     # reward's 0 there.
     unanimous_reward: float | None = None
+    # Reward of a new, well-formed question the domain answers without work (arithmetic: an
+    # operation by its identity or by itself, "x / 1", "x / x"), scored without votes; null: such
+    # questions are voted on and rewarded like any other.
+    trivial_reward: float | None = None
     repetition_threshold: float = 0.5  # BLEU-distance threshold of the repetition clustering
     seeds_per_prompt: int = 0  # few-shot example questions shown in the challenger's prompt
     example_pool: int = 16  # the domain's example questions per category the shown ones are drawn from

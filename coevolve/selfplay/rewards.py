@@ -1,6 +1,6 @@
 """Rewards of the two roles, each returned with its named parts.
 
-Challenger: three rungs, so that a GRPO group of replies that are all short of a new question
+Challenger: rungs, so that a GRPO group of replies that are all short of a new question
 still carries a gradient (Absolute Zero scores a malformed proposal -1 and a valid but useless
 one -0.5):
 
@@ -8,7 +8,9 @@ one -0.5):
 2. a well-formed copy of an example shown in that reply's prompt: `copy_reward` (-0.5);
 3. a new, well-formed question: the uncertainty reward of the frozen solver's vote; with
    `unanimous_reward` set, a new question on which every vote agrees scores that instead (too
-   easy to teach the solver anything: Absolute Zero's "valid but useless", like a copy).
+   easy to teach the solver anything: Absolute Zero's "valid but useless", like a copy);
+4. with `trivial_reward` set, a new question the domain answers without work (`Domain.trivial`:
+   "x / 1", "x / x") scores that, without votes: a small solver may still split its votes on one.
 
 Every rung then pays R-Zero's repetition penalty, computed over every rollout of the step
 (malformed replies enter as empty text) and divided by their number, without a clamp at 0, as
@@ -28,6 +30,7 @@ __all__ = [
     "COPY",
     "MALFORMED",
     "NEW",
+    "TRIVIAL",
     "challenger_reward",
     "challenger_rewards",
     "repetition_penalty",
@@ -35,8 +38,8 @@ __all__ = [
     "uncertainty_reward",
 ]
 
-MALFORMED, COPY, NEW = "malformed", "copy", "new"  # the challenger reward's rungs
-KINDS = (MALFORMED, COPY, NEW)
+MALFORMED, COPY, NEW, TRIVIAL = "malformed", "copy", "new", "trivial"  # the challenger reward's rungs
+KINDS = (MALFORMED, COPY, NEW, TRIVIAL)
 
 
 def uncertainty_reward(agreement: float, peak: float = 0.5) -> float:
@@ -61,16 +64,21 @@ def uncertainty_reward(agreement: float, peak: float = 0.5) -> float:
 def challenger_reward(
     kind: str, agreement: float | None, penalty: float, *, invalid_reward: float = -1.0,
     copy_reward: float = -0.5, peak: float = 0.5, unanimous_reward: float | None = None,
+    trivial_reward: float | None = None,
 ) -> Reward:
     """One reply's reward: its rung (see the module docstring) minus its repetition penalty."""
     if kind not in KINDS:
         raise ValueError(f"unknown challenger reply kind {kind!r}; allowed: {', '.join(KINDS)}")
-    parts = {"format_valid": float(kind != MALFORMED), "new_question": float(kind == NEW),
-             "repetition_penalty": penalty}
+    parts = {"format_valid": float(kind != MALFORMED), "new_question": float(kind in (NEW, TRIVIAL)),
+             "repetition_penalty": penalty, "trivial": float(kind == TRIVIAL)}
     if kind == MALFORMED:
         return Reward(total=invalid_reward - penalty, parts=parts)
     if kind == COPY:
         return Reward(total=copy_reward - penalty, parts=parts)
+    if kind == TRIVIAL:
+        if trivial_reward is None:
+            raise ValueError("a trivial question is scored challenger.trivial_reward, which is unset")
+        return Reward(total=trivial_reward - penalty, parts=parts)
     if agreement is None:
         raise ValueError("a new question needs the solver's agreement on it")
     uncertainty = uncertainty_reward(agreement, peak)
@@ -90,6 +98,7 @@ def challenger_rewards(
     copy_reward: float = -0.5,
     peak: float = 0.5,
     unanimous_reward: float | None = None,
+    trivial_reward: float | None = None,
 ) -> list[Reward]:
     """Rewards of every rollout of one challenger step.
 
@@ -101,7 +110,8 @@ def challenger_rewards(
         raise ValueError(f"{len(questions)} questions, {len(kinds)} kinds and {len(agreements)} agreements")
     penalties = repetition_penalty([q or "" for q in questions], threshold)
     return [challenger_reward(kind, agreement, penalty, invalid_reward=invalid_reward,
-                              copy_reward=copy_reward, peak=peak, unanimous_reward=unanimous_reward)
+                              copy_reward=copy_reward, peak=peak, unanimous_reward=unanimous_reward,
+                              trivial_reward=trivial_reward)
             for kind, agreement, penalty in zip(kinds, agreements, penalties, strict=True)]
 
 

@@ -70,6 +70,8 @@ def challenger_indicators(items: Sequence[ChallengerItem], band: tuple[float, fl
         "challenger/in_band_share": mean_or_none(in_band(i.vote.agreement, *band) for i in voted),
         # every vote agreed: too easy for the solver to learn from (challenger.unanimous_reward)
         "challenger/unanimous_share": mean_or_none(i.vote.agreement == 1.0 for i in voted),
+        # new questions the domain answers without work, scored without votes (challenger.trivial_reward)
+        "challenger/trivial_share": mean_or_none(i.trivial for i in items if i.new_valid),
         "challenger/repetition_penalty_mean": mean_or_none(i.reward.parts["repetition_penalty"] for i in items),
         "challenger/solver_agreement_mean": mean_or_none(i.vote.agreement for i in voted),
         "challenger/vote_samples_per_question": mean_or_none(i.vote.n for i in voted),

@@ -18,7 +18,7 @@ from coevolve.records import AnswerGroup, Question, Reward, Vote
 from coevolve.selfplay.adaptive import AdaptiveVoting, Rounds, SampleFn, StopRule, sample_in_rounds
 from coevolve.selfplay.examples import as_questions
 from coevolve.selfplay.filters import TextFilter, in_band
-from coevolve.selfplay.rewards import COPY, MALFORMED, NEW, challenger_rewards
+from coevolve.selfplay.rewards import COPY, MALFORMED, NEW, TRIVIAL, challenger_rewards
 from coevolve.selfplay.similarity import copies_shown
 from coevolve.selfplay.vote import agrees, majority_vote
 from coevolve.stats import mean_or_none
@@ -58,6 +58,7 @@ class ChallengerItem:
     vote: Vote | None  # None when the question was not voted on (malformed or a copy)
     reward: Reward
     copied: bool = False  # the question copies an example shown in its own prompt
+    trivial: bool = False  # a new question scored the trivial rung, without votes
 
     @property
     def new_valid(self) -> bool:
@@ -101,6 +102,7 @@ class ChallengerRewardSettings:
     copy_reward: float = -0.5
     uncertainty_peak: float = 0.5
     unanimous_reward: float | None = None
+    trivial_reward: float | None = None  # None: trivial questions are voted on like any other
 
 
 def score_challenger(
@@ -115,30 +117,35 @@ def score_challenger(
     id_prefix: str = "q",
     adaptive: AdaptiveVoting | None = None,
 ) -> list[ChallengerItem]:
-    """The challenger's reward for a step's rollouts (rewards.challenger_rewards' three rungs).
+    """The challenger's reward for a step's rollouts (the rungs of rewards.challenger_rewards).
 
     `shown[i]` are the example texts of completion i's prompt: a question equal to one of them in
-    canonical form (similarity.copies_shown) is a copy, scored `copy_reward` without votes.
+    canonical form (similarity.copies_shown) is a copy, scored `copy_reward` without votes; with
+    `settings.trivial_reward` set, so is a question the domain calls trivial (`Domain.trivial`).
     With `adaptive`, a new question's votes stop once its uncertainty reward is settled.
     """
     if len(shown) != len(completions):
         raise ValueError(f"{len(completions)} completions but {len(shown)} lists of shown examples")
     parsed = parse_questions(domain, completions, categories, id_prefix)
     copies = [q is not None and copies_shown(q.text, s) for q, s in zip(parsed, shown, strict=True)]
-    new = [q for q, copy in zip(parsed, copies, strict=True) if q is not None and not copy]
+    trivial = [settings.trivial_reward is not None and q is not None and not copy and domain.trivial(q.text)
+               for q, copy in zip(parsed, copies, strict=True)]
+    new = [q for q, copy, easy in zip(parsed, copies, trivial, strict=True) if q is not None and not copy and not easy]
     stop = adaptive.reward_stop(domain.equivalent, settings.uncertainty_peak) if adaptive is not None else None
     groups = answer_groups(domain, new, sample=sample, n=samples, adaptive=adaptive, stop=stop)
     vote_of = dict(zip((q.id for q in new), votes(domain, groups), strict=True))
     voted = [vote_of.get(q.id) if q is not None else None for q in parsed]
-    kinds = [MALFORMED if q is None else COPY if copy else NEW for q, copy in zip(parsed, copies, strict=True)]
+    kinds = [MALFORMED if q is None else COPY if copy else TRIVIAL if easy else NEW
+             for q, copy, easy in zip(parsed, copies, trivial, strict=True)]
     rewards = challenger_rewards(
         [None if q is None else q.text for q in parsed], kinds, [None if v is None else v.agreement for v in voted],
         threshold=settings.repetition_threshold, invalid_reward=settings.invalid_reward,
         copy_reward=settings.copy_reward, peak=settings.uncertainty_peak,
-        unanimous_reward=settings.unanimous_reward)
+        unanimous_reward=settings.unanimous_reward, trivial_reward=settings.trivial_reward)
     return [
-        ChallengerItem(c, cat, q, v, r, copy)
-        for c, cat, q, v, r, copy in zip(completions, categories, parsed, voted, rewards, copies, strict=True)
+        ChallengerItem(c, cat, q, v, r, copy, easy)
+        for c, cat, q, v, r, copy, easy in zip(completions, categories, parsed, voted, rewards, copies, trivial,
+                                               strict=True)
     ]
 
 
