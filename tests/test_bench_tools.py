@@ -1,23 +1,12 @@
 """The arithmetic of the benchmark scripts (tools/), on made-up timings."""
 
-import importlib.util
+import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
-
-
-def load(name):
-    if str(TOOLS) not in sys.path:  # as when run as a script: sibling modules (timing.py) import
-        sys.path.insert(0, str(TOOLS))
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
+from helpers.tools import TOOLS
+from helpers.tools import load_tool as load
 
 STATE = {
     "phase_seconds": {"0/eval_base": 50.0, "1/challenger": 300.0, "1/dataset": 90.0, "1/solver": 200.0,
@@ -166,7 +155,6 @@ def test_trl_reward_reads_the_answer_as_coevolve_does(text, answer, matches):
 
 def test_the_answer_helpers_import_only_the_standard_library():
     # The TRL environment has no coevolve dependencies: importing them must load nothing else.
-    import subprocess
 
     code = ("import sys; before = set(sys.modules); import coevolve.domains.answers; "
             "new = {m.split('.')[0] for m in set(sys.modules) - before}; "

@@ -4,31 +4,16 @@ ordinary text (tools/bench_patterns.py prints the times; docs/results.md has the
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import re
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from coevolve.domains.answers import clean_answer, last_number, last_tagged, strip_end
+from helpers.tools import load_tool
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
-
-
-def _bench():
-    if str(TOOLS) not in sys.path:  # as when run as a script: tools/timing.py is importable
-        sys.path.insert(0, str(TOOLS))
-    spec = importlib.util.spec_from_file_location("bench_patterns", TOOLS / "bench_patterns.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_patterns"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-BENCH = _bench()
+BENCH = load_tool("bench_patterns")
 # Before the helpers were made linear the slowest took 0.9-61 s on these inputs; linear
 # ones take milliseconds. A bound this loose fails only for a quadratic helper.
 BOUND_S = 0.5

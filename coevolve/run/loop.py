@@ -28,6 +28,7 @@ import numpy as np
 
 from coevolve.domains import build_domain
 from coevolve.domains.base import Domain
+from coevolve.measure.datasets import summarise
 from coevolve.measure.evaluation import recipe_heldout, score_answers
 from coevolve.measure.label_quality import WarnOncePerPhase, heldout_vote_quality, label_flip_rate, label_warning
 from coevolve.measure.memory import GIB, MemorySampler, Peaks, top_processes
@@ -412,7 +413,8 @@ class CoEvolution:
                                           adaptive=self.adaptive)
         if d.label == "oracle":
             result = with_oracle_labels(self.domain, result)
-        self.progress.show({"dataset/questions_kept": len(result.kept),
+        informative = summarise(self.domain, result.kept, result.kept_agreements).informative
+        self.progress.show({"dataset/questions_kept": len(result.kept), "dataset/kept_informative": informative,
                             "dataset/pseudo_label_accuracy": result.pseudo_label_accuracy}, 1)
         flip_rate = self._label_flip_rate(phase.iteration)
         self.progress.show({"dataset/label_flip_rate": flip_rate}, 1)
@@ -463,6 +465,11 @@ class CoEvolution:
                    "dataset/pseudo_label_accuracy": result.pseudo_label_accuracy,
                    "dataset/pseudo_label_accuracy_all_voted": result.pseudo_label_accuracy_all,
                    "dataset/vote_samples_per_question": result.vote_samples / max(len(result.agreements), 1)}
+        summary = summarise(self.domain, result.kept, result.kept_agreements)
+        # kept questions the solver's votes split on (a GRPO group can compare answers), those
+        # answered without work, and those both split and not trivial (measure/datasets.py)
+        metrics.update({"dataset/kept_split_votes": summary.split_votes, "dataset/kept_trivial": summary.trivial,
+                        "dataset/kept_informative": summary.informative})
         metrics.update({f"dataset/rejected/{k}": v for k, v in result.rejected.items()})
         self._log(metrics, step)
         self.tracker.histogram("dataset/agreement_hist", result.agreements, step)

@@ -126,12 +126,13 @@ BAR_NUMBERS = {
     "solver": {"solver/reward_mean": "reward", "solver/pseudo_label_accuracy": "label acc",
                "solver/true_reward_mean": "true reward"},
     "dataset": {"dataset/questions_generated": "written", "dataset/questions_format_valid": "valid",
-                "dataset/questions_kept": "kept", "dataset/pseudo_label_accuracy": "label acc",
+                "dataset/questions_kept": "kept", "dataset/kept_informative": "informative",
+                "dataset/pseudo_label_accuracy": "label acc",
                 "dataset/label_flip_rate": "flips"},
     "eval": {"eval/accuracy": "held-out acc", "eval/majority_vote_accuracy": "majority acc",
              "eval/in_band_label_accuracy": "in-band label acc"},
 }
-COUNTS = ("written", "valid", "kept")  # bar numbers that are counts, not rates
+COUNTS = ("written", "valid", "kept", "informative")  # bar numbers that are counts, not rates
 
 
 def bar_numbers(kind: str, metrics: Mapping[str, float | None]) -> dict[str, str]:
