@@ -104,6 +104,9 @@ ERROR_CASES = [
     # a trivial question's reward above the uncertainty reward's 0
     (child("challenger:\n  trivial_reward: 0.5\n"), [],
      ["child.yaml", "challenger.trivial_reward = 0.5", "challenger.invalid_reward < challenger.trivial_reward <= 0"]),
+    # a repetition scope that does not exist
+    (child("challenger:\n  repetition_scope: batch\n"), [],
+     ["child.yaml", "challenger.repetition_scope", "'batch'", "step", "prompt"]),
     # a key only the challenger has, set on the solver
     (child("solver:\n  invalid_reward: 0\n"), [], ["child.yaml", "'solver.invalid_reward'"]),
     # a word where an integer belongs

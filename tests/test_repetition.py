@@ -12,7 +12,12 @@ import pytest
 from scipy.spatial.distance import num_obs_y
 
 from coevolve.selfplay import similarity
-from coevolve.selfplay.repetition import cluster_labels, repetition_clusters, repetition_penalty
+from coevolve.selfplay.repetition import (
+    cluster_labels,
+    repeats_within_prompts,
+    repetition_clusters,
+    repetition_penalty,
+)
 from coevolve.selfplay.similarity import bleu_distance_condensed, bleu_matrix
 
 LONG = " ".join(f"w{i % 7}" for i in range(60))
@@ -216,3 +221,19 @@ def test_tied_distances_match_sklearn(seed):
 def test_importing_does_not_import_torch():
     code = "import sys, coevolve.selfplay.repetition; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_repeats_within_prompts_by_hand():
+    # prompt a: three equal replies and one other; prompt b: one reply; prompt c: a malformed
+    # reply (empty text) twice and one question
+    questions = ["What is 7 * 8?", "what is 7 *  8?", "What is 7 * 8?", "What is 7 * 9?", "What is 2 + 3?",
+                 "", "", "What is 6 / 3?"]
+    prompts = ["a", "a", "a", "a", "b", "c", "c", "c"]
+    assert repeats_within_prompts(questions, prompts) == [3 / 4, 3 / 4, 3 / 4, 1 / 4, 1.0, 2 / 3, 2 / 3, 1 / 3]
+    # the same questions under another prompt are not repeats
+    assert repeats_within_prompts(["What is 7 * 8?"] * 2, ["a", "b"]) == [1.0, 1.0]
+
+
+def test_repeats_within_prompts_pairs_questions_with_prompts():
+    with pytest.raises(ValueError, match="2 questions but 1 prompts"):
+        repeats_within_prompts(["a", "b"], ["p"])

@@ -150,3 +150,14 @@ def test_a_trivial_question_scores_the_trivial_rung_without_an_agreement():
 def test_a_trivial_question_needs_the_trivial_rung_set():
     with pytest.raises(ValueError, match="challenger.trivial_reward"):
         challenger_reward("trivial", None, 0.0)
+
+
+def test_the_prompt_scope_penalises_a_reply_by_its_own_prompt_s_repeats():
+    questions = ["What is 7 * 8?", "What is 7 * 8?", "What is 7 * 9?", None]
+    rewards = challenger_rewards(questions, ["new", "new", "new", "malformed"], [0.5, 0.5, 0.5, None],
+                                 prompts=["p", "p", "p", "p"])
+    # two of the prompt's four replies are 7 * 8: 1/2 each; 7 * 9 and the malformed reply 1/4
+    assert [r.total for r in rewards] == pytest.approx([1 - 1 / 2, 1 - 1 / 2, 1 - 1 / 4, -1 - 1 / 4])
+    # step-wide, BLEU puts all three questions in one cluster: the repeat earns nothing over 7 * 9
+    step = challenger_rewards(questions, ["new", "new", "new", "malformed"], [0.5, 0.5, 0.5, None])
+    assert step[0].total == step[2].total

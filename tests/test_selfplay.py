@@ -59,6 +59,16 @@ def test_trivial_questions_score_the_trivial_rung_without_votes_when_it_is_set()
     assert not plain[0].trivial and plain[0].reward.total == pytest.approx(1 - 1 / 2)
 
 
+def test_the_prompt_scope_compares_replies_to_the_same_prompt_only():
+    completions = ["<question>What is 7 * 8?</question>"] * 2 + ["<question>What is 7 * 9?</question>"] * 2
+    solver = scripted_solver({"7 * 8": ["56", "56", "54", "56"], "7 * 9": ["63", "63", "62", "63"]})
+    # the first three replies answer the prompt showing "What is 7 * 2?", the last one another
+    shown = [["What is 7 * 2?"]] * 3 + [["What is 7 * 3?"]]
+    items = score_challenger(ARITH, completions, categories=["mul_small"] * 4, shown=shown, sample=solver,
+                             samples=4, settings=ChallengerRewardSettings(repetition_scope="prompt"))
+    assert [i.reward.parts["repetition_penalty"] for i in items] == pytest.approx([2 / 3, 2 / 3, 1 / 3, 1.0])
+
+
 def test_parse_questions_rejects_length_mismatch():
     with pytest.raises(ValueError, match="categories"):
         parse_questions(ARITH, ["a"], [], "q")

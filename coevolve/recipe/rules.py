@@ -85,6 +85,7 @@ _RULES: tuple[_Rule, ...] = (
     _one_of("dataset.source", "challenger", "generator"),
     _one_of("dataset.label", "majority", "oracle"),
     _one_of("curriculum.mode", "bandit", "uniform"),
+    _one_of("challenger.repetition_scope", "step", "prompt"),
     _at_least("challenger.seeds_per_prompt", 0),
     _Rule(("challenger.invalid_reward", "challenger.copy_reward"), lambda bad, copy: bad < copy <= 0,
           "challenger.invalid_reward < challenger.copy_reward <= 0 (a copy ranks between a malformed "

@@ -80,6 +80,10 @@ class ChallengerConfig(RoleConfig):
     # questions are voted on and rewarded like any other.
     trivial_reward: float | None = None
     repetition_threshold: float = 0.5  # BLEU-distance threshold of the repetition clustering
+    # The rollouts a question's repetition penalty compares it with: "step" (R-Zero: BLEU
+    # clusters of every rollout of the step) or "prompt" (exact repeats among the replies to the
+    # same prompt: R-Zero's penalty where, as in R-Zero, the replies share a prompt).
+    repetition_scope: str = "step"
     seeds_per_prompt: int = 0  # few-shot example questions shown in the challenger's prompt
     example_pool: int = 16  # the domain's example questions per category the shown ones are drawn from
     # Of the seeds_per_prompt shown, at most this many are the challenger's own accepted questions

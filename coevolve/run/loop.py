@@ -680,7 +680,7 @@ def reward_settings(recipe: Recipe) -> ChallengerRewardSettings:
     """The recipe's challenger reward keys."""
     c = recipe.challenger
     return ChallengerRewardSettings(c.repetition_threshold, c.invalid_reward, c.copy_reward, c.uncertainty_peak,
-                                    c.unanimous_reward, c.trivial_reward)
+                                    c.unanimous_reward, c.trivial_reward, c.repetition_scope)
 
 
 def adaptive_voting(recipe: Recipe) -> AdaptiveVoting | None:

@@ -10,7 +10,8 @@ float below t: the same partition, without sklearn or an (n, n) matrix.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
@@ -18,6 +19,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from coevolve.selfplay.similarity import bleu_distance_condensed
 
 DEFAULT_THRESHOLD = 0.5  # R-Zero's distance_threshold
+SCOPES = ("step", "prompt")  # the rollouts a question is compared with (challenger.repetition_scope)
 
 
 def cluster_labels(
@@ -63,3 +65,24 @@ def repetition_penalty(
     []
     """
     return penalties_from_labels(repetition_clusters(questions, threshold))
+
+
+def repeats_within_prompts(questions: Sequence[str], prompts: Sequence[Hashable]) -> list[float]:
+    """Per question: the share of its own prompt's replies that are the same question.
+
+    R-Zero samples every question from one prompt, so its penalty (a cluster's share of the
+    batch) is paid for repeating oneself under the same prompt. With a different prompt per
+    group, and BLEU calling "What is 7 * 8?" and "What is 7 * 9?" one cluster, the step-wide
+    penalty cannot tell a group of four equal replies from four different ones; this one
+    compares the replies of each prompt exactly (whitespace and case aside). Malformed replies
+    enter as empty text, one question.
+
+    >>> repeats_within_prompts(["7 * 8", "7 * 8", "7 * 8", "7 * 9", "2 + 3"], ["a", "a", "a", "a", "b"])
+    [0.75, 0.75, 0.75, 0.25, 1.0]
+    """
+    if len(questions) != len(prompts):
+        raise ValueError(f"{len(questions)} questions but {len(prompts)} prompts")
+    keys = [(prompt, " ".join(question.lower().split())) for question, prompt in zip(questions, prompts, strict=True)]
+    per_prompt = Counter(prompts)
+    same = Counter(keys)
+    return [same[key] / per_prompt[key[0]] for key in keys]

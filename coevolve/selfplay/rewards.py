@@ -14,16 +14,18 @@ one -0.5):
 
 Every rung then pays R-Zero's repetition penalty, computed over every rollout of the step
 (malformed replies enter as empty text) and divided by their number, without a clamp at 0, as
-R-Zero's public code does: a unique question pays 1 / (rollouts of the step).
+R-Zero's public code does: a unique question pays 1 / (rollouts of the step). With the scope
+"prompt", a reply pays instead the share of its own prompt's replies that are the same question
+(repetition.repeats_within_prompts).
 Solver: 1 when its answer agrees with the pseudo-label (the majority answer), else 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 from coevolve.records import Reward
-from coevolve.selfplay.repetition import repetition_penalty
+from coevolve.selfplay.repetition import repeats_within_prompts, repetition_penalty
 from coevolve.selfplay.vote import Equivalence, agrees
 
 __all__ = [
@@ -99,16 +101,20 @@ def challenger_rewards(
     peak: float = 0.5,
     unanimous_reward: float | None = None,
     trivial_reward: float | None = None,
+    prompts: Sequence[Hashable] | None = None,
 ) -> list[Reward]:
     """Rewards of every rollout of one challenger step.
 
     `questions[i]` is the parsed question (None: malformed), `kinds[i]` its rung, and
     `agreements[i]` the solver's agreement (needed for new questions only). The repetition
-    penalty clusters all rollouts, malformed ones as empty text, and divides by their number.
+    penalty clusters all rollouts, malformed ones as empty text, and divides by their number;
+    given `prompts[i]`, the prompt of rollout i, it is the share of that prompt's replies that
+    repeat the question instead.
     """
     if not len(questions) == len(kinds) == len(agreements):
         raise ValueError(f"{len(questions)} questions, {len(kinds)} kinds and {len(agreements)} agreements")
-    penalties = repetition_penalty([q or "" for q in questions], threshold)
+    texts = [q or "" for q in questions]
+    penalties = repetition_penalty(texts, threshold) if prompts is None else repeats_within_prompts(texts, prompts)
     return [challenger_reward(kind, agreement, penalty, invalid_reward=invalid_reward,
                               copy_reward=copy_reward, peak=peak, unanimous_reward=unanimous_reward,
                               trivial_reward=trivial_reward)

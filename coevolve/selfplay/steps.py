@@ -103,6 +103,7 @@ class ChallengerRewardSettings:
     uncertainty_peak: float = 0.5
     unanimous_reward: float | None = None
     trivial_reward: float | None = None  # None: trivial questions are voted on like any other
+    repetition_scope: str = "step"  # repetition.SCOPES: the rollouts a question is compared with
 
 
 def score_challenger(
@@ -141,7 +142,9 @@ def score_challenger(
         [None if q is None else q.text for q in parsed], kinds, [None if v is None else v.agreement for v in voted],
         threshold=settings.repetition_threshold, invalid_reward=settings.invalid_reward,
         copy_reward=settings.copy_reward, peak=settings.uncertainty_peak,
-        unanimous_reward=settings.unanimous_reward, trivial_reward=settings.trivial_reward)
+        unanimous_reward=settings.unanimous_reward, trivial_reward=settings.trivial_reward,
+        prompts=[(c, *s) for c, s in zip(categories, shown, strict=True)] if settings.repetition_scope == "prompt"
+        else None)
     return [
         ChallengerItem(c, cat, q, v, r, copy, easy)
         for c, cat, q, v, r, copy, easy in zip(completions, categories, parsed, voted, rewards, copies, trivial,
