@@ -18,7 +18,15 @@ from coevolve.measure.label_quality import (
     label_flip_rate,
     label_warning,
 )
-from coevolve.measure.report import ReportError, load_report, paired_gain, report_markdown, summary, write_report
+from coevolve.measure.report import (
+    ReportError,
+    load_report,
+    paired_gain,
+    report_markdown,
+    run_table,
+    summary,
+    write_report,
+)
 from coevolve.records import Question, Vote
 from coevolve.runstate import RunState, save_state
 from helpers.fake_backend import FakeBackend
@@ -47,7 +55,8 @@ def run_dir(tmp_path: Path) -> Path:
                                     "1/solver": 80, "1/eval": 10},
                      metrics={"1/challenger": {"challenger/reward_mean": 0.25},
                               "1/dataset": {"dataset/pseudo_label_accuracy": 0.8,
-                                            "dataset/questions_kept": 40, "dataset/questions_generated": 256},
+                                            "dataset/questions_kept": 40, "dataset/questions_generated": 256,
+                                            "dataset/kept_informative": 12},
                               "1/eval": {"eval/in_band_label_accuracy": 0.7}})
     save_state(state, run)
     return run
@@ -65,6 +74,11 @@ def test_report_reads_the_committed_numbers(run_dir):
     assert mul.difference == pytest.approx(0.5)
     (it,) = report.iterations
     assert it.pseudo_label_accuracy == 0.8 and it.questions_kept == 40 and it.challenger_reward == 0.25
+    assert it.questions_informative == 12
+    table = run_table(report).splitlines()
+    assert "informative" in table[0].split()
+    iteration_1 = table[2].split()
+    assert iteration_1[iteration_1.index("40/256") + 1] == "12"  # the column after kept/written
     assert it.heldout_label_accuracy == 0.7 and it.label_flip_rate is None
     assert it.seconds == {"challenger": 100, "dataset": 50, "solver": 80, "eval": 10}
 

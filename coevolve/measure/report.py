@@ -45,6 +45,8 @@ class IterationSummary:
     label_flip_rate: float | None
     questions_generated: float | None
     questions_kept: float | None
+    # kept questions with split votes that are not trivial (measure/datasets.py); None in runs before it
+    questions_informative: float | None
     challenger_reward: float | None
     challenger_valid_rate: float | None
     seconds: dict[str, float]  # phase name -> wall time
@@ -235,6 +237,7 @@ def iteration_summary(iteration: int, metrics: dict[str, dict[str, float]],
         label_flip_rate=get("dataset", "dataset/label_flip_rate"),
         questions_generated=get("dataset", "dataset/questions_generated"),
         questions_kept=get("dataset", "dataset/questions_kept"),
+        questions_informative=get("dataset", "dataset/kept_informative"),
         challenger_reward=get("challenger", "challenger/reward_mean"),
         challenger_valid_rate=get("challenger", "challenger/format_valid_rate"),
         challenger_new_valid_rate=get("challenger", "challenger/new_valid_rate"),
@@ -324,7 +327,7 @@ def run_table(report: RunReport) -> str:
     """Per iteration, as plain text for the console: held-out accuracy, label quality,
     questions kept, the challenger's reward and the wall time of each phase."""
     iterations = {i.iteration: i for i in report.iterations}
-    rows = [("iteration", "held-out acc", "dev acc", "label acc", "kept/written", "challenger reward",
+    rows = [("iteration", "held-out acc", "dev acc", "label acc", "kept/written", "informative", "challenger reward",
              "new valid", "groups w/ gradient", "in band", "time per phase")]
     for e in report.evals:
         i = iterations.get(e.iteration)
@@ -335,6 +338,7 @@ def run_table(report: RunReport) -> str:
             _number(i.dev_accuracy) if i else "-",
             _number(i.pseudo_label_accuracy) if i else "-",
             f"{_number(i.questions_kept, 0)}/{_number(i.questions_generated, 0)}" if i else "-",
+            _number(i.questions_informative, 0) if i else "-",
             _number(i.challenger_reward) if i else "-",
             _number(i.challenger_new_valid_rate) if i else "-",
             _number(i.challenger_gradient_share) if i else "-",
