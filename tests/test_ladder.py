@@ -13,9 +13,11 @@ from coevolve.measure.ladder import (
     ARMS,
     BASE,
     ArchivedRun,
+    compare_archived,
     ladder_table,
     pooled_gain,
     read_archived,
+    read_archived_run,
     write_archived,
 )
 from coevolve.measure.report import EvalPoint, load_report
@@ -24,6 +26,7 @@ from coevolve.run.loop import CoEvolution
 from coevolve.runstate import RunDirError
 from coevolve.stats import proportion
 from helpers.fake_backend import FakeBackend
+from helpers.tools import load_tool
 
 
 def run_arm(tmp_path, arm: str):
@@ -121,9 +124,7 @@ def test_a_bad_archive_file_is_named(tmp_path, content, says):
 
 
 def test_baselines_runs_only_what_the_archive_lacks_and_archives_it(tmp_path, monkeypatch):
-    from test_bench_tools import load
-
-    baselines = load("baselines")
+    baselines = load_tool("baselines")
     trained = []
 
     def fake_train(recipe_path, overrides):  # the fake backend in place of `coevolve train`
@@ -151,13 +152,42 @@ def test_baselines_runs_only_what_the_archive_lacks_and_archives_it(tmp_path, mo
 
 
 def test_a_run_that_kept_the_base_model_archives_the_base_evaluation(tmp_path):
-    from test_bench_tools import load
-
     run_dir = tmp_path / "run"
     run_arm(run_dir, "base-challenger")
     state = json.loads((run_dir / "state.json").read_text())
     state["kept_iteration"] = 0  # training only hurt on the dev split
     (run_dir / "state.json").write_text(json.dumps(state))
-    run = load("baselines").archived(run_dir, "base-challenger", 0, [])
+    run = load_tool("baselines").archived(run_dir, "base-challenger", 0, [])
     base, final = run.points()
     assert run.final == run.base and final.iteration == 0 and final.correct == base.correct
+
+
+def _archived_file(folder: Path, arm: str, seed: int, final: list[bool]) -> Path:
+    """An archived run whose final evaluation is right on `final` (question q0, q1, ...)."""
+    def evaluation(right: list[bool]) -> dict:
+        return {"correct": {"c": sum(right)}, "total": {"c": len(right)},
+                "questions": [{"id": f"q{i}", "category": "c", "correct": r} for i, r in enumerate(right)]}
+
+    run = ArchivedRun(arm, seed, {"kept_iteration": 1}, evaluation([False] * len(final)), evaluation(final))
+    return write_archived(folder, run)
+
+
+def test_two_sets_of_archived_runs_compare_paired_by_seed(tmp_path, capsys, monkeypatch):
+    # design A right on 3 of 4 questions in both seeds, design B on 1 of 4: +50 points
+    a = [_archived_file(tmp_path / "a", "co-evolution", seed, [True, True, True, False]) for seed in (0, 1)]
+    b = [_archived_file(tmp_path / "b", "co-evolution", seed, [True, False, False, False]) for seed in (1, 0)]
+    gain = compare_archived([read_archived_run(p) for p in a], [read_archived_run(p) for p in b])
+    assert (gain.seeds, gain.pairs, gain.difference) == (2, 8, pytest.approx(0.5))
+    monkeypatch.setattr("sys.argv", ["ladder_compare.py", *map(str, a), "--vs", *map(str, b)])
+    assert load_tool("ladder_compare").main() == 0
+    assert "+50.0 points" in capsys.readouterr().out
+
+
+def test_archived_runs_of_other_seeds_do_not_compare(tmp_path, monkeypatch):
+    a = [_archived_file(tmp_path / "a", "co-evolution", 0, [True])]
+    b = [_archived_file(tmp_path / "b", "base-challenger", 1, [True])]
+    with pytest.raises(ValueError, match=r"pair the same seeds: \[0\] against \[1\]"):
+        compare_archived([read_archived_run(p) for p in a], [read_archived_run(p) for p in b])
+    monkeypatch.setattr("sys.argv", ["ladder_compare.py", str(a[0]), "--vs", str(tmp_path / "gone.json")])
+    with pytest.raises(SystemExit, match="no such archived run: .*gone.json"):
+        load_tool("ladder_compare").main()

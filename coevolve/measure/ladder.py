@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -130,19 +130,43 @@ def write_archived(folder: Path, run: ArchivedRun) -> Path:
     return path
 
 
+def read_archived_run(path: Path) -> ArchivedRun:
+    """One archived run; a file that is not one is named."""
+    raw = read_json(path, "an archived ladder run of coevolve")
+    try:
+        run = ArchivedRun(str(raw["arm"]), int(raw["seed"]), dict(raw["source"]), dict(raw["base"]),
+                          dict(raw["final"]))
+        run.points()
+    except (KeyError, TypeError, ValueError) as err:
+        raise RunDirError(f"{path}: not an archived ladder run ({type(err).__name__}: {err}); "
+                          "delete it or write it again with tools/baselines.py --archive") from None
+    return run
+
+
 def read_archived(folder: Path) -> dict[tuple[str, int], ArchivedRun]:
     """Every archived run of `folder` by (arm, seed); a file that is not one is named."""
     runs = {}
     for path in sorted(Path(folder).glob("*-seed*.json")):
-        raw = read_json(path, "an archived ladder run of coevolve")
-        try:
-            run = ArchivedRun(str(raw["arm"]), int(raw["seed"]), dict(raw["source"]), dict(raw["base"]),
-                              dict(raw["final"]))
-            run.points()
-        except (KeyError, TypeError, ValueError) as err:
-            raise RunDirError(f"{path}: not an archived ladder run ({type(err).__name__}: {err}); "
-                              "delete it or write it again with tools/baselines.py --archive") from None
+        run = read_archived_run(path)
         if path.name != archive_path(folder, run.arm, run.seed).name:
             raise RunDirError(f"{path}: holds arm {run.arm!r} seed {run.seed}; the file name must say so")
         runs[(run.arm, run.seed)] = run
     return runs
+
+
+def compare_archived(runs: Sequence[ArchivedRun], others: Sequence[ArchivedRun]) -> PooledGain:
+    """Pooled paired difference of two sets of archived runs (final test evaluations), paired by
+    seed: each seed once in each set."""
+    mine, theirs = _by_seed(runs), _by_seed(others)
+    if not mine or set(mine) != set(theirs):
+        raise ValueError(f"pair the same seeds: {sorted(mine)} against {sorted(theirs)}")
+    seeds = sorted(mine)
+    finals = {"runs": [mine[s].points()[1] for s in seeds], "others": [theirs[s].points()[1] for s in seeds]}
+    return replace(pooled_gain("runs", "others", finals), arm=runs[0].arm, other=others[0].arm)
+
+
+def _by_seed(runs: Sequence[ArchivedRun]) -> dict[int, ArchivedRun]:
+    seeds = [run.seed for run in runs]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"a seed twice in one set: {sorted(seeds)}")
+    return {run.seed: run for run in runs}
