@@ -59,8 +59,9 @@ eta-replay: setup
 SEEDS ?= 3
 # Finished runs are archived per recipe (docs/results/ladder/<recipe>/): a seed already there is
 # read, not run again, so `make baselines` prints the committed ladder and SEEDS=4 adds a seed.
+# A default run leaves 4-10 GB of checkpoints and verl state: dropped once the run is archived.
 baselines: prepare-model
-	$(BIN)/python tools/baselines.py $(RECIPE) --seeds $(SEEDS) --archive docs/results/ladder/$(basename $(notdir $(RECIPE))) $(ARGS)
+	$(BIN)/python tools/baselines.py $(RECIPE) --seeds $(SEEDS) --archive docs/results/ladder/$(basename $(notdir $(RECIPE))) --drop-checkpoints $(ARGS)
 
 # The challenger's reward designs on the base challenger's replies, solver frozen: well-formed,
 # new-valid, groups with a gradient, uncertainty term, in-band share (minutes per variant).

@@ -144,8 +144,11 @@ def test_baselines_runs_only_what_the_archive_lacks_and_archives_it(tmp_path, mo
     monkeypatch.setattr("sys.argv", argv)
     assert baselines.main() == 0
     assert [seed for _, seed in trained] == ["0"] and (archive / "base-challenger-seed0.json").is_file()
-    monkeypatch.setattr("sys.argv", argv[:3] + ["2"] + argv[4:])
+    assert (tmp_path / "runs" / "toy-base-challenger-seed0" / "checkpoints").is_dir()  # kept unless asked
+    monkeypatch.setattr("sys.argv", argv[:3] + ["2"] + argv[4:] + ["--drop-checkpoints"])
     assert baselines.main() == 0
+    seed1 = tmp_path / "runs" / "toy-base-challenger-seed1"
+    assert not (seed1 / "checkpoints").exists() and (seed1 / "eval").is_dir()
     assert [seed for _, seed in trained] == ["0", "1"]  # seed 0 was read from the archive
     table = (tmp_path / "runs" / "toy-ladder.md").read_text()
     assert "| base-challenger | 2 |" in table and "| base-challenger vs base | 2 |" in table
@@ -191,3 +194,10 @@ def test_archived_runs_of_other_seeds_do_not_compare(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", ["ladder_compare.py", str(a[0]), "--vs", str(tmp_path / "gone.json")])
     with pytest.raises(SystemExit, match="no such archived run: .*gone.json"):
         load_tool("ladder_compare").main()
+
+
+def test_checkpoints_are_dropped_only_once_archived(monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["baselines.py", "recipes/arithmetic-cpu.yaml", "--drop-checkpoints"])
+    with pytest.raises(SystemExit):
+        load_tool("baselines").main()
+    assert "--drop-checkpoints needs --archive" in capsys.readouterr().err

@@ -19,6 +19,7 @@ when a change of the code makes them stale.
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,14 +64,27 @@ def archived(run_dir: Path, arm: str, seed: int, overrides: list[str]) -> Archiv
     return ArchivedRun(arm, seed, source, read_json(base, "an evaluation"), read_json(final, "an evaluation"))
 
 
+def drop_checkpoints(run_dir: Path) -> None:
+    """Delete a finished run's model checkpoints and verl state (what resuming or reusing its
+    models needs, not what the ladder reads)."""
+    for name in ("checkpoints", "verl"):
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+    print(f"[baselines] checkpoints dropped: {run_dir}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe")
     parser.add_argument("--seeds", type=int, default=3, help="runs per arm (seed=0..N-1)")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of: {', '.join(ARMS)}")
     parser.add_argument("--archive", type=Path, help="read finished runs from and write them to this folder")
+    parser.add_argument("--drop-checkpoints", action="store_true",
+                        help="once a run is archived, delete its model checkpoints and verl state "
+                             "(about 4-10 GB a run; the evaluations, datasets and TensorBoard logs stay)")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args()  # key=value overrides before or after the options
+    if args.drop_checkpoints and not args.archive:
+        parser.error("--drop-checkpoints needs --archive: a run's checkpoints go once its evaluations are archived")
     recipe = load_recipe(Path(args.recipe), args.overrides)
     arms = args.arms.split(",")
     done = read_archived(args.archive) if args.archive else {}
@@ -83,6 +97,8 @@ def main() -> int:
                 done[(arm, seed)] = archived(run_dir, arm, seed, args.overrides)
                 if args.archive:
                     print(f"[baselines] archived: {write_archived(args.archive, done[(arm, seed)])}", flush=True)
+                if args.drop_checkpoints:
+                    drop_checkpoints(run_dir)
             base, final = done[(arm, seed)].points()
             runs[arm].append(final)
         runs[BASE].append(base)
