@@ -1,4 +1,4 @@
-"""What a kept dataset can teach: measure/datasets.py and tools/datasets.py on hand-made datasets."""
+"""What a kept dataset can teach: measure/datasets.py and tools/dataset_counts.py on hand-made datasets."""
 
 import pytest
 
@@ -38,13 +38,25 @@ def test_the_tool_prints_a_row_per_iteration(tmp_path, capsys, monkeypatch):
     (run / "recipe.yaml").write_text("domain:\n  name: arithmetic\n  categories: [div_small]\n")
     save_dataset(KEPT, AGREEMENTS, run / "data" / "iter_001" / "solver_dataset.jsonl")
     save_dataset(KEPT[:1], AGREEMENTS[:1], run / "data" / "iter_002" / "solver_dataset.jsonl")
-    monkeypatch.setattr("sys.argv", ["datasets.py", str(run)])
-    assert load("datasets").main() == 0
+    monkeypatch.setattr("sys.argv", ["dataset_counts.py", str(run)])
+    assert load("dataset_counts").main() == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[2:] == ["| run | 1 | 4 | 2 | 2 | 1 | 4 | 0.75 |", "| run | 2 | 1 | 1 | 0 | 1 | 1 | 1.00 |"]
 
 
 def test_the_tool_names_a_folder_that_is_no_run(tmp_path, monkeypatch):
-    monkeypatch.setattr("sys.argv", ["datasets.py", str(tmp_path)])
+    monkeypatch.setattr("sys.argv", ["dataset_counts.py", str(tmp_path)])
     with pytest.raises(SystemExit, match="no recipe.yaml"):
-        load("datasets").main()
+        load("dataset_counts").main()
+
+
+def test_no_tool_shadows_an_installed_package():
+    # tests put tools/ first on sys.path (helpers/tools.py): a tool named like a top-level module of
+    # an installed package (datasets, ray, torch) would be imported in that package's place
+    from importlib.metadata import packages_distributions
+
+    from helpers.tools import TOOLS
+
+    tools = {path.stem for path in TOOLS.glob("*.py")}
+    assert tools & set(packages_distributions()) == set()
+    assert "datasets" in packages_distributions()  # the name the earlier tools/datasets.py shadowed

@@ -1,6 +1,6 @@
 """Per run and iteration: how many kept questions could teach the solver anything.
 
-    python tools/datasets.py runs/arithmetic-cpu-co-evolution-seed0 runs/arithmetic-cpu-base-challenger-seed0
+    python tools/dataset_counts.py runs/arithmetic-cpu-co-evolution-seed0 runs/arithmetic-cpu-base-challenger-seed0
 
 Reads each run's recipe (for its domain) and `data/iter_*/solver_dataset.jsonl`; prints one
 row per run and iteration (coevolve/measure/datasets.py says what each count means).
