@@ -42,9 +42,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="+", type=Path)
     args = parser.parse_args()
-    table = [COLUMNS] + [row for run_dir in args.run_dirs for row in rows(run_dir)]
+    table = [row for run_dir in args.run_dirs for row in rows(run_dir)]  # every run read before printing
     print("| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS))
-    for row in table[1:]:
+    for row in table:
         print("| " + " | ".join(row) + " |")
     return 0
 

@@ -2,7 +2,7 @@
 against another (archived under different folders), on the same test questions.
 
     python tools/ladder_compare.py docs/results/ladder/arithmetic-cpu/co-evolution-seed{0,1}.json \\
-        --vs docs/results/ladder/arithmetic-cpu/unanimous-rung/co-evolution-seed{0,1}.json
+        --vs docs/results/ladder/arithmetic-cpu/trivial-prompt-scope/co-evolution-seed{0,1}.json
 
 Prints the pooled paired difference of the final test accuracies (points) with its paired
 bootstrap 95 % interval (coevolve/measure/ladder.py, as in `make baselines`).

@@ -43,6 +43,14 @@ def _one_of(key: str, *choices: str) -> _Rule:
     return _Rule((key,), lambda value: value in choices, f"one of {', '.join(choices)}")
 
 
+def _optional_rung(key: str, what: str) -> _Rule:
+    """An optional challenger reward rung: unset, or between a malformed reply's and the
+    uncertainty reward's 0."""
+    return _Rule(("challenger.invalid_reward", key), lambda bad, rung: rung is None or bad < rung <= 0,
+                 f"null, or a number with challenger.invalid_reward < {key} <= 0 ({what} ranks above a "
+                 "malformed reply, at most the uncertainty reward's 0)")
+
+
 def _role_rules(role: str) -> tuple[_Rule, ...]:
     """The checks shared by the challenger's and the solver's GRPO settings."""
     sizes = ("batch_size", "micro_batch_size", "max_prompt_tokens", "max_new_tokens")
@@ -91,16 +99,8 @@ _RULES: tuple[_Rule, ...] = (
           "challenger.invalid_reward < challenger.copy_reward <= 0 (a copy ranks between a malformed "
           "reply and a new question, whose reward is >= 0 before the repetition penalty)"),
     _Rule(("challenger.uncertainty_peak",), lambda peak: 0 < peak < 1, "a number in (0, 1)"),
-    _Rule(("challenger.invalid_reward", "challenger.unanimous_reward"),
-          lambda bad, unanimous: unanimous is None or bad < unanimous <= 0,
-          "null, or a number with challenger.invalid_reward < challenger.unanimous_reward <= 0 (a "
-          "question the solver finds trivial ranks above a malformed reply, at most the uncertainty "
-          "reward's 0)"),
-    _Rule(("challenger.invalid_reward", "challenger.trivial_reward"),
-          lambda bad, trivial: trivial is None or bad < trivial <= 0,
-          "null, or a number with challenger.invalid_reward < challenger.trivial_reward <= 0 (a "
-          "question answered without work ranks above a malformed reply, at most the uncertainty "
-          "reward's 0)"),
+    _optional_rung("challenger.unanimous_reward", "a question the solver finds trivial"),
+    _optional_rung("challenger.trivial_reward", "a question answered without work"),
     _Rule(("challenger.example_pool", "challenger.seeds_per_prompt"), lambda pool, shown: pool >= max(shown, 1),
           "an integer >= max(challenger.seeds_per_prompt, 1)"),
     _at_least("challenger.own_examples", 0, " (at most challenger.seeds_per_prompt are shown in all)"),

@@ -28,7 +28,7 @@ import numpy as np
 
 from coevolve.domains import build_domain
 from coevolve.domains.base import Domain
-from coevolve.measure.datasets import summarise
+from coevolve.measure.datasets import DatasetSummary, summarise
 from coevolve.measure.evaluation import recipe_heldout, score_answers
 from coevolve.measure.label_quality import WarnOncePerPhase, heldout_vote_quality, label_flip_rate, label_warning
 from coevolve.measure.memory import GIB, MemorySampler, Peaks, top_processes
@@ -413,8 +413,8 @@ class CoEvolution:
                                           adaptive=self.adaptive)
         if d.label == "oracle":
             result = with_oracle_labels(self.domain, result)
-        informative = summarise(self.domain, result.kept, result.kept_agreements).informative
-        self.progress.show({"dataset/questions_kept": len(result.kept), "dataset/kept_informative": informative,
+        summary = summarise(self.domain, result.kept, result.kept_agreements)
+        self.progress.show({"dataset/questions_kept": len(result.kept), "dataset/kept_informative": summary.informative,
                             "dataset/pseudo_label_accuracy": result.pseudo_label_accuracy}, 1)
         flip_rate = self._label_flip_rate(phase.iteration)
         self.progress.show({"dataset/label_flip_rate": flip_rate}, 1)
@@ -422,7 +422,7 @@ class CoEvolution:
         save_dataset(result.kept, result.kept_agreements, path)
         self.state.datasets[str(phase.iteration)] = str(path)
         step = self.state.global_step + 1
-        self._log_dataset(result, step)
+        self._log_dataset(result, summary, step)
         self._log({"dataset/label_flip_rate": flip_rate,
                    "dataset/kept_seed_copy_rate": mean_or_none(self._copies_a_seed(q.text) for q in result.kept)}, step)
         self._warn_labels("the pseudo-label accuracy of the kept questions (against the oracle)",
@@ -458,14 +458,13 @@ class CoEvolution:
         questions = load_dataset(Path(previous))[0][:limit]
         return label_flip_rate(questions, self._solver_votes(questions), self.domain.equivalent)
 
-    def _log_dataset(self, result, step: int) -> None:
+    def _log_dataset(self, result, summary: DatasetSummary, step: int) -> None:
         metrics = {"dataset/questions_generated": result.generated,
                    "dataset/questions_format_valid": result.format_valid,
                    "dataset/questions_kept": len(result.kept),
                    "dataset/pseudo_label_accuracy": result.pseudo_label_accuracy,
                    "dataset/pseudo_label_accuracy_all_voted": result.pseudo_label_accuracy_all,
                    "dataset/vote_samples_per_question": result.vote_samples / max(len(result.agreements), 1)}
-        summary = summarise(self.domain, result.kept, result.kept_agreements)
         # kept questions the solver's votes split on (a GRPO group can compare answers), those
         # answered without work, and those both split and not trivial (measure/datasets.py)
         metrics.update({"dataset/kept_split_votes": summary.split_votes, "dataset/kept_trivial": summary.trivial,

@@ -19,7 +19,6 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from coevolve.selfplay.similarity import bleu_distance_condensed
 
 DEFAULT_THRESHOLD = 0.5  # R-Zero's distance_threshold
-SCOPES = ("step", "prompt")  # the rollouts a question is compared with (challenger.repetition_scope)
 
 
 def cluster_labels(

@@ -103,7 +103,7 @@ class ChallengerRewardSettings:
     uncertainty_peak: float = 0.5
     unanimous_reward: float | None = None
     trivial_reward: float | None = None  # None: trivial questions are voted on like any other
-    repetition_scope: str = "step"  # repetition.SCOPES: the rollouts a question is compared with
+    repetition_scope: str = "step"  # "step" or "prompt": the rollouts a question is compared with
 
 
 def score_challenger(
