@@ -32,6 +32,7 @@ from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 
 from coevolve.backend import data as vdata
+from coevolve.backend.agent_loop import DirectServerClient, InProcessWorker
 from coevolve.backend.heap import trim_heap
 from coevolve.run.roles import StepBatch
 from coevolve.run.sampling import SamplingParams, chat_messages
@@ -54,8 +55,23 @@ class ScoringAgentLoopManager(AgentLoopManager):
     """verl's agent loop, with rewards computed for the whole batch by `SCORERS[role]`."""
 
     def __init__(self, config, llm_client, teacher_client=None, reward_loop_worker_handles=None):
+        self.in_process = config.trainer.device == "cpu"
+        if self.in_process:  # the driver runs the agent loop, requests go straight to the servers
+            llm_client = DirectServerClient(config)
         super().__init__(config, llm_client, teacher_client, None)  # None: no per-sample reward
         self.role = config.actor_rollout_ref.rollout.custom["server_prefix"]
+
+    async def _init_agent_loop_workers(self):
+        if not self.in_process:
+            await super()._init_agent_loop_workers()
+            return
+        from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
+
+        self.agent_loop_workers = [InProcessWorker(AgentLoopWorker(self.config, self.llm_client, self.teacher_client))]
+
+    def ray_actors(self) -> list[Any]:
+        """The agent-loop workers that are Ray actors (none on the CPU)."""
+        return [] if self.in_process else list(self.agent_loop_workers)
 
     def generate_sequences(self, prompts):
         output = super().generate_sequences(prompts)
@@ -143,6 +159,17 @@ class VerlTrainer:
             train_sampler=sampler,
         )
         self.trainer.init_workers()
+        if self.cpu:
+            self._route_directly()
+
+    def _route_directly(self) -> None:
+        """On the CPU: the in-process agent loop's client gets the role's servers, and verl's
+        load-balancer actor (started by `init_workers`, now unused) is ended."""
+        servers = self.trainer.llm_server_manager
+        self.trainer.async_rollout_manager.llm_client.use_servers(
+            dict(zip(servers.server_addresses, servers.server_handles, strict=True)))
+        ray.kill(servers.global_load_balancer, no_restart=True)
+        servers.global_load_balancer = None
 
     def set_data(self, dataset, sampler) -> None:
         """Train the next phase on a new dataset (the solver's, rebuilt every iteration)."""
@@ -271,8 +298,8 @@ class VerlTrainer:
         t = self.trainer
         for path in self._park_paths() if self._parked else []:  # a resume restores the checkpoint
             Path(path).unlink(missing_ok=True)
-        handles = list(t.actor_rollout_wg.workers) + list(t.async_rollout_manager.agent_loop_workers)
-        handles += self.servers() + [t.llm_server_manager.global_load_balancer]
+        handles = list(t.actor_rollout_wg.workers) + t.async_rollout_manager.ray_actors()
+        handles += self.servers() + [h for h in [t.llm_server_manager.global_load_balancer] if h is not None]
         for handle in handles:
             ray.kill(handle, no_restart=True)
         for pool in t.resource_pool_manager.resource_pool_dict.values():
