@@ -25,6 +25,14 @@ def tiny(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
+def full_state(path) -> dict:
+    """The model's weights as the trainer sends them (the server's own model keeps only those
+    its engine does not copy)."""
+    from transformers import AutoModelForCausalLM
+
+    return dict(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).state_dict())
+
+
 def make_server(path, response_length=8, prompt_length=16, **custom) -> HFRolloutServer:
     config = SimpleNamespace(prompt_length=prompt_length, response_length=response_length, custom=custom)
     return HFRolloutServer(config, {"path": str(path)}, replica_rank=0)
@@ -208,10 +216,13 @@ def test_logprobs_are_the_chosen_tokens_under_the_processed_distribution(tiny, t
     params = {"temperature": temperature, "top_p": 1.0, "top_k": -1, "logprobs": True}
     torch.manual_seed(0)
     outputs = run_concurrently(server, PROMPTS[:3], params)
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)  # the server's may be emptied
     for prompt, output in zip(PROMPTS[:3], outputs, strict=True):
         ids = torch.tensor([prompt + output.token_ids])
         with torch.no_grad():
-            logits = server.model(input_ids=ids).logits[0, len(prompt) - 1 : -1]
+            logits = model(input_ids=ids).logits[0, len(prompt) - 1 : -1]
         scale = temperature if temperature > 0 else 1.0  # greedy: raw log-probs
         expected = torch.log_softmax(logits / scale, dim=-1).gather(1, torch.tensor(output.token_ids)[:, None])
         assert len(output.log_probs) == len(output.token_ids)
@@ -227,7 +238,7 @@ def test_logprobs_are_the_chosen_tokens_under_the_processed_distribution(tiny, t
 )
 def test_load_weights_is_strict_about_missing_keys(tiny, drop, accepted):
     server = make_server(tiny)
-    state = {k: v.clone() for k, v in server.model.state_dict().items() if k not in drop}
+    state = {k: v for k, v in full_state(tiny).items() if k not in drop}
     if accepted:
         count = len(state)
         assert server.load_weights(state) == count
@@ -240,7 +251,7 @@ def test_load_weights_is_strict_about_missing_keys(tiny, drop, accepted):
 @ENGINES
 def test_load_weights_rejects_unknown_keys_and_changes_outputs(tiny, engine):
     server = make_server(tiny, engine=engine)
-    state = {k: v.clone() for k, v in server.model.state_dict().items()}
+    state = full_state(tiny)
     with pytest.raises(ValueError, match="lora_A"):
         server.load_weights({**state, "model.layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(2, 2)})
 
@@ -257,7 +268,7 @@ def test_load_weights_rejects_unknown_keys_and_changes_outputs(tiny, engine):
 @ENGINES
 def test_release_frees_the_weights_until_the_next_load(tiny, engine, tmp_path):
     server = make_server(tiny, engine=engine)
-    state = {k: v.clone() for k, v in server.model.state_dict().items()}
+    state = full_state(tiny)
     before = run_concurrently(server, PROMPTS, GREEDY)
     asyncio.run(server.sleep())  # verl's sleep within a phase keeps the weights
     assert run_concurrently(server, PROMPTS, GREEDY) == before
@@ -287,11 +298,33 @@ def test_save_pretrained_round_trips_in_float32(tiny, tmp_path):
     server.save_pretrained(str(out))
     reloaded = AutoModelForCausalLM.from_pretrained(out)  # no dtype: the config must say float32
     assert reloaded.dtype == torch.float32
-    for name, tensor in server.model.state_dict().items():
-        assert torch.equal(reloaded.state_dict()[name], tensor)
+    sent = full_state(tiny)  # what the server loaded; the weights its engine packs are rebuilt exactly
+    assert reloaded.state_dict().keys() == sent.keys()
+    for name, tensor in sent.items():
+        assert torch.equal(reloaded.state_dict()[name], tensor), name
     assert AutoTokenizer.from_pretrained(out).eos_token_id == server.tokenizer.eos_token_id
     assert not list(tmp_path.glob(".export.*"))  # no temporary directory left behind
     assert run_concurrently(server, PROMPTS[:1], GREEDY)[0].extra_fields == {"global_steps": 7}
+
+
+@ENGINES
+def test_one_copy_of_the_weights_while_loaded(tiny, engine, tmp_path):
+    """The model's weights that the engine packs into its own copies are emptied, at start, after
+    each load and after an export; the answers do not change."""
+    server = make_server(tiny, engine=engine)
+    packed = server.engine.packed_parameters()
+    if engine == "fast" and server.engine.llama.kernels == "onednn":
+        assert len(packed) == 7 * server.model.config.num_hidden_layers  # q k v o gate up down
+    elif engine == "generate":
+        assert packed == []
+    assert all(p.numel() == 0 for p in packed)
+    before = run_concurrently(server, PROMPTS, GREEDY)
+    server.load_weights(full_state(tiny))
+    assert all(p.numel() == 0 for p in packed)
+    server.save_pretrained(str(tmp_path / "export"))
+    assert all(p.numel() == 0 for p in packed)
+    assert run_concurrently(server, PROMPTS, GREEDY) == before
+    assert sum(p.numel() for p in server.model.parameters()) > 0  # embeddings, norms: read in place
 
 
 def test_both_engines_answer_alike(tiny):

@@ -68,6 +68,18 @@ def test_sample_tree_and_peaks(tmp_path):
     peaks.add({"ray::Renamed [12]": 10**9}, used=3)  # above its peak: the row takes the new name
     assert "ray::IDLE [11]" not in peaks.per_process and "ray::HFRolloutServer [12]" not in peaks.per_process
     assert peaks.per_process["ray::Renamed [12]"] == 10**9
+    # what each process held when the tree peaked: that sample's values, not each one's own peak
+    assert peaks.at_tree_peak == {"ray::Renamed [12]": 10**9}
+    assert memory.top_processes(peaks, 1, at_tree_peak=True) == [("ray::Renamed [12]", 10**9)]
+
+
+def test_the_tree_peak_keeps_the_sample_it_was_seen_in():
+    peaks = memory.Peaks()
+    peaks.add({"a [1]": 10, "b [2]": 1}, used=0)
+    peaks.add({"a [1]": 1, "b [2]": 20}, used=0)  # the tree's peak: 21
+    peaks.add({"a [1]": 15, "b [2]": 1}, used=0)  # a's own peak, below the tree's
+    assert peaks.tree_pss == 21 and peaks.at_tree_peak == {"a [1]": 1, "b [2]": 20}
+    assert peaks.per_process == {"a [1]": 15, "b [2]": 20}
 
 
 def test_meminfo(tmp_path):

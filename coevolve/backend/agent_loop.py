@@ -5,7 +5,8 @@ request through a load-balancer actor (`GlobalRequestLoadBalancer`). On the CPU 
 rollout server, so both only forward requests, and each is a process that imports torch,
 transformers and verl: 0.44-0.53 GiB of PSS each, four of them in a run (`logs/memory.json`,
 docs/results.md "Memory of a run"). Here the role's agent loop runs in the driver, as an
-object called the way verl calls its actor, and its requests go straight to the role's servers.
+object called the way verl calls its actor, and its requests go straight to the role's servers
+(`ServersWithoutBalancer` stands in for verl's server manager while the trainer starts).
 On a GPU verl's processes stay as they are.
 """
 
@@ -14,7 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from verl.workers.rollout.llm_server import LLMServerClient
+from verl.workers.rollout.llm_server import LLMServerClient, LLMServerManager
+
+
+class ServersWithoutBalancer(LLMServerManager):
+    """verl's manager of a role's rollout servers, minus the load-balancer actor it starts."""
+
+    async def _init_global_load_balancer(self) -> None:
+        self.global_load_balancer = None
 
 
 class DirectServerClient(LLMServerClient):

@@ -12,8 +12,8 @@ Memory on the CPU: a role's optimizer state is needed only while it trains. Afte
 checkpoint `save` parks it in a file and frees it; `train` loads it back (on a GPU it stays). Its
 rollout servers keep the weights they were last sent until the loop `release`s them (when the
 other role is about to sample or train), so sampling calls between two of the role's updates
-share one weight sync; after each phase the role's processes return freed heap to the OS
-(`malloc_trim`).
+share one weight sync; a server returns its freed heap to the OS (`malloc_trim`) after every
+generation, the trainer workers after each phase.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 
 from coevolve.backend import data as vdata
-from coevolve.backend.agent_loop import DirectServerClient, InProcessWorker
+from coevolve.backend.agent_loop import DirectServerClient, InProcessWorker, ServersWithoutBalancer
 from coevolve.backend.heap import trim_heap
 from coevolve.run.roles import StepBatch
 from coevolve.run.sampling import SamplingParams, chat_messages
@@ -158,18 +158,14 @@ class VerlTrainer:
             train_dataset=dataset, val_dataset=val_dataset, collate_fn=collate_fn,
             train_sampler=sampler,
         )
-        self.trainer.init_workers()
         if self.cpu:
-            self._route_directly()
-
-    def _route_directly(self) -> None:
-        """On the CPU: the in-process agent loop's client gets the role's servers, and verl's
-        load-balancer actor (started by `init_workers`, now unused) is ended."""
-        servers = self.trainer.llm_server_manager
-        self.trainer.async_rollout_manager.llm_client.use_servers(
-            dict(zip(servers.server_addresses, servers.server_handles, strict=True)))
-        ray.kill(servers.global_load_balancer, no_restart=True)
-        servers.global_load_balancer = None
+            with _servers_without_balancer():
+                self.trainer.init_workers()
+            servers = self.trainer.llm_server_manager  # the in-process agent loop sends to them
+            self.trainer.async_rollout_manager.llm_client.use_servers(
+                dict(zip(servers.server_addresses, servers.server_handles, strict=True)))
+        else:
+            self.trainer.init_workers()
 
     def set_data(self, dataset, sampler) -> None:
         """Train the next phase on a new dataset (the solver's, rebuilt every iteration)."""
@@ -212,7 +208,8 @@ class VerlTrainer:
 
         On a GPU every call syncs the weights in and sleeps vLLM after (the actor shares the
         device). On the CPU the servers keep the weights after sampling, so later calls before the
-        role's next update skip the sync; only their freed heap is returned (`release` frees the rest).
+        role's next update skip the sync; sleeping returns only their freed heap (`release` frees
+        the rest).
         """
         if not self.cpu or self._served != self._version:
             self.trainer.checkpoint_manager.update_weights(step)
@@ -221,7 +218,6 @@ class VerlTrainer:
             yield
         finally:
             self.trainer.checkpoint_manager.sleep_replicas()
-            self._trim(self.servers())
 
     def release(self) -> None:
         """On the CPU: the HF servers free their weights, packed copies and heap until the next
@@ -306,6 +302,21 @@ class VerlTrainer:
             for group in pool.pgs or []:
                 remove_placement_group(group)
         _ROLE_IO.pop(self.role, None)
+
+
+@contextmanager
+def _servers_without_balancer() -> Iterator[None]:
+    """While verl's trainer starts its workers on the CPU, its rollout-server manager starts no
+    load-balancer actor (`agent_loop.ServersWithoutBalancer`; verl names the class in
+    `ray_trainer`, so it is swapped there and put back)."""
+    import verl.trainer.ppo.ray_trainer as ray_trainer
+
+    original = ray_trainer.LLMServerManager
+    ray_trainer.LLMServerManager = ServersWithoutBalancer
+    try:
+        yield
+    finally:
+        ray_trainer.LLMServerManager = original
 
 
 def _where(actor: Any) -> tuple[str, int]:

@@ -10,8 +10,9 @@ batch or an update lasts tens of seconds) and a benchmark reads the run's sample
 sampling the same tree a second time.
 
 Pure Python over /proc (Linux); no psutil, no torch. `MemorySampler` samples in a thread and
-keeps the peak of the tree's PSS, of the machine's used memory (MemTotal - MemAvailable) and of
-each process, overall and per window (`start_window`), so the driver can log each phase's peak.
+keeps the peak of the tree's PSS (and what each process held at that moment), of the machine's
+used memory (MemTotal - MemAvailable) and of each process, overall and per window
+(`start_window`), so the driver can log each phase's peak.
 """
 
 from __future__ import annotations
@@ -104,9 +105,11 @@ class Peaks:
     tree_pss: int = 0
     machine_used: int = 0
     per_process: dict[str, int] = field(default_factory=dict)  # "name [pid]" -> peak PSS
+    at_tree_peak: dict[str, int] = field(default_factory=dict)  # each process's PSS then
 
     def add(self, sample: dict[str, int], used: int) -> None:
-        self.tree_pss = max(self.tree_pss, sum(sample.values()))
+        if sum(sample.values()) > self.tree_pss:
+            self.tree_pss, self.at_tree_peak = sum(sample.values()), dict(sample)
         self.machine_used = max(self.machine_used, used)
         by_pid = {key.rpartition(" [")[2]: key for key in self.per_process}
         for key, value in sample.items():
@@ -164,9 +167,10 @@ class MemorySampler:
         return self.total
 
 
-def top_processes(peaks: Peaks, count: int = 12) -> list[tuple[str, int]]:
-    """The `count` processes with the largest peak PSS, largest first."""
-    return sorted(peaks.per_process.items(), key=lambda item: -item[1])[:count]
+def top_processes(peaks: Peaks, count: int = 12, *, at_tree_peak: bool = False) -> list[tuple[str, int]]:
+    """The `count` processes with the largest peak PSS (or PSS at the tree's peak), largest first."""
+    values = peaks.at_tree_peak if at_tree_peak else peaks.per_process
+    return sorted(values.items(), key=lambda item: -item[1])[:count]
 
 
 def format_processes(rows: Iterable[tuple[str, int]]) -> str:

@@ -245,7 +245,8 @@ class CoEvolution:
                    f"memory/peak_machine_used_gb/{name}": peaks.machine_used / GIB}
         self.tracker.scalars(metrics, step)  # not in the run state: no two runs measure the same
         self._memory_log[window] = {"peak_pss_bytes": peaks.tree_pss, "peak_machine_used_bytes": peaks.machine_used,
-                                  "peak_pss_bytes_per_process": dict(top_processes(peaks, 20))}
+                                  "peak_pss_bytes_per_process": dict(top_processes(peaks, 20)),
+                                  "pss_bytes_at_tree_peak": dict(top_processes(peaks, 20, at_tree_peak=True))}
         write_atomically(self.run_dir / "logs" / "memory.json", json.dumps(self._memory_log, indent=1))
 
     def _phase_size(self, phase: Phase) -> tuple[int, str]:

@@ -1,7 +1,8 @@
 """One engine per model: "fast" (coevolve's decode loop, `fast/`) or "generate"
 (`transformers.generate`, `transformers_engine.py`), both answering
 `generate(prompts, limits=, key=)` with `Generated` rows, `step_logprobs`, `refresh` (take the
-model's new weights) and `release` (drop any copy of them).
+model's new weights), `release` (drop any copy of them), `packed_parameters` (the model's weights
+it holds its own copy of) and `write_back` (those rebuilt from its copy).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ class Engine(Protocol):
     def refresh(self) -> None: ...
 
     def release(self) -> None: ...
+
+    def packed_parameters(self) -> list[torch.nn.Parameter]: ...
+
+    def write_back(self) -> None: ...
 
 
 def end_of_sequence_ids(model, tokenizer) -> frozenset[int]:

@@ -7,7 +7,8 @@ that sample alike (`requests.plan_chunks`) and runs one batched `generate` of it
 (`engine.py`) per chunk in a model thread. Each request keeps its own length limit and is cut
 at its first end-of-sequence token, so the answers are what one-at-a-time generation gives.
 Between its role's phases the server is emptied (`release`): its model's and engine's weights
-leave RAM until the trainer sends the next ones (`load_weights`). verl's replica and weight
+leave RAM until the trainer sends the next ones (`load_weights`). While loaded, the model keeps
+only the weights its engine reads in place (the fast engine packs the others into copies). verl's replica and weight
 adapter are in `replica.py`.
 """
 
@@ -106,8 +107,12 @@ class HFRolloutServer:
         max_model_len = getattr(config, "max_model_len", None) or self.model.config.max_position_embeddings
         self.max_model_len = int(max_model_len)
         self.global_steps: int | None = None
-        # While released: each parameter (tied ones once) with the shape its next weights take
-        self._released: list[tuple[torch.nn.Parameter, torch.Size]] | None = None
+        # Every parameter (tied ones once) with its shape: a parameter may be emptied while the
+        # engine holds its values (`_drop_packed`) or while the server is released
+        self._shapes = [(parameter, parameter.shape) for parameter in self.model.parameters()]
+        self._released = False
+        self._packed_dropped = False
+        self._drop_packed()
         self._queue: asyncio.Queue[Request] | None = None
         self._worker: asyncio.Task | None = None
         self._worker_loop: asyncio.AbstractEventLoop | None = None
@@ -243,19 +248,38 @@ class HFRolloutServer:
         return count
 
     def _load_state(self, state: dict[str, torch.Tensor]) -> None:
-        for parameter, shape in self._released or ():
-            parameter.data = torch.empty(shape, dtype=parameter.dtype)
-        self._released = None
+        for parameter, shape in self._shapes:
+            if parameter.shape != shape:  # emptied: room for the new values
+                parameter.data = torch.empty(shape, dtype=parameter.dtype)
+        self._released = self._packed_dropped = False
         self.model.load_state_dict(state, strict=False)
         state.clear()  # the received copies, freed before the engine packs its own
         self.engine.refresh()  # the fast engine's packed weights are copies: the weight-sync cost
+        self._drop_packed()
+
+    def _drop_packed(self) -> None:
+        """Empty the model's weights that the engine holds a copy of (the fast engine's oneDNN
+        layout): generation reads only the copies, so one copy of the weights stays in RAM;
+        `save_pretrained` rebuilds them (`write_back`) for as long as it writes."""
+        for parameter in self.engine.packed_parameters():
+            parameter.data = torch.empty(0, dtype=parameter.dtype)
+        self._packed_dropped = bool(self.engine.packed_parameters())
+        trim_heap()
 
     def save_pretrained(self, path: str) -> str:
         """Write the current weights (fp32) and the tokenizer as an HF directory, atomically."""
         self._check_loaded("save_pretrained")
-        self._executor.submit(save_atomically, self.model, self.tokenizer, Path(path),
-                              key="checkpoint export").result()
+        self._executor.submit(self._save, Path(path)).result()
         return str(path)
+
+    def _save(self, path: Path) -> None:
+        if self._packed_dropped:
+            self.engine.write_back()
+        try:
+            save_atomically(self.model, self.tokenizer, path, key="checkpoint export")
+        finally:
+            if self._packed_dropped:
+                self._drop_packed()
 
     def set_global_steps(self, global_steps: int) -> None:
         self.global_steps = global_steps
@@ -273,9 +297,11 @@ class HFRolloutServer:
         """Nothing to do: released weights come back with the trainer's next `load_weights`."""
 
     async def sleep(self) -> None:
-        """Nothing to do: verl sleeps the servers after every generation of a phase, and freeing
-        the weights there would add a repack to every step's weight sync; `release` frees them
-        between phases."""
+        """The heap freed by the generation just done back to the OS (its cache and activations:
+        the trainer updates next, beside this process). verl sleeps the servers after every
+        generation of a phase; the weights stay (freeing them would add a repack to every
+        step's weight sync), `release` frees them between phases."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, trim_heap)
 
     async def release(self) -> None:
         """Free the model's weights and the engine's copies (after any generate in flight) until
@@ -283,16 +309,16 @@ class HFRolloutServer:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._release)
 
     def _release(self) -> None:
-        if self._released is not None:
+        if self._released:
             return
         self.engine.release()
-        self._released = [(parameter, parameter.shape) for parameter in self.model.parameters()]
-        for parameter, _ in self._released:
+        for parameter, _ in self._shapes:
             parameter.data = torch.empty(0, dtype=parameter.dtype)
+        self._released, self._packed_dropped = True, False
         trim_heap()
 
     def _check_loaded(self, what: str) -> None:
-        if self._released is not None:
+        if self._released:
             raise RuntimeError(f"hf rollout {what}: the server's weights were released; "
                                "the trainer must send weights (update_weights) first")
 

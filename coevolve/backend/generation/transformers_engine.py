@@ -37,6 +37,13 @@ class TransformersEngine:
     def release(self) -> None:
         """Nothing to do: the engine holds no copy of the weights."""
 
+    def packed_parameters(self) -> list:
+        """None: generate reads the model's own weights."""
+        return []
+
+    def write_back(self) -> None:
+        """Nothing to do: the engine holds no copy of the weights."""
+
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], *, limits: list[int], key: SamplingKey) -> list[Generated]:
         """One continuation per prompt, row i cut after `limits[i]` tokens or at its first

@@ -43,6 +43,14 @@ class FastEngine:
         """Take the model's current weights (call after loading new ones)."""
         self.llama.refresh()
 
+    def packed_parameters(self) -> list[torch.nn.Parameter]:
+        """The model's weights the engine holds its own copy of (see `PackedLlama`)."""
+        return self.llama.packed_parameters()
+
+    def write_back(self) -> None:
+        """Rebuild the model's `packed_parameters` from the engine's copies."""
+        self.llama.write_back()
+
     def release(self) -> None:
         """Free the packed weights (the server empties its model between phases); `refresh` rebuilds."""
         self.llama.release()

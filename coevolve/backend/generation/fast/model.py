@@ -65,6 +65,12 @@ def check_supported(model) -> None:
         raise UnsupportedModel("the fast engine does not implement output or MLP biases")
 
 
+def _linear_weights(layer) -> list[torch.nn.Parameter]:
+    attn, mlp = layer.self_attn, layer.mlp
+    return [attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight, attn.o_proj.weight,
+            mlp.gate_proj.weight, mlp.up_proj.weight, mlp.down_proj.weight]
+
+
 class PackedLlama:
     """A Llama-family HF model's forward pass (the model is held, its weights packed)."""
 
@@ -107,6 +113,32 @@ class PackedLlama:
         self.final_norm = self.model.model.norm.weight.detach()
         self.lm_head = self._pack(self.model.lm_head.weight)
         self.dtype = self.embed.dtype
+
+    def packed_parameters(self) -> list[torch.nn.Parameter]:
+        """The model's weights this object holds a copy of (oneDNN's layout): after `refresh`
+        the model's own may be emptied and `write_back` rebuilds them. With torch's kernels the
+        weights are read in place: none."""
+        if self.kernels != "onednn":
+            return []
+        params = [p for layer in self.model.model.layers for p in _linear_weights(layer)]
+        if self.model.lm_head.weight is not self.model.model.embed_tokens.weight:  # untied head
+            params.append(self.model.lm_head.weight)
+        return params
+
+    def write_back(self) -> None:
+        """The model's `packed_parameters` rebuilt, exactly, from the packed copies."""
+        if self.kernels != "onednn":
+            return
+        for layer, packed in zip(self.model.model.layers, self.layers, strict=True):
+            attn, mlp = layer.self_attn, layer.mlp
+            q, k, v = packed.qkv_weight.to_dense().split([self.q_size, self.kv_size, self.kv_size])
+            gate, up = packed.gate_up_weight.to_dense().chunk(2)
+            for param, value in ((attn.q_proj.weight, q), (attn.k_proj.weight, k), (attn.v_proj.weight, v),
+                                 (attn.o_proj.weight, packed.o_weight.to_dense()), (mlp.gate_proj.weight, gate),
+                                 (mlp.up_proj.weight, up), (mlp.down_proj.weight, packed.down_weight.to_dense())):
+                param.data = value.contiguous()
+        if self.model.lm_head.weight is not self.model.model.embed_tokens.weight:
+            self.model.lm_head.weight.data = self.lm_head.to_dense()
 
     def release(self) -> None:
         """Drop the packed copies and the views of the model's weights (until `refresh`)."""
