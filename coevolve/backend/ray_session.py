@@ -68,6 +68,10 @@ def start_ray(recipe: Recipe, roles: int = 2) -> dict[str, Any]:
     else:
         require_token_locally()
         keep_node_local()
+        # no idle Python workers started ahead of need (each ~0.05-0.07 GiB of PSS; every actor of
+        # a run gets a process of its own anyway)
+        os.environ.setdefault("RAY_enable_worker_prestart", "0")
+        os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
         kwargs["_node_ip_address"] = LOCAL_NODE_ADDRESS
         if recipe.resources.device == "cpu":
             slots = roles * recipe.resources.gpus_per_node

@@ -157,7 +157,7 @@ def _cpu_settings(recipe: Recipe) -> dict[str, Any]:
         "trainer.balance_batch": False,
         "actor_rollout_ref.model.enable_gradient_checkpointing": False,
         "actor_rollout_ref.actor.use_torch_compile": False,
-        "actor_rollout_ref.rollout.agent.num_workers": 1,  # one agent-loop actor is plenty
+        "actor_rollout_ref.rollout.agent.num_workers": 1,  # one agent loop, in the driver (backend/agent_loop.py)
         # LoRA adapters reach the HF rollout only as merged weights.
         "actor_rollout_ref.model.lora.merge": recipe.model.lora_rank > 0,
         "+actor_rollout_ref.rollout.custom.max_batch": recipe.vote.batch_size,

@@ -40,7 +40,7 @@ class HFReplica(RolloutReplica):
         )
         self.servers = [server]
         self._server_handle = server
-        self._server_address = f"hf://{prefix}{self.replica_rank}"  # unique: keys the load balancer
+        self._server_address = f"hf://{prefix}{self.replica_rank}"  # unique: keys the role's servers
 
     def rollout_worker_use_gpu(self) -> bool:
         return False

@@ -173,7 +173,7 @@ class HFRolloutServer:
     async def _collect(self, queue: asyncio.Queue[Request]) -> list[Request]:
         """The first request, then more until the queue has been quiet for the window.
 
-        verl's agent-loop workers send their requests in bursts a few milliseconds apart;
+        verl's agent loop sends its requests in bursts a few milliseconds apart;
         waiting for a quiet gap (at most 10 windows) keeps a burst in one batch instead of
         splitting it into two long generate calls. Collecting stops early at max_batch.
         """
