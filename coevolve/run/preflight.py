@@ -1,7 +1,8 @@
 """Will the run fit in memory? The estimated peak of a CPU run, checked before anything starts.
 
-On the CPU every process of a run shares the machine's RAM: the driver, Ray's helpers, and for
-each role an FSDP trainer worker, a rollout server, an agent-loop worker and a load balancer.
+On the CPU every process of a run shares the machine's RAM: the driver (which also runs both
+roles' agent loops, backend/agent_loop.py), Ray's helpers, and for each role an FSDP trainer
+worker and a rollout server.
 A run that does not fit would be killed by Ray's memory monitor minutes in; this module says so
 before the start, with the recipe keys that lower the peak and by how much. The estimate is
 arithmetic on the recipe and the model's `config.json` (`estimate_memory`).
@@ -23,8 +24,7 @@ from coevolve.selfplay.steps import challenger_message
 GIB = 2**30
 # Measured footprints at rest, GiB (`make bench-iteration`, per-process PSS after start-up,
 # weights excluded where listed separately): see docs/results.md.
-BASE_GIB = {"driver": 0.55, "ray helpers": 0.6, "trainer worker": 0.5, "rollout server": 1.0,
-            "agent-loop worker": 0.5, "load balancer": 0.42}
+BASE_GIB = {"driver": 0.55, "ray helpers": 0.6, "trainer worker": 0.5, "rollout server": 1.0}
 ACTIVATION_FLOATS_HIDDEN = 14  # float32 values kept per token, layer and hidden unit
 ACTIVATION_FLOATS_MLP = 4  # ... per MLP unit (gate, up, their product, activation)
 LOGIT_COPIES = 3
@@ -80,14 +80,15 @@ def estimate_memory(recipe: Recipe, shape: ModelShape, prompt_tokens: dict[str, 
     fixed: each process's footprint at rest (`BASE_GIB`, measured on the default run) plus the
     float32 weights in both trainer workers and in one rollout server (an idle role's server
     holds none, verl_trainer.py). training: the training role's gradients and AdamW moments (the
-    idle role's are parked on disk), its server's weights and their packed copy, the received
-    copy at the weight sync, and one micro-batch's activations (per layer and token what autograd
+    idle role's are parked on disk), the two extra copies its server holds for a moment at each
+    weight sync (the copy it is sent, and its model's weights while the engine packs them; the
+    server keeps the packed copy only, generation/server.py), and one micro-batch's activations (per layer and token what autograd
     keeps, `ACTIVATION_FLOATS_*`; `LOGIT_COPIES` of the logits at response tokens only,
     backend/response_logits.py). voting: a server's batch of `vote.batch_size` rows, its KV cache
     and logits. peak = fixed + the larger of (the costlier role's training, the vote batch).
     """
     b = BASE_GIB
-    per_role = b["trainer worker"] + b["rollout server"] + b["agent-loop worker"] + b["load balancer"]
+    per_role = b["trainer worker"] + b["rollout server"]
     fixed = (b["driver"] + b["ray helpers"] + 2 * per_role) * GIB
     fixed += 3 * 4 * shape.parameters  # the weights of two trainer workers and one awake server
     per_token = shape.layers * (ACTIVATION_FLOATS_HIDDEN * shape.hidden + ACTIVATION_FLOATS_MLP * shape.intermediate) * 4
@@ -95,7 +96,7 @@ def estimate_memory(recipe: Recipe, shape: ModelShape, prompt_tokens: dict[str, 
     for role in ("challenger", "solver"):
         cfg = getattr(recipe, role)
         state = 12 * shape.parameters if recipe.model.lora_rank == 0 else 0
-        state += 2 * 4 * shape.parameters  # the training role's server: its packed copy, and the copy it is sent
+        state += 2 * 4 * shape.parameters  # the training role's server at a weight sync (see above)
         sequences = min(cfg.micro_batch_size, cfg.batch_size * cfg.group_size)
         tokens = sequences * (prompt_tokens[role] + cfg.max_new_tokens)
         training[role] = state + tokens * per_token + sequences * cfg.max_new_tokens * LOGIT_COPIES * shape.vocab * 4
